@@ -1,0 +1,83 @@
+"""Settings from the environment: the only module that reads os.environ.
+
+Every setting has a default that works with the local stack (deploy/local/stack.py) and is
+documented in docs/configuration.md. Services call `Settings.from_env(service)` once at start-up
+and pass the object on; tests build Settings directly or override the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+DEFAULT_PORTS = {"intake": 8081, "routing": 8082, "sla": 8083, "stats": 8084}
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    topic_partitions: int = 4
+    mongo_uri: str = "mongodb://127.0.0.1:27017"
+    # the service's own database is f"{db_prefix}{service}": tests set a prefix per run
+    db_prefix: str = ""
+    http_port: int = 8080
+    log_level: str = "INFO"
+    config_dir: Path = field(default=REPO_ROOT / "config")
+    contract_dir: Path = field(default=REPO_ROOT / "contract")
+    # how long a dependency may take to answer before readiness says 503
+    dependency_timeout_s: float = 2.0
+    # outbox relay: how often it sweeps for events that the writer could not publish itself
+    relay_interval_s: float = 1.0
+    # consumer: retries of a transient failure before the loop stops and lets Kafka redeliver
+    retry_attempts: int = 5
+    retry_backoff_s: float = 0.2
+    # staff bearer tokens: token -> staff id, role, area (see docs/configuration.md)
+    staff_tokens_file: Path = field(default=REPO_ROOT / "config" / "staff-tokens.yaml")
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def database(self) -> str:
+        return f"{self.db_prefix}{self.service}"
+
+    @property
+    def consumer_group(self) -> str:
+        return f"{self.topic_prefix}{self.service}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, service: str) -> Settings:
+        config_dir = Path(_env("CONFIG_DIR", str(REPO_ROOT / "config")))
+        prefix = service.upper()
+        return cls(
+            service=service,
+            kafka_bootstrap=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            topic_prefix=_env("KAFKA_TOPIC_PREFIX", ""),
+            topic_partitions=int(_env("KAFKA_TOPIC_PARTITIONS", "4")),
+            mongo_uri=_env("MONGO_URI", "mongodb://127.0.0.1:27017"),
+            db_prefix=_env("MONGO_DB_PREFIX", ""),
+            http_port=int(_env(f"{prefix}_PORT", str(DEFAULT_PORTS.get(service, 8080)))),
+            log_level=_env("LOG_LEVEL", "INFO"),
+            config_dir=config_dir,
+            contract_dir=Path(_env("CONTRACT_DIR", str(REPO_ROOT / "contract"))),
+            dependency_timeout_s=float(_env("DEPENDENCY_TIMEOUT_S", "2.0")),
+            relay_interval_s=float(_env("OUTBOX_RELAY_INTERVAL_S", "1.0")),
+            retry_attempts=int(_env("CONSUMER_RETRY_ATTEMPTS", "5")),
+            retry_backoff_s=float(_env("CONSUMER_RETRY_BACKOFF_S", "0.2")),
+            staff_tokens_file=Path(_env("STAFF_TOKENS_FILE", str(config_dir / "staff-tokens.yaml"))),
+            extra={k: v for k, v in os.environ.items() if k.startswith(f"{prefix}_")},
+        )

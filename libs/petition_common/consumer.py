@@ -1,0 +1,206 @@
+"""The Kafka consumer loop every service uses: manual commits, retries, dead letters, clean stop.
+
+- No auto-commit: offsets (offset + 1) are committed after the batch's effects are durable, and on
+  shutdown for what was finished. A crash therefore redelivers, never skips; handlers are
+  idempotent (each service says how in its handlers module).
+- A message that can never succeed (unparseable, schema-invalid, or a handler that keeps failing
+  with a non-transient error) goes to the dead-letter topic with headers saying who gave up, when
+  and why, and the loop moves on. More than `deadletter_limit` of them in a minute stops the loop
+  (a bad deploy must not dead-letter a whole topic).
+- A transient error (database or broker unreachable) is retried with capped backoff for as long as
+  it lasts; meanwhile readiness reports 503. Stop requests are honoured between attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from petition_common.config import Settings
+from petition_common.contract import ContractValidator, SchemaViolation
+from petition_common.envelope import EnvelopeError, Event, format_time, utc_now
+from petition_common.kafka_io import EventPublisher, PublishFailed
+from petition_common.metrics import PlatformMetrics
+from petition_common.mongo import TRANSIENT_ERRORS
+from petition_common.store import Conflict
+from petition_common.topics import DEADLETTER
+
+log = logging.getLogger(__name__)
+
+# retried for as long as they last: the message is fine, the world is not
+INFRA_ERRORS: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, PublishFailed, KafkaError)
+
+
+@dataclass(frozen=True)
+class MessageMeta:
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+
+
+Handler = Callable[[Event, MessageMeta], None]
+
+
+class StopRequested(Exception):
+    """Raised inside a retry wait when shutdown was asked for; the message stays uncommitted."""
+
+
+class DeadLetterFlood(RuntimeError):
+    """Too many dead letters in a short time: stop rather than dead-letter everything."""
+
+
+class ConsumerLoop:
+    def __init__(
+        self,
+        settings: Settings,
+        topics: list[str],
+        handlers: dict[str, Handler],
+        publisher: EventPublisher,
+        validator: ContractValidator,
+        metrics: PlatformMetrics,
+        stop: threading.Event,
+        group_id: str | None = None,
+        deadletter_limit: int = 100,
+        max_poll_records: int = 200,
+    ):
+        self.settings = settings
+        self.topics = [settings.topic(t) for t in topics]
+        self.handlers = handlers
+        self.publisher = publisher
+        self.validator = validator
+        self.metrics = metrics
+        self.stop = stop
+        self.group_id = group_id or settings.consumer_group
+        self.deadletter_limit = deadletter_limit
+        self.max_poll_records = max_poll_records
+        self._recent_deadletters: deque[float] = deque()
+        self._logical_topic = {settings.topic(t): t for t in topics}
+
+    def _consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.group_id,
+            client_id=f"petitions-{self.settings.service}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.max_poll_records,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
+        )
+
+    def run(self) -> None:
+        """Poll, handle, commit, until `stop` is set; then commit what is done and close."""
+        consumer = self._consumer()
+        log.info("consumer started", extra={"topics": self.topics, "group": self.group_id})
+        try:
+            while not self.stop.is_set():
+                batch = consumer.poll(timeout_ms=500)
+                done: dict[TopicPartition, OffsetAndMetadata] = {}
+                try:
+                    for tp, records in batch.items():
+                        for record in records:
+                            self._process(record)
+                            done[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+                except StopRequested:
+                    log.info("stop requested mid-batch; committing what is done")
+                finally:
+                    if done:
+                        self._commit(consumer, done)
+        finally:
+            consumer.close(autocommit=False)
+            log.info("consumer stopped", extra={"group": self.group_id})
+
+    def _commit(self, consumer: KafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        try:
+            consumer.commit(offsets)
+        except KafkaError as exc:
+            # e.g. a rebalance took the partition away: the new owner redelivers, handlers de-duplicate
+            log.warning("offset commit failed", extra={"error": str(exc)})
+
+    def _process(self, record) -> None:  # type: ignore[no-untyped-def]
+        key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        meta = MessageMeta(record.topic, record.partition, record.offset, key)
+        topic_label = self._logical_topic.get(record.topic, record.topic)
+        try:
+            event = Event.from_bytes(record.value, key=key)
+        except EnvelopeError as exc:
+            self._dead_letter(record, "unparseable", str(exc))
+            return
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            self.metrics.consumed.labels(self.settings.service, topic_label, event.type, "ignored").inc()
+            return
+        try:
+            self.validator.validate(event)
+        except SchemaViolation as exc:
+            self._dead_letter(record, "schema_invalid", str(exc))
+            return
+        failures = 0
+        backoff = self.settings.retry_backoff_s
+        while True:
+            try:
+                handler(event, meta)
+                self.metrics.consumed.labels(self.settings.service, topic_label, event.type, "handled").inc()
+                return
+            except (*INFRA_ERRORS, Conflict) as exc:
+                # not the message's fault: wait and retry for as long as it takes
+                self.metrics.retries.labels(self.settings.service).inc()
+                log.warning("transient failure; retrying", extra={"event_id": event.id, "error": repr(exc)})
+                self._wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception as exc:
+                failures += 1
+                self.metrics.retries.labels(self.settings.service).inc()
+                if failures >= self.settings.retry_attempts:
+                    log.exception("handler keeps failing; dead-lettering", extra={"event_id": event.id})
+                    self._dead_letter(record, "handler_failed", repr(exc))
+                    return
+                self._wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _wait(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise StopRequested
+
+    def _dead_letter(self, record, reason: str, error: str) -> None:  # type: ignore[no-untyped-def]
+        now = time.monotonic()
+        self._recent_deadletters.append(now)
+        while self._recent_deadletters and now - self._recent_deadletters[0] > 60:
+            self._recent_deadletters.popleft()
+        if len(self._recent_deadletters) > self.deadletter_limit:
+            raise DeadLetterFlood(f"more than {self.deadletter_limit} dead letters in a minute; stopping")
+        headers = [
+            *list(record.headers or []),
+            ("dlq_reason", reason.encode()),
+            ("dlq_consumer", f"{self.settings.service}/{self.group_id}".encode()),
+            ("dlq_at", format_time(utc_now()).encode()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_error", error[:2000].encode("utf-8", "replace")),
+        ]
+        backoff = self.settings.retry_backoff_s
+        while True:
+            try:
+                self.publisher.send_raw(self.settings.topic(DEADLETTER), record.key, record.value, headers)
+                break
+            except PublishFailed:
+                self._wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.metrics.deadlettered.labels(self.settings.service, reason).inc()
+        topic_label = self._logical_topic.get(record.topic, record.topic)
+        self.metrics.consumed.labels(self.settings.service, topic_label, "-", "deadlettered").inc()
+        log.warning(
+            "dead-lettered",
+            extra={"reason": reason, "topic": record.topic, "offset": record.offset, "error": error[:500]},
+        )

@@ -1,0 +1,54 @@
+"""Metric definitions shared by every service, one comment each.
+
+Each app gets its own CollectorRegistry (tests build several apps in one process); services add
+their own domain metrics to the same registry. Services run one gunicorn worker process with
+threads, so the plain (non-multiprocess) client is correct.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class PlatformMetrics:
+    def __init__(self, registry: CollectorRegistry, service: str):
+        self.registry = registry
+        labels = {"registry": registry}
+        # HTTP requests by route template and status code
+        self.http_requests = Counter(
+            "petitions_http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"], **labels
+        )
+        # HTTP latency by route template
+        self.http_latency = Histogram(
+            "petitions_http_request_seconds",
+            "HTTP request latency",
+            ["service", "route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5),
+            **labels,
+        )
+        # consumed messages by topic, event type and outcome (applied, duplicate, ignored, deadlettered)
+        self.consumed = Counter(
+            "petitions_consumed_total", "Kafka messages consumed", ["service", "topic", "type", "outcome"], **labels
+        )
+        # messages sent to the dead-letter topic, by reason (unparseable, schema_invalid, handler_failed)
+        self.deadlettered = Counter(
+            "petitions_deadlettered_total", "Messages sent to the dead-letter topic", ["service", "reason"], **labels
+        )
+        # handler attempts that failed with a transient error and were retried
+        self.retries = Counter("petitions_consumer_retries_total", "Handler retries", ["service"], **labels)
+        # events published to Kafka (acknowledged)
+        self.published = Counter(
+            "petitions_published_total", "Events acknowledged by Kafka", ["service", "type"], **labels
+        )
+        # outbox markers not yet acknowledged by Kafka, as last seen by the relay
+        self.outbox_pending = Gauge(
+            "petitions_outbox_pending", "Outbox markers awaiting publication", ["service"], **labels
+        )
+        # 1 when the last readiness check reached the dependency, else 0
+        self.dependency_up = Gauge(
+            "petitions_dependency_up", "Dependency reachable", ["service", "dependency"], **labels
+        )
+        self.service = service
+
+    def observe_published(self, event_type: str) -> None:
+        self.published.labels(self.service, event_type).inc()

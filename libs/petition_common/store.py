@@ -1,0 +1,297 @@
+"""Aggregates stored as a chain of commits, with a transactional outbox, on unique inserts only.
+
+Why this shape (docs/reliability.md has the full argument): FerretDB v1 has no transactions and
+its in-place updates are not atomic across connections, but an insert whose `_id` exists fails
+atomically everywhere. So every change of an aggregate (a petition, a work order, an SLA record)
+is the INSERT of one commit document `{_id: "<aggregate id>:<seq>"}` holding the new state and
+the events to publish. Two writers that read the same version both try to insert seq n+1;
+exactly one succeeds, the other gets `Conflict` and retries on fresh state. The insert of the
+commit is the commit point: the state change and its events are durable together or not at all.
+
+Collections (per store name `x`):
+- `x_commits`: the commits, never updated; `_id` = f"{aggregate_id}:{seq:06d}". A commit with
+  `void: True` is a placeholder the relay wrote for a writer that died between its outbox
+  marker and its commit; it changes nothing.
+- `x_heads`: `{_id: aggregate_id, seq, state}`, a cache of the newest commit. It may lag (a
+  crash after the commit, or two writers replacing it out of order); readers therefore probe
+  for seq+1 and roll forward, so the commits stay the truth.
+- `outbox`: one marker per commit that has events not yet acknowledged by Kafka, inserted
+  BEFORE the commit and deleted after the broker acknowledged the events. It holds only
+  pending work, so the relay can scan it.
+
+Ordering: before publishing commit n, `flush` publishes every older commit of the aggregate that
+still has a marker. A marker is deleted only after its events were acknowledged, so "no marker
+for n-1" means n-1 and everything before it reached Kafka: events of one aggregate reach the
+topic in commit order. The producer is idempotent, and a crash between the acknowledgement and
+the marker delete republishes the same event ids, which consumers de-duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from petition_common.envelope import Event, utc_now
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    def publish(self, events: Sequence[Event], force: bool = False) -> None: ...
+
+
+class Conflict(Exception):
+    """Another writer committed this version first; reload and try again."""
+
+
+def commit_id(aggregate_id: str, seq: int) -> str:
+    return f"{aggregate_id}:{seq:06d}"
+
+
+@dataclass
+class Loaded:
+    aggregate_id: str
+    seq: int  # 0 = does not exist yet
+    state: dict[str, Any] | None
+
+    @property
+    def exists(self) -> bool:
+        return self.state is not None
+
+
+@dataclass
+class Commit:
+    aggregate_id: str
+    seq: int
+    state: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+
+
+def _event_doc(event: Event) -> dict[str, Any]:
+    return {"key": event.message_key, "body": event.to_dict()}
+
+
+def _event_from_doc(doc: dict[str, Any]) -> Event:
+    return Event.from_dict(doc["body"], key=doc["key"])
+
+
+class AggregateStore:
+    def __init__(
+        self,
+        db: Database,
+        name: str,
+        publisher: Publisher | None = None,
+        validate: Callable[[Event], None] | None = None,
+    ):
+        self.name = name
+        self._validate = validate
+        self.commits = db[f"{name}_commits"]
+        self.heads = db[f"{name}_heads"]
+        self.outbox = db["outbox"]
+        self._publisher = publisher
+
+    # ---- reading
+
+    def load(self, aggregate_id: str) -> Loaded:
+        head = self.heads.find_one({"_id": aggregate_id})
+        seq = head["seq"] if head else 0
+        state = head["state"] if head else None
+        advanced = False
+        while True:
+            nxt = self.commits.find_one({"_id": commit_id(aggregate_id, seq + 1)})
+            if nxt is None:
+                break
+            seq += 1
+            advanced = True
+            if not nxt.get("void"):
+                state = nxt["state"]
+        if advanced and state is not None:
+            self._write_head(aggregate_id, seq, state)
+        return Loaded(aggregate_id, seq, state)
+
+    def history(self, aggregate_id: str) -> list[dict[str, Any]]:
+        """Every commit of the aggregate, oldest first (the timeline a citizen sees)."""
+        out = []
+        seq = 1
+        while (doc := self.commits.find_one({"_id": commit_id(aggregate_id, seq)})) is not None:
+            if not doc.get("void"):
+                out.append(doc)
+            seq += 1
+        return out
+
+    # ---- writing
+
+    def commit(self, loaded: Loaded, state: dict[str, Any], events: Sequence[Event] = ()) -> Commit:
+        """Commit `state` as the version after `loaded`; raises Conflict if someone was first.
+
+        The events are durable once this returns; they are published here when the broker is
+        reachable, and by the relay otherwise.
+        """
+        seq = loaded.seq + 1
+        cid = commit_id(loaded.aggregate_id, seq)
+        now = utc_now()
+        if self._validate is not None:
+            for event in events:
+                self._validate(event)  # a producer bug must fail here, before anything is stored
+        if events:
+            try:
+                self.outbox.insert_one(
+                    {"_id": cid, "store": self.name, "aggregate_id": loaded.aggregate_id, "seq": seq, "at": now}
+                )
+            except DuplicateKeyError as exc:
+                # a marker with this id means another writer is committing this very version
+                raise Conflict(cid) from exc
+        try:
+            self.commits.insert_one(
+                {
+                    "_id": cid,
+                    "aggregate_id": loaded.aggregate_id,
+                    "seq": seq,
+                    "at": now,
+                    "state": state,
+                    "events": [_event_doc(e) for e in events],
+                    "writer": _WRITER_ID,
+                }
+            )
+        except DuplicateKeyError as exc:
+            if events:
+                self.outbox.delete_one({"_id": cid})
+            raise Conflict(cid) from exc
+        self._write_head(loaded.aggregate_id, seq, state)
+        result = Commit(loaded.aggregate_id, seq, state, list(events))
+        if events and self._publisher is not None:
+            try:
+                self.flush(loaded.aggregate_id, seq)
+            except Exception as exc:  # the commit stands; the relay will publish
+                log.warning("publish deferred to the outbox relay", extra={"commit": cid, "error": str(exc)})
+        return result
+
+    def _write_head(self, aggregate_id: str, seq: int, state: dict[str, Any]) -> None:
+        self.heads.replace_one({"_id": aggregate_id}, {"_id": aggregate_id, "seq": seq, "state": state}, upsert=True)
+
+    # ---- publishing
+
+    def flush(self, aggregate_id: str, seq: int, force: bool = False) -> int:
+        """Publish commit `seq` after any older commit that still has a marker; returns how many."""
+        if self._publisher is None:
+            raise RuntimeError(f"store {self.name} has no publisher")
+        pending = [seq]
+        while pending[-1] > 1 and self.outbox.find_one({"_id": commit_id(aggregate_id, pending[-1] - 1)}):
+            pending.append(pending[-1] - 1)
+        published = 0
+        for n in reversed(pending):
+            cid = commit_id(aggregate_id, n)
+            doc = self.commits.find_one({"_id": cid})
+            if doc is None:
+                # the writer of n is still between its marker and its commit: stop here, so that
+                # nothing newer overtakes it; the relay comes back for it
+                break
+            events = [_event_from_doc(e) for e in doc.get("events", [])]
+            if events:
+                self._publisher.publish(events, force=force)
+                published += len(events)
+            self.outbox.delete_one({"_id": cid})
+        return published
+
+
+# one id per process, stored on each commit: it tells an operator which instance wrote what
+_WRITER_ID = f"{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    voided: int = 0
+    failed: int = 0
+
+
+class OutboxRelay:
+    """Publishes what writers could not (broker down, process killed after its commit).
+
+    Scans the small `outbox` collection, leaves markers younger than `grace_s` to their writers,
+    and flushes the rest in commit order. A marker whose commit never appeared within `void_after_s`
+    belongs to a writer that died before committing: the relay claims that version with a void
+    commit (a unique insert, so it cannot race a slow writer into a lost event: whichever insert
+    comes second fails) and drops the marker.
+    Several relays may run at once (one per instance); at worst an event is published twice,
+    which consumers de-duplicate by its id.
+    """
+
+    def __init__(
+        self,
+        stores: dict[str, AggregateStore],
+        grace_s: float = 2.0,
+        void_after_s: float = 30.0,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.stores = stores
+        self.grace_s = grace_s
+        self.void_after_s = void_after_s
+        self.clock = clock
+        self.outbox = next(iter(stores.values())).outbox
+
+    def pending(self) -> int:
+        return self.outbox.count_documents({})
+
+    def run_once(self) -> RelayStats:
+        stats = RelayStats()
+        now = self.clock()
+        markers = sorted(self.outbox.find({}), key=lambda m: (m["store"], m["aggregate_id"], m["seq"]))
+        for marker in markers:
+            age = (now - marker["at"]).total_seconds()
+            if age < self.grace_s:
+                continue
+            store = self.stores.get(marker["store"])
+            if store is None:
+                continue
+            if store.commits.find_one({"_id": marker["_id"]}) is None:
+                if age >= self.void_after_s:
+                    self._void(store, marker)
+                    stats.voided += 1
+                continue
+            try:
+                stats.published += store.flush(marker["aggregate_id"], marker["seq"], force=True)
+            except Exception as exc:
+                stats.failed += 1
+                log.warning("relay could not publish", extra={"commit": marker["_id"], "error": str(exc)})
+                break  # the broker is likely down; try again on the next sweep
+        return stats
+
+    @staticmethod
+    def _void(store: AggregateStore, marker: dict[str, Any]) -> None:
+        try:
+            store.commits.insert_one(
+                {
+                    "_id": marker["_id"],
+                    "aggregate_id": marker["aggregate_id"],
+                    "seq": marker["seq"],
+                    "void": True,
+                    "at": utc_now(),
+                    "events": [],
+                }
+            )
+        except DuplicateKeyError:
+            return  # the writer committed after all; the next sweep publishes it
+        store.outbox.delete_one({"_id": marker["_id"]})
+
+    def run_forever(
+        self, stop: Callable[[], bool], interval_s: float, on_sweep: Callable[[int], None] | None = None
+    ) -> None:
+        while not stop():
+            try:
+                self.run_once()
+                if on_sweep is not None:
+                    on_sweep(self.pending())
+            except Exception as exc:  # database down: keep sweeping, readiness reports it
+                log.warning("outbox relay sweep failed", extra={"error": str(exc)})
+            deadline = time.monotonic() + interval_s
+            while not stop() and time.monotonic() < deadline:
+                time.sleep(0.05)

@@ -1,0 +1,28 @@
+"""Topic names and which event types each carries (CONTRACT.md, "Kafka topics")."""
+
+from __future__ import annotations
+
+INTAKE = "petitions.intake.v1"
+ROUTING = "petitions.routing.v1"
+SLA = "petitions.sla.v1"
+ALERTS = "petitions.alerts.v1"
+DEADLETTER = "petitions.deadletter.v1"
+
+EVENT_TYPES: dict[str, tuple[str, ...]] = {
+    INTAKE: ("petition.submitted", "petition.feedback_received", "petition.withdrawn"),
+    ROUTING: (
+        "petition.assigned",
+        "petition.transferred",
+        "petition.contacted",
+        "petition.replied",
+        "petition.closed",
+        "petition.reopened",
+        "petition.sla_paused",
+        "petition.sla_resumed",
+    ),
+    SLA: ("sla.warning", "sla.breached"),
+    ALERTS: ("alert.hotspot",),
+}
+
+TOPIC_OF_TYPE: dict[str, str] = {t: topic for topic, types in EVENT_TYPES.items() for t in types}
+ALL_TYPES: tuple[str, ...] = tuple(TOPIC_OF_TYPE)

@@ -1,0 +1,121 @@
+"""Start the services as real gunicorn processes: for `bin/run`, the end-to-end tests and the benchmark.
+
+Each service instance is one `gunicorn` process on 127.0.0.1 with its own port and log file.
+`ServiceFleet` starts them, waits for /readyz, and stops them with SIGTERM (then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("intake", "routing", "sla", "stats")
+DEFAULT_PORTS = {"intake": 8081, "routing": 8082, "sla": 8083, "stats": 8084}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    instance: str
+    port: int
+    log_path: Path
+    proc: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+@dataclass
+class ServiceFleet:
+    env: dict[str, str]
+    log_dir: Path
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def start(
+        self,
+        service: str,
+        instance: str | None = None,
+        port: int | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> ServiceProcess:
+        instance = instance or service
+        port = port or free_port()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{instance}.log"
+        env = {**os.environ, **self.env, **(extra_env or {}), f"{service.upper()}_PORT": str(port)}
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--config",
+                    str(REPO / "deploy" / "gunicorn.conf.py"),
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    f"services.{service}.app:create_app()",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        sp = ServiceProcess(service, instance, port, log_path, proc)
+        self.processes[instance] = sp
+        return sp
+
+    def wait_ready(self, instances: list[str] | None = None, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        for name in instances or list(self.processes):
+            sp = self.processes[name]
+            while True:
+                if not sp.alive():
+                    raise RuntimeError(f"{name} exited with {sp.proc.returncode}; see {sp.log_path}")
+                if ready(sp.url):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} not ready after {timeout_s:.0f}s; see {sp.log_path}")
+                time.sleep(0.2)
+
+    def stop(self, instance: str, kill: bool = False, timeout_s: float = 30) -> int | None:
+        """SIGTERM (or SIGKILL) and wait; returns the exit code."""
+        sp = self.processes.pop(instance)
+        if sp.alive():
+            os.killpg(sp.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                sp.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(sp.proc.pid, signal.SIGKILL)
+                sp.proc.wait(10)
+        return sp.proc.returncode
+
+    def stop_all(self, kill: bool = False) -> dict[str, int | None]:
+        return {name: self.stop(name, kill=kill) for name in list(self.processes)}
+
+
+def ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False

@@ -1,0 +1,171 @@
+"""intake (受理): the HTTP API for citizens and staff, plus the consumer that follows routing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, request
+from petition_common import logs
+from petition_common.auth import Staff, TokenDirectory
+from petition_common.config import Settings
+from petition_common.runtime import ServiceRuntime
+from petition_common.taxonomy import load_categories
+from petition_common.topics import ROUTING
+from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object
+
+from services.intake import domain
+from services.intake.service import IdempotencyMismatch, IntakeService, NotFound
+
+bp = Blueprint("intake", __name__)
+
+
+def _service() -> IntakeService:
+    return current_app.extensions["intake"]
+
+
+def _staff() -> Staff | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    staff = current_app.extensions["tokens"].authenticate(header)
+    if staff is None:
+        raise ApiError(401, "unauthorized", "the bearer token is not valid")
+    return staff
+
+
+def _invalid(exc: domain.InvalidInput) -> ApiError:
+    return ApiError(
+        422 if set(exc.fields) <= {"category"} else 400,
+        "invalid_petition",
+        "the petition has invalid fields",
+        exc.fields,
+    )
+
+
+@bp.post("/v1/petitions")
+def submit() -> Response:
+    body = read_json_object()
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-200 characters",
+            {"Idempotency-Key": "must be 1-200 characters"},
+        )
+    try:
+        receipt, replayed = _service().submit(body, key)
+    except domain.InvalidInput as exc:
+        raise _invalid(exc) from exc
+    except IdempotencyMismatch as exc:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different body",
+            {"Idempotency-Key": "already used with a different body"},
+        ) from exc
+    headers = {"Location": f"/v1/petitions/{receipt['petition_id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(receipt, 201, headers)
+
+
+@bp.get("/v1/petitions/<petition_id>")
+def read(petition_id: str) -> Response:
+    service = _service()
+    try:
+        staff = _staff()
+        if staff is not None:
+            state = service.load(petition_id)
+            service.authorize_staff(state, staff)
+            return json_response(service.staff_view(state))
+        code = request.headers.get("X-Tracking-Code") or request.args.get("tracking_code")
+        if not code:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "present the tracking code (tracking_code or X-Tracking-Code) or a staff bearer token",
+            )
+        return json_response(service.citizen_view(service.authorize_citizen(petition_id, code)))
+    except NotFound as exc:
+        raise ApiError(404, "not_found", "no such petition for this tracking code or token") from exc
+
+
+def _citizen_body(allowed: set[str]) -> dict[str, Any]:
+    body = read_json_object()
+    unknown = {k: "unknown field" for k in body if k not in allowed}
+    if unknown:
+        raise ApiError(400, "invalid_request", "the request has unknown fields", unknown)
+    if not isinstance(body.get("tracking_code"), str) or not body["tracking_code"]:
+        raise ApiError(400, "invalid_request", "tracking_code is required", {"tracking_code": "is required"})
+    return body
+
+
+@bp.post("/v1/petitions/<petition_id>/feedback")
+def feedback(petition_id: str) -> Response:
+    body = _citizen_body({"tracking_code", "satisfaction", "comment"})
+    fields = {}
+    if body.get("satisfaction") not in domain.SATISFACTION:
+        fields["satisfaction"] = f"must be one of {', '.join(domain.SATISFACTION)}"
+    comment = body.get("comment")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > 1000):
+        fields["comment"] = "must be a string of at most 1000 characters"
+    if fields:
+        raise ApiError(400, "invalid_feedback", "the feedback has invalid fields", fields)
+    try:
+        state = _service().give_feedback(petition_id, body["tracking_code"], body["satisfaction"], comment)
+    except NotFound as exc:
+        raise ApiError(404, "not_found", "no such petition for this tracking code") from exc
+    except domain.ActionRefused as exc:
+        raise ApiError(409, exc.code, exc.message) from exc
+    return json_response(_service().citizen_view(state))
+
+
+@bp.post("/v1/petitions/<petition_id>/withdraw")
+def withdraw(petition_id: str) -> Response:
+    body = _citizen_body({"tracking_code"})
+    try:
+        state = _service().withdraw(petition_id, body["tracking_code"])
+    except NotFound as exc:
+        raise ApiError(404, "not_found", "no such petition for this tracking code") from exc
+    except domain.ActionRefused as exc:
+        raise ApiError(409, exc.code, exc.message) from exc
+    return json_response(_service().citizen_view(state))
+
+
+def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
+    settings = settings or Settings.from_env("intake")
+    logs.configure("intake", settings.log_level)
+    runtime = ServiceRuntime(settings)
+    categories = load_categories(settings.config_dir / "categories.yaml")
+    petitions = runtime.store("petitions")
+    service = IntakeService(
+        runtime.db,
+        petitions,
+        runtime.store("duplicates"),
+        set(categories),
+        id_prefix=settings.extra.get("INTAKE_ID_PREFIX", "JZ"),
+    )
+    app = create_base_app("intake", runtime.metrics, runtime.checks())
+    app.extensions["runtime"] = runtime
+    app.extensions["intake"] = service
+    app.extensions["tokens"] = TokenDirectory.load(settings.staff_tokens_file)
+    app.register_blueprint(bp)
+    mount_metrics(app, runtime.metrics)
+    if start_background:
+        handlers = {
+            t: service.on_routing_event
+            for t in (
+                "petition.assigned",
+                "petition.transferred",
+                "petition.contacted",
+                "petition.replied",
+                "petition.closed",
+                "petition.reopened",
+                "petition.sla_paused",
+                "petition.sla_resumed",
+            )
+        }
+        runtime.start_consumer([ROUTING], handlers)
+        runtime.start_relay([petitions])
+    return app

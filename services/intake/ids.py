@@ -1,0 +1,58 @@
+"""Petition numbers: human-readable, unique, without a read-modify-write counter.
+
+FerretDB v1 loses concurrent `$inc`s, so a shared counter cannot hand out numbers. Instead an
+instance claims a block of 100 numbers of the day by inserting `block:<day>:<n>` (a unique
+insert: exactly one instance gets each block) and then numbers petitions from it locally.
+Numbers are unique and grow roughly with time; a block left half-used by a restart leaves a gap,
+which is harmless. A hint document remembers the last claimed block so a new instance does not
+probe from block 0.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+
+from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
+
+from services.intake.domain import format_petition_id
+
+BLOCK = 100
+MAX_BLOCKS = 999_999 // BLOCK
+
+
+class PetitionNumbers:
+    def __init__(self, collection: Collection, prefix: str):
+        self.collection = collection
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._day: date | None = None
+        self._next = 0
+        self._end = 0
+
+    def next_id(self, day: date) -> str:
+        with self._lock:
+            if day != self._day or self._next >= self._end:
+                self._claim(day)
+            seq = self._next
+            self._next += 1
+        return format_petition_id(self.prefix, day, seq)
+
+    def _claim(self, day: date) -> None:
+        hint_id = f"hint:{day:%Y%m%d}"
+        hint = self.collection.find_one({"_id": hint_id})
+        block = int(hint["block"]) if hint else 0
+        while True:
+            if block >= MAX_BLOCKS:
+                raise RuntimeError(f"all petition numbers of {day} are used")
+            try:
+                self.collection.insert_one({"_id": f"block:{day:%Y%m%d}:{block}"})
+                break
+            except DuplicateKeyError:
+                block += 1
+        # a racy hint is fine: it only shortens the probe above
+        self.collection.replace_one({"_id": hint_id}, {"_id": hint_id, "block": block + 1}, upsert=True)
+        self._day = day
+        self._next = block * BLOCK + 1
+        self._end = block * BLOCK + BLOCK + 1

@@ -1,0 +1,320 @@
+"""Intake's use cases: submit, read, feedback, withdraw, and following routing's events.
+
+HTTP requests and Kafka messages both end here. Every change of a petition is one commit of the
+`petitions` aggregate store (store.py): the petition's new state and the events it publishes are
+stored by one insert, so an accepted petition (201) always has its `petition.submitted` event
+durably queued, even if Kafka is down at that moment.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from petition_common.auth import Staff
+from petition_common.consumer import MessageMeta
+from petition_common.envelope import Event, format_time, utc_now
+from petition_common.store import AggregateStore, Conflict, Loaded
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from services.intake import domain
+from services.intake.ids import PetitionNumbers
+
+log = logging.getLogger(__name__)
+
+SOURCE = "petitions/intake"
+BEIJING = ZoneInfo("Asia/Shanghai")
+MAX_CONFLICT_RETRIES = 8
+
+
+class NotFound(Exception):
+    pass
+
+
+class IdempotencyMismatch(Exception):
+    pass
+
+
+def _tracking_digest(code: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+class IntakeService:
+    def __init__(
+        self,
+        db: Database,
+        petitions: AggregateStore,
+        duplicates: AggregateStore,
+        categories: set[str],
+        id_prefix: str = "JZ",
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.petitions = petitions
+        self.duplicates = duplicates
+        self.idempotency = db["idempotency"]
+        self.numbers = PetitionNumbers(db["petition_numbers"], id_prefix)
+        self.categories = categories
+        self.clock = clock
+
+    # ---- submit
+
+    def submit(self, body: dict[str, Any], idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+        """Accept a petition; returns (response, replayed). Raises domain.InvalidInput."""
+        submission = domain.validate_submission(body, self.categories)
+        now = self.clock()
+        if idempotency_key is None:
+            pid = self.numbers.next_id(now.astimezone(BEIJING).date())
+            code = secrets.token_urlsafe(12)
+            return self._create(pid, code, submission, now), False
+
+        fingerprint = domain.body_fingerprint(body)
+        key_id = "idem:" + domain.hashlib.sha256(idempotency_key.encode()).hexdigest()
+        claim = {
+            "_id": key_id,
+            "fingerprint": fingerprint,
+            "at": now,
+            "petition_id": self.numbers.next_id(now.astimezone(BEIJING).date()),
+            "tracking_code": secrets.token_urlsafe(12),
+        }
+        replayed = False
+        try:
+            self.idempotency.insert_one(claim)
+        except DuplicateKeyError:
+            existing = self.idempotency.find_one({"_id": key_id})
+            if existing is None:  # pragma: no cover - keys are never deleted while in use
+                raise
+            if existing["fingerprint"] != fingerprint:
+                raise IdempotencyMismatch from None
+            claim, replayed = existing, True
+        loaded = self.petitions.load(claim["petition_id"])
+        if loaded.exists:
+            assert loaded.state is not None
+            return self._receipt(loaded.state, claim["tracking_code"]), replayed
+        # first attempt, or a retry after the first attempt died before its commit
+        try:
+            return self._create(claim["petition_id"], claim["tracking_code"], submission, claim["at"]), replayed
+        except Conflict:
+            state = self.petitions.load(claim["petition_id"]).state
+            assert state is not None
+            return self._receipt(state, claim["tracking_code"]), True
+
+    def _create(self, pid: str, code: str, sub: domain.Submission, now: datetime) -> dict[str, Any]:
+        duplicate_of = self._link_duplicate(pid, sub, now)
+        submitted_at = format_time(now)
+        masked = {
+            "name_masked": domain.mask_name(sub.citizen_name),
+            "phone_masked": domain.mask_phone(sub.citizen_phone),
+        }
+        data: dict[str, Any] = {
+            "petition_id": pid,
+            "channel": sub.channel,
+            "category": sub.category,
+            "content": sub.content,
+            "location": sub.location,
+            "citizen": masked,
+            "submitted_at": submitted_at,
+            "duplicate_of": duplicate_of,
+        }
+        state = {
+            "petition_id": pid,
+            "tracking_digest": _tracking_digest(code),
+            "channel": sub.channel,
+            "category": sub.category,
+            "content": sub.content,
+            "location": sub.location,
+            "citizen": {"name": sub.citizen_name, "phone": sub.citizen_phone, **masked},
+            "submitted_at": submitted_at,
+            "status": domain.SUBMITTED,
+            "duplicate_of": duplicate_of,
+            "affected_citizens": 1,
+            "timeline": [{"at": submitted_at, "event": "petition.submitted", "status": domain.SUBMITTED}],
+            "reply_round": 0,
+            "feedback_round": 0,
+        }
+        event = Event(type="petition.submitted", source=SOURCE, subject=pid, data=data, time=submitted_at)
+        self.petitions.commit(Loaded(pid, 0, None), state, [event])
+        return self._receipt(state, code)
+
+    @staticmethod
+    def _receipt(state: dict[str, Any], code: str) -> dict[str, Any]:
+        return {
+            "petition_id": state["petition_id"],
+            "tracking_code": code,
+            "status": state["status"],
+            "duplicate_of": state.get("duplicate_of"),
+        }
+
+    def _link_duplicate(self, pid: str, sub: domain.Submission, now: datetime) -> str | None:
+        """Link to an earlier near-identical petition of the same phone and category (24 h)."""
+        key = domain.duplicate_key(sub.citizen_phone, sub.category)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            loaded = self.duplicates.load(key)
+            recent = (loaded.state or {}).get("recent", [])
+            recent = [{**e, "at": _as_utc(e["at"])} for e in recent]
+            first = domain.find_duplicate(sub.content, now, recent)
+            try:
+                self.duplicates.commit(
+                    loaded, {"recent": domain.remember_for_duplicates(recent, pid, sub.content, now, first)}
+                )
+                break
+            except Conflict:
+                continue
+        else:
+            return None
+        if first is not None:
+            self._update(first, lambda s: {**s, "affected_citizens": int(s.get("affected_citizens", 1)) + 1})
+        return first
+
+    # ---- read
+
+    def load(self, petition_id: str) -> dict[str, Any]:
+        state = self.petitions.load(petition_id).state
+        if state is None:
+            raise NotFound(petition_id)
+        return state
+
+    def authorize_citizen(self, petition_id: str, tracking_code: str | None) -> dict[str, Any]:
+        """The petition if the code matches; NotFound otherwise (never reveal that it exists)."""
+        if not tracking_code:
+            raise NotFound(petition_id)
+        state = self.load(petition_id)
+        if not hmac.compare_digest(state["tracking_digest"], _tracking_digest(tracking_code)):
+            raise NotFound(petition_id)
+        return state
+
+    @staticmethod
+    def authorize_staff(state: dict[str, Any], staff: Staff) -> None:
+        assignment = state.get("assignment") or {}
+        if not staff.covers(assignment.get("grid_id"), state.get("town_id")):
+            raise NotFound(state["petition_id"])
+
+    @staticmethod
+    def citizen_view(state: dict[str, Any]) -> dict[str, Any]:
+        assignment = state.get("assignment") or {}
+        return {
+            "petition_id": state["petition_id"],
+            "status": state["status"],
+            "category": state["category"],
+            "channel": state["channel"],
+            "submitted_at": state["submitted_at"],
+            "duplicate_of": state.get("duplicate_of"),
+            "assigned_to": {k: assignment.get(k) for k in ("town", "village", "grid_id", "department")}
+            if assignment
+            else None,
+            "reply": state.get("reply"),
+            "feedback": state.get("feedback"),
+            "timeline": state.get("timeline", []),
+        }
+
+    @classmethod
+    def staff_view(cls, state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **cls.citizen_view(state),
+            "content": state["content"],
+            "location": state["location"],
+            "citizen": {"name": state["citizen"]["name"], "phone": state["citizen"]["phone"]},
+            "affected_citizens": state.get("affected_citizens", 1),
+            "assignment": state.get("assignment"),
+        }
+
+    # ---- citizen actions
+
+    def give_feedback(
+        self, petition_id: str, tracking_code: str | None, satisfaction: str, comment: str | None
+    ) -> dict[str, Any]:
+        self.authorize_citizen(petition_id, tracking_code)
+        now = format_time(self.clock())
+
+        def change(state: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
+            domain.check_feedback(state)
+            round_ = int(state.get("reply_round", 0))
+            new = {
+                **state,
+                "feedback_round": round_,
+                "feedback": {"satisfaction": satisfaction, "comment": comment, "received_at": now, "round": round_},
+                "timeline": [
+                    *state["timeline"],
+                    {"at": now, "event": "petition.feedback_received", "status": state["status"], "note": satisfaction},
+                ],
+            }
+            event = Event(
+                type="petition.feedback_received",
+                source=SOURCE,
+                subject=petition_id,
+                time=now,
+                data={"petition_id": petition_id, "satisfaction": satisfaction, "received_at": now, "round": round_},
+            )
+            return new, [event]
+
+        return self._act(petition_id, change)
+
+    def withdraw(self, petition_id: str, tracking_code: str | None) -> dict[str, Any]:
+        self.authorize_citizen(petition_id, tracking_code)
+        now = format_time(self.clock())
+
+        def change(state: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
+            domain.check_withdraw(state)
+            new = {
+                **state,
+                "status": domain.WITHDRAWN,
+                "timeline": [
+                    *state["timeline"],
+                    {"at": now, "event": "petition.withdrawn", "status": domain.WITHDRAWN},
+                ],
+            }
+            event = Event(
+                type="petition.withdrawn",
+                source=SOURCE,
+                subject=petition_id,
+                time=now,
+                data={"petition_id": petition_id, "withdrawn_at": now},
+            )
+            return new, [event]
+
+        return self._act(petition_id, change)
+
+    def _act(
+        self, petition_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any], list[Event]]]
+    ) -> dict[str, Any]:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            loaded = self.petitions.load(petition_id)
+            if loaded.state is None:
+                raise NotFound(petition_id)
+            new, events = change(loaded.state)
+            try:
+                self.petitions.commit(loaded, new, events)
+                return new
+            except Conflict:
+                continue
+        raise Conflict(petition_id)
+
+    def _update(self, petition_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        self._act(petition_id, lambda s: (fn(s), []))
+
+    # ---- following routing (consumer handler)
+
+    def on_routing_event(self, event: Event, meta: MessageMeta) -> None:
+        """Idempotent: the petition remembers the ids of the events it applied."""
+        pid = event.data["petition_id"]
+        loaded = self.petitions.load(pid)
+        if loaded.state is None:
+            # routing only routes petitions it read from our topic, so ours is committed; a missing
+            # one means a foreign or corrupt event: surface it instead of inventing a petition
+            raise ValueError(f"routing event for unknown petition {pid}")
+        new = domain.apply_lifecycle(loaded.state, event.type, event.data, event.id, event.time)
+        if new is not None:
+            self.petitions.commit(loaded, new)  # Conflict -> the consumer loop retries on fresh state
+
+
+def _as_utc(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

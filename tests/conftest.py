@@ -1,0 +1,93 @@
+"""Shared fixtures: the real local stack, per-run isolation, and service processes.
+
+- `stack`: Kafka and FerretDB from deploy/local/stack.py, started once per session, or reused
+  when already running (e.g. under `bin/run`); stopped at the end only if this session started
+  them (KEEP_STACK=1 keeps them).
+- Every session gets a run id; its topics are prefixed `t<run>-` and its databases `t<run>_`, so
+  a test never reads another run's data. Databases and topics of the run are removed at the end.
+- Unit tests (tests/unit) need none of this and do not start the stack.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from petition_common.config import Settings
+from petition_devtools.processes import ServiceFleet
+
+REPO = Path(__file__).resolve().parents[1]
+STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def _stack_ready() -> bool:
+    out = subprocess.run([*STACK, "status"], capture_output=True, text=True, check=True).stdout
+    return all("\tready\t" in line for line in out.strip().splitlines())
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[None]:
+    started = False
+    if not _stack_ready():
+        subprocess.run([*STACK, "up"], check=True)
+        started = True
+    yield
+    _cleanup_run()
+    if started and not os.environ.get("KEEP_STACK"):
+        subprocess.run([*STACK, "down"], check=False)
+
+
+def _cleanup_run() -> None:
+    from kafka import KafkaAdminClient
+    from pymongo import MongoClient
+
+    client = MongoClient("mongodb://127.0.0.1:27017", serverSelectionTimeoutMS=5000)
+    try:
+        for name in client.list_database_names():
+            if name.startswith(f"t{RUN_ID}_"):
+                client.drop_database(name)
+    finally:
+        client.close()
+    admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(f"t{RUN_ID}-")]
+        if mine:
+            admin.delete_topics(mine)
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def run_env(stack: None) -> dict[str, str]:
+    """Environment that points a service process at this run's topics and databases."""
+    return {
+        "KAFKA_TOPIC_PREFIX": f"t{RUN_ID}-",
+        "MONGO_DB_PREFIX": f"t{RUN_ID}_",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+        "MONGO_URI": "mongodb://127.0.0.1:27017",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def unique_prefix(stack: None) -> str:
+    """A prefix for one test that wants topics and databases nobody else touches."""
+    return f"t{RUN_ID}-{uuid.uuid4().hex[:6]}"
+
+
+def make_settings(service: str, prefix: str, **overrides: object) -> Settings:
+    return Settings(service=service, topic_prefix=f"{prefix}-", db_prefix=f"{prefix.replace('-', '_')}_", **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fleet(run_env: dict[str, str], tmp_path: Path) -> Iterator[ServiceFleet]:
+    """Service processes for one test; all are stopped afterwards (their logs stay in tmp_path)."""
+    f = ServiceFleet(env=run_env, log_dir=tmp_path / "logs")
+    yield f
+    f.stop_all(kill=False)

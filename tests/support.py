@@ -1,0 +1,65 @@
+"""Helpers for tests over the real stack: reading a topic, polling for an eventual result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import orjson
+from kafka import KafkaConsumer
+
+T = TypeVar("T")
+
+
+def read_topic(topic: str, until: Callable[[list[dict]], bool], timeout_s: float = 30) -> list[dict]:
+    """Every message of `topic` from the beginning, as dicts with key/value/headers, until
+    `until(messages)` holds or the timeout passes (then the messages so far are returned)."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers="127.0.0.1:9092",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=500,
+    )
+    out: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                for rec in batch:
+                    out.append(
+                        {
+                            "key": rec.key.decode() if rec.key is not None else None,
+                            "raw": rec.value,
+                            "value": _try_json(rec.value),
+                            "headers": {k: v.decode("utf-8", "replace") for k, v in rec.headers or []},
+                            "partition": rec.partition,
+                            "offset": rec.offset,
+                        }
+                    )
+            if until(out):
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+def _try_json(raw: bytes | None) -> object:
+    try:
+        return orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
+        return None
+
+
+def eventually(fn: Callable[[], T], timeout_s: float = 30, interval_s: float = 0.2) -> T:
+    """Call `fn` until it returns without AssertionError (and returns its value) or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return fn()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(interval_s)
