@@ -52,6 +52,7 @@ class EventPublisher:
                     enable_idempotence=True,
                     linger_ms=1,
                     max_block_ms=int(self._ack_timeout_s * 1000),
+                    bootstrap_timeout_ms=int(self._ack_timeout_s * 1000),
                     request_timeout_ms=int(self._ack_timeout_s * 1000),
                     # retries live inside delivery_timeout_ms; past it the send fails and the
                     # outbox marker stays for the relay

@@ -22,7 +22,7 @@ from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
 from petition_common.kafka_io import EventPublisher, ensure_topics, kafka_ping
 from petition_common.metrics import PlatformMetrics
-from petition_common.store import AggregateStore, OutboxRelay
+from petition_common.store import AggregateStore, Flusher, OutboxRelay
 from petition_common.topics import ALERTS, DEADLETTER, INTAKE, ROUTING, SLA
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class ServiceRuntime:
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.crashed: list[str] = []
+        self.flusher: Flusher | None = None
         self._kafka_ok_until = 0.0
         _RUNTIMES.append(self)
 
@@ -80,7 +81,13 @@ class ServiceRuntime:
     # ---- building blocks
 
     def store(self, name: str) -> AggregateStore:
-        return AggregateStore(self.db, name, publisher=self.counting_publisher, validate=self.validator.validate)
+        if self.flusher is None:
+            self.flusher = Flusher()
+            flusher = self.flusher
+            self.start_thread("flusher", lambda: flusher.run(self.stop.is_set))
+        return AggregateStore(
+            self.db, name, publisher=self.counting_publisher, validate=self.validator.validate, flusher=self.flusher
+        )
 
     def ensure_topics(self) -> None:
         ensure_topics(self.settings, [INTAKE, ROUTING, SLA, ALERTS, DEADLETTER])

@@ -28,7 +28,9 @@ the marker delete republishes the same event ids, which consumers de-duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -90,9 +92,11 @@ class AggregateStore:
         name: str,
         publisher: Publisher | None = None,
         validate: Callable[[Event], None] | None = None,
+        flusher: Flusher | None = None,
     ):
         self.name = name
         self._validate = validate
+        self._flusher = flusher
         self.commits = db[f"{name}_commits"]
         self.heads = db[f"{name}_heads"]
         self.outbox = db["outbox"]
@@ -168,10 +172,13 @@ class AggregateStore:
         self._write_head(loaded.aggregate_id, seq, state)
         result = Commit(loaded.aggregate_id, seq, state, list(events))
         if events and self._publisher is not None:
-            try:
-                self.flush(loaded.aggregate_id, seq)
-            except Exception as exc:  # the commit stands; the relay will publish
-                log.warning("publish deferred to the outbox relay", extra={"commit": cid, "error": str(exc)})
+            if self._flusher is not None:
+                self._flusher.submit(self, loaded.aggregate_id, seq)
+            else:
+                try:
+                    self.flush(loaded.aggregate_id, seq)
+                except Exception as exc:  # the commit stands; the relay will publish
+                    log.warning("publish deferred to the outbox relay", extra={"commit": cid, "error": str(exc)})
         return result
 
     def _write_head(self, aggregate_id: str, seq: int, state: dict[str, Any]) -> None:
@@ -200,6 +207,38 @@ class AggregateStore:
                 published += len(events)
             self.outbox.delete_one({"_id": cid})
         return published
+
+
+class Flusher:
+    """Publishes committed events off the request path, in the order commits were made.
+
+    A request (or a consumed message) returns as soon as its commit is durable; this thread then
+    publishes. If it falls behind (the queue is full) or the broker is down, the markers stay and
+    the relay publishes them, so the queue is a fast path, never the only path.
+    """
+
+    def __init__(self, maxsize: int = 10_000):
+        self._queue: queue.Queue[tuple[AggregateStore, str, int]] = queue.Queue(maxsize=maxsize)
+
+    def submit(self, store: AggregateStore, aggregate_id: str, seq: int) -> None:
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait((store, aggregate_id, seq))
+
+    def run(self, stop: Callable[[], bool]) -> None:
+        while not stop() or not self._queue.empty():
+            try:
+                store, aggregate_id, seq = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                store.flush(aggregate_id, seq)
+            except Exception as exc:
+                log.warning(
+                    "publish deferred to the outbox relay",
+                    extra={"commit": commit_id(aggregate_id, seq), "error": str(exc)},
+                )
+                if stop():
+                    return  # shutting down with the broker away: the relay of the next start publishes
 
 
 # one id per process, stored on each commit: it tells an operator which instance wrote what
