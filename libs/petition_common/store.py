@@ -12,9 +12,9 @@ Collections (per store name `x`):
 - `x_commits`: the commits, never updated; `_id` = f"{aggregate_id}:{seq:06d}". A commit with
   `void: True` is a placeholder the relay wrote for a writer that died between its outbox
   marker and its commit; it changes nothing.
-- `x_heads`: `{_id: aggregate_id, seq, state}`, a cache of the newest commit. It may lag (a
-  crash after the commit, or two writers replacing it out of order); readers therefore probe
-  for seq+1 and roll forward, so the commits stay the truth.
+  Reading an aggregate finds its newest commit by point reads (`_id` lookups are the only
+  indexed reads in FerretDB v1; its updates and deletes scan the whole collection, so big
+  collections here are insert-only).
 - `outbox`: one marker per commit that has events not yet acknowledged by Kafka, inserted
   BEFORE the commit and deleted after the broker acknowledged the events. It holds only
   pending work, so the relay can scan it.
@@ -33,6 +33,7 @@ import logging
 import queue
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,33 +94,63 @@ class AggregateStore:
         publisher: Publisher | None = None,
         validate: Callable[[Event], None] | None = None,
         flusher: Flusher | None = None,
+        hint_capacity: int = 200_000,
     ):
         self.name = name
         self._validate = validate
         self._flusher = flusher
         self.commits = db[f"{name}_commits"]
-        self.heads = db[f"{name}_heads"]
         self.outbox = db["outbox"]
         self._publisher = publisher
+        # newest commit number seen per aggregate, a lower bound that saves the search in load()
+        self._hints: OrderedDict[str, int] = OrderedDict()
+        self._hint_capacity = hint_capacity
 
     # ---- reading
 
+    def _exists(self, aggregate_id: str, seq: int) -> bool:
+        return self.commits.find_one({"_id": commit_id(aggregate_id, seq)}, {"_id": 1}) is not None
+
+    def _latest_seq(self, aggregate_id: str) -> int:
+        """The newest commit's number: forward from the hint, or by galloping when there is none.
+
+        Commits of an aggregate are numbered 1..n without gaps, so existence is monotone and a
+        doubling probe followed by a binary search finds n in about 2·log2(n) point reads.
+        """
+        hint = self._hints.get(aggregate_id)
+        if hint is not None:
+            seq = hint
+            while self._exists(aggregate_id, seq + 1):
+                seq += 1
+            return seq
+        if not self._exists(aggregate_id, 1):
+            return 0
+        low, high = 1, 2
+        while self._exists(aggregate_id, high):
+            low, high = high, high * 2
+        while high - low > 1:  # commit `low` exists, commit `high` does not
+            mid = (low + high) // 2
+            low, high = (mid, high) if self._exists(aggregate_id, mid) else (low, mid)
+        return low
+
     def load(self, aggregate_id: str) -> Loaded:
-        head = self.heads.find_one({"_id": aggregate_id})
-        seq = head["seq"] if head else 0
-        state = head["state"] if head else None
-        advanced = False
-        while True:
-            nxt = self.commits.find_one({"_id": commit_id(aggregate_id, seq + 1)})
-            if nxt is None:
+        seq = self._latest_seq(aggregate_id)
+        n = seq
+        state = None
+        while n > 0:
+            doc = self.commits.find_one({"_id": commit_id(aggregate_id, n)})
+            if doc is not None and not doc.get("void"):
+                state = doc["state"]
                 break
-            seq += 1
-            advanced = True
-            if not nxt.get("void"):
-                state = nxt["state"]
-        if advanced and state is not None:
-            self._write_head(aggregate_id, seq, state)
+            n -= 1  # a void commit changes nothing: the state is the one before it
+        self._remember(aggregate_id, seq)
         return Loaded(aggregate_id, seq, state)
+
+    def _remember(self, aggregate_id: str, seq: int) -> None:
+        self._hints[aggregate_id] = seq
+        self._hints.move_to_end(aggregate_id)
+        if len(self._hints) > self._hint_capacity:
+            self._hints.popitem(last=False)
 
     def history(self, aggregate_id: str) -> list[dict[str, Any]]:
         """Every commit of the aggregate, oldest first (the timeline a citizen sees)."""
@@ -169,7 +200,7 @@ class AggregateStore:
             if events:
                 self.outbox.delete_one({"_id": cid})
             raise Conflict(cid) from exc
-        self._write_head(loaded.aggregate_id, seq, state)
+        self._remember(loaded.aggregate_id, seq)
         result = Commit(loaded.aggregate_id, seq, state, list(events))
         if events and self._publisher is not None:
             if self._flusher is not None:
@@ -180,9 +211,6 @@ class AggregateStore:
                 except Exception as exc:  # the commit stands; the relay will publish
                     log.warning("publish deferred to the outbox relay", extra={"commit": cid, "error": str(exc)})
         return result
-
-    def _write_head(self, aggregate_id: str, seq: int, state: dict[str, Any]) -> None:
-        self.heads.replace_one({"_id": aggregate_id}, {"_id": aggregate_id, "seq": seq, "state": state}, upsert=True)
 
     # ---- publishing
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
+
 from petition_common import logs
 from petition_common.auth import Staff, TokenDirectory
 from petition_common.config import Settings
@@ -12,7 +13,6 @@ from petition_common.runtime import ServiceRuntime
 from petition_common.taxonomy import load_categories
 from petition_common.topics import ROUTING
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object
-
 from services.intake import domain
 from services.intake.service import IdempotencyMismatch, IntakeService, NotFound
 

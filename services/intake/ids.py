@@ -4,8 +4,8 @@ FerretDB v1 loses concurrent `$inc`s, so a shared counter cannot hand out number
 instance claims a block of 100 numbers of the day by inserting `block:<day>:<n>` (a unique
 insert: exactly one instance gets each block) and then numbers petitions from it locally.
 Numbers are unique and grow roughly with time; a block left half-used by a restart leaves a gap,
-which is harmless. A hint document remembers the last claimed block so a new instance does not
-probe from block 0.
+which is harmless. A new instance finds the first free block by point reads (doubling, then
+bisection), since blocks are claimed in order; only inserts and `_id` reads touch the database.
 """
 
 from __future__ import annotations
@@ -39,10 +39,24 @@ class PetitionNumbers:
             self._next += 1
         return format_petition_id(self.prefix, day, seq)
 
+    def _claimed(self, day: date, block: int) -> bool:
+        return self.collection.find_one({"_id": f"block:{day:%Y%m%d}:{block}"}, {"_id": 1}) is not None
+
+    def _first_free_guess(self, day: date) -> int:
+        if day == self._day:
+            return self._end // BLOCK
+        if not self._claimed(day, 0):
+            return 0
+        low, high = 0, 1
+        while self._claimed(day, high):
+            low, high = high, high * 2
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if self._claimed(day, mid) else (low, mid)
+        return high
+
     def _claim(self, day: date) -> None:
-        hint_id = f"hint:{day:%Y%m%d}"
-        hint = self.collection.find_one({"_id": hint_id})
-        block = int(hint["block"]) if hint else 0
+        block = self._first_free_guess(day)
         while True:
             if block >= MAX_BLOCKS:
                 raise RuntimeError(f"all petition numbers of {day} are used")
@@ -50,9 +64,7 @@ class PetitionNumbers:
                 self.collection.insert_one({"_id": f"block:{day:%Y%m%d}:{block}"})
                 break
             except DuplicateKeyError:
-                block += 1
-        # a racy hint is fine: it only shortens the probe above
-        self.collection.replace_one({"_id": hint_id}, {"_id": hint_id, "block": block + 1}, upsert=True)
+                block += 1  # another instance claimed it first
         self._day = day
         self._next = block * BLOCK + 1
         self._end = block * BLOCK + BLOCK + 1

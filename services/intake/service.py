@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta
 from petition_common.envelope import Event, format_time, utc_now
 from petition_common.store import AggregateStore, Conflict, Loaded
-from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
-
 from services.intake import domain
 from services.intake.ids import PetitionNumbers
 

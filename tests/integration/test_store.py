@@ -30,8 +30,12 @@ def env(unique_prefix):
 
 
 def _event(pid: str, n: int) -> Event:
-    return Event(type="petition.withdrawn", source="test", subject=pid,
-                 data={"petition_id": pid, "withdrawn_at": "2024-07-17T00:30:00.000Z", "n": n})
+    return Event(
+        type="petition.withdrawn",
+        source="test",
+        subject=pid,
+        data={"petition_id": pid, "withdrawn_at": "2024-07-17T00:30:00.000Z", "n": n},
+    )
 
 
 def test_concurrent_writers_exactly_one_wins_each_version(env):
@@ -64,16 +68,22 @@ def test_concurrent_writers_exactly_one_wins_each_version(env):
     assert final.seq == len(wins) + 1
 
 
-def test_stale_head_is_rolled_forward_from_commits(env):
+def test_load_finds_the_newest_commit_with_or_without_a_hint(env):
     _, db, _ = env
-    store = AggregateStore(db, "heads")
-    first = store.commit(Loaded("B", 0, None), {"v": 1})
-    store.commit(Loaded("B", first.seq, first.state), {"v": 2})
-    # simulate a writer that died after its commit, before updating the head
-    store.heads.replace_one({"_id": "B"}, {"_id": "B", "seq": 1, "state": {"v": 1}})
-    loaded = store.load("B")
-    assert (loaded.seq, loaded.state) == (2, {"v": 2})
-    assert store.heads.find_one({"_id": "B"})["seq"] == 2
+    writer = AggregateStore(db, "latest")
+    loaded = Loaded("B", 0, None)
+    for v in range(1, 12):
+        commit = writer.commit(loaded, {"v": v})
+        loaded = Loaded("B", commit.seq, commit.state)
+    # another process: no hint, finds commit 11 by galloping search
+    fresh = AggregateStore(db, "latest")
+    assert (fresh.load("B").seq, fresh.load("B").state) == (11, {"v": 11})
+    # a stale hint (another writer committed since) is rolled forward
+    writer.commit(fresh.load("B"), {"v": 12})
+    stale = AggregateStore(db, "latest")
+    stale._remember("B", 3)
+    assert (stale.load("B").seq, stale.load("B").state) == (12, {"v": 12})
+    assert fresh.load("C").state is None and fresh.load("C").seq == 0
 
 
 def test_events_are_published_in_commit_order_after_a_broker_failure(env):
@@ -114,8 +124,9 @@ def test_relay_publishes_what_a_dead_writer_left_and_voids_a_marker_without_comm
     store.outbox.update_one({"_id": commit_id(pid, 1)}, {"$set": {"at": old}})
     # and a writer that died between its marker and its commit (version 2 of another petition)
     orphan = "JZ20240717000003"
-    store.outbox.insert_one({"_id": commit_id(orphan, 1), "store": "relay", "aggregate_id": orphan, "seq": 1,
-                             "at": old})
+    store.outbox.insert_one(
+        {"_id": commit_id(orphan, 1), "store": "relay", "aggregate_id": orphan, "seq": 1, "at": old}
+    )
 
     stats = OutboxRelay({"relay": store}).run_once()
     assert (stats.published, stats.voided) == (1, 1)
