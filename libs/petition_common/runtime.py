@@ -131,6 +131,18 @@ class ServiceRuntime:
 
         self.start_thread(name, run)
 
+    def start_periodic(self, name: str, interval_s: float, job: Callable[[], object]) -> None:
+        """Run `job` every `interval_s` until shutdown; a failing run is logged and retried next time."""
+
+        def run() -> None:
+            while not self.stop.wait(interval_s):
+                try:
+                    job()
+                except Exception as exc:
+                    log.warning("periodic job failed", extra={"job": name, "error": repr(exc)})
+
+        self.start_thread(name, run)
+
     def start_relay(self, stores: list[AggregateStore]) -> None:
         relay = OutboxRelay({s.name: s for s in stores})
 

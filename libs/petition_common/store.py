@@ -133,6 +133,12 @@ class AggregateStore:
             low, high = (mid, high) if self._exists(aggregate_id, mid) else (low, mid)
         return low
 
+    def latest_seq(self, aggregate_id: str) -> int:
+        """The newest commit's number without reading its state (cheap change detection)."""
+        seq = self._latest_seq(aggregate_id)
+        self._remember(aggregate_id, seq)
+        return seq
+
     def load(self, aggregate_id: str) -> Loaded:
         seq = self._latest_seq(aggregate_id)
         n = seq

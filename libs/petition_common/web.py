@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response, g, request
 from prometheus_client import make_wsgi_app
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -48,13 +48,15 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(body, default=str), status=status, mimetype="application/json", headers=headers)
 
 
-def read_json_object() -> dict[str, Any]:
+def read_json_object(max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """The request body as a JSON object, or an ApiError that says precisely what is wrong."""
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    if (request.content_length or 0) > max_bytes:
+        raise ApiError(413, "body_too_large", f"the body may be at most {max_bytes} bytes")
     raw = request.get_data(cache=True)
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "body_too_large", f"the body may be at most {MAX_BODY_BYTES} bytes")
+    if len(raw) > max_bytes:
+        raise ApiError(413, "body_too_large", f"the body may be at most {max_bytes} bytes")
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -74,7 +76,8 @@ Check = Callable[[], None]
 def create_base_app(service: str, metrics: PlatformMetrics, checks: dict[str, Check]) -> Flask:
     """A Flask app with /healthz, /readyz and JSON errors; mount_metrics() adds /metrics."""
     app = Flask(service)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # the hard cap for any body; endpoints pass their own, smaller limit to read_json_object()
+    app.config["MAX_CONTENT_LENGTH"] = 32 * 1024 * 1024
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
     @app.get("/healthz")
@@ -99,9 +102,11 @@ def create_base_app(service: str, metrics: PlatformMetrics, checks: dict[str, Ch
     def on_api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
 
-    @app.errorhandler(PyMongoError)
-    def on_database_error(exc: PyMongoError) -> Response:
-        # the database is down or slow: nothing was accepted, the client may retry
+    @app.errorhandler(ConnectionFailure)
+    def on_database_error(exc: ConnectionFailure) -> Response:
+        # the database is down or slow: nothing was accepted, the client may retry. (Any other
+        # database error is a bug and stays a logged 500.)
+        app.logger.warning("database unavailable: %r", exc)
         return error_response(
             503, "database_unavailable", "the database is unavailable; retry later", headers={"Retry-After": "5"}
         )

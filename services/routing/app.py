@@ -1,22 +1,153 @@
-"""routing: HTTP API and background loops (filled in by its own issue; the skeleton serves health,
-readiness and metrics so that the whole platform can be started and monitored)."""
+"""routing (派单): grid registry import, work orders for staff, and the consumer that routes petitions."""
 
 from __future__ import annotations
 
-from flask import Flask
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, request
+
 from petition_common import logs
+from petition_common.auth import Staff, TokenDirectory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
-from petition_common.web import create_base_app, mount_metrics
+from petition_common.topics import INTAKE
+from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object
+from services.routing import domain
+from services.routing.service import NotFound, RegistryHolder, RoutingConfig, RoutingService
+
+bp = Blueprint("routing", __name__)
+ACTIONS = ("contact", "reply", "transfer", "pause", "resume", "close")
+ACTION_FIELDS = {
+    "contact": {"note"},
+    "reply": {"resolution", "summary"},
+    "transfer": {"grid_id", "department", "reason"},
+    "pause": {"reason"},
+    "resume": set(),
+    "close": set(),
+}
+MAX_REGISTRY_BYTES = 32 * 1024 * 1024
+
+
+def _service() -> RoutingService:
+    return current_app.extensions["routing"]
+
+
+def _staff() -> Staff:
+    staff = current_app.extensions["tokens"].authenticate(request.headers.get("Authorization"))
+    if staff is None:
+        raise ApiError(
+            401, "unauthorized", "a valid staff bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return staff
+
+
+@bp.post("/v1/grids/import")
+def import_grids() -> Response:
+    staff = _staff()
+    if staff.role != "county_dispatcher":
+        raise ApiError(404, "not_found", "only the county dispatch centre imports the grid registry")
+    body = read_json_object(max_bytes=MAX_REGISTRY_BYTES)
+    if body.get("type") != "FeatureCollection" or not isinstance(body.get("features"), list):
+        raise ApiError(
+            400,
+            "invalid_geojson",
+            "the body must be a GeoJSON FeatureCollection",
+            {"type": "must be FeatureCollection", "features": "must be a list"},
+        )
+    try:
+        summary = current_app.extensions["registry"].replace_with(body, staff.staff_id)
+    except domain.RegistryInvalid as exc:
+        raise ApiError(
+            422, "invalid_registry", f"{len(exc.errors)} problem(s); nothing was imported", exc.fields()
+        ) from exc
+    return json_response(summary)
+
+
+@bp.get("/v1/grids/<grid_id>")
+def get_grid(grid_id: str) -> Response:
+    _staff()
+    holder: RegistryHolder = current_app.extensions["registry"]
+    holder.refresh()
+    grid = holder.current.grid(grid_id) if holder.current else None
+    if grid is None:
+        raise ApiError(404, "not_found", f"no grid {grid_id} in the registry")
+    return json_response(grid.to_feature())
+
+
+@bp.get("/v1/workorders")
+def list_workorders() -> Response:
+    staff = _staff()
+    args = request.args
+    unknown = {k: "unknown filter" for k in args if k not in ("grid_id", "town", "status", "assignee", "limit")}
+    if unknown:
+        raise ApiError(400, "invalid_filter", "unknown query parameters", unknown)
+    if args.get("status") and args["status"] not in {str(s) for s in domain.Status}:
+        raise ApiError(400, "invalid_filter", "unknown status", {"status": "unknown status"})
+    try:
+        limit = min(1000, max(1, int(args.get("limit", 200))))
+    except ValueError as exc:
+        raise ApiError(400, "invalid_filter", "limit must be a number", {"limit": "must be a number"}) from exc
+    orders = _service().list_orders(
+        staff, args.get("grid_id"), args.get("town"), args.get("status"), args.get("assignee"), limit
+    )
+    return json_response({"workorders": orders, "count": len(orders)})
+
+
+@bp.get("/v1/workorders/<petition_id>")
+def get_workorder(petition_id: str) -> Response:
+    try:
+        return json_response(_service().view(petition_id, _staff()))
+    except NotFound as exc:
+        raise ApiError(404, "not_found", "no such work order for this token") from exc
+
+
+@bp.post("/v1/workorders/<petition_id>/<action>")
+def act(petition_id: str, action: str) -> Response:
+    if action not in ACTIONS:
+        raise ApiError(404, "not_found", f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    staff = _staff()
+    body: dict[str, Any] = read_json_object() if request.get_data() else {}
+    unknown = {k: "unknown field" for k in body if k not in ACTION_FIELDS[action]}
+    if unknown:
+        raise ApiError(400, "invalid_request", "the request has unknown fields", unknown)
+    try:
+        order = _service().act(petition_id, staff, action, body)
+    except NotFound as exc:
+        raise ApiError(404, "not_found", "no such work order for this token") from exc
+    except domain.InvalidArgument as exc:
+        raise ApiError(422, "invalid_argument", exc.message, {exc.field: exc.message}) from exc
+    except domain.InvalidTransition as exc:
+        raise ApiError(409, exc.code, exc.message) from exc
+    return json_response(order)
 
 
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("routing")
     logs.configure("routing", settings.log_level)
     runtime = ServiceRuntime(settings)
+    extra = settings.extra
+    config = RoutingConfig(
+        departments=domain.load_departments(settings.config_dir / "categories.yaml"),
+        dispatcher_id=extra.get("ROUTING_DISPATCHER_ID", domain.DEFAULT_DISPATCHER_ID),
+        feedback_window=timedelta(hours=float(extra.get("ROUTING_FEEDBACK_WINDOW_HOURS", 168))),
+    )
+    orders = runtime.store("workorders")
+    registry = RegistryHolder(runtime.store("registry"))
+    service = RoutingService(runtime.db, orders, registry, config)
     app = create_base_app("routing", runtime.metrics, runtime.checks())
-    app.extensions["runtime"] = runtime
+    app.extensions.update(
+        runtime=runtime, routing=service, registry=registry, tokens=TokenDirectory.load(settings.staff_tokens_file)
+    )
+    app.register_blueprint(bp)
     mount_metrics(app, runtime.metrics)
     if start_background:
-        runtime.start_thread("topics", runtime.ensure_topics)
+        handlers = {
+            t: service.on_intake_event
+            for t in ("petition.submitted", "petition.feedback_received", "petition.withdrawn")
+        }
+        runtime.start_consumer([INTAKE], handlers)
+        runtime.start_relay([orders])
+        scan_s = float(extra.get("ROUTING_TIMEOUT_SCAN_S", 60))
+        runtime.start_periodic("timeout-close", scan_s, service.close_timed_out)
     return app

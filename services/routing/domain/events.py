@@ -1,0 +1,31 @@
+"""The routing service's contract events (CONTRACT.md), as plain values for the publisher to wrap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ASSIGNED = "petition.assigned"
+TRANSFERRED = "petition.transferred"
+CONTACTED = "petition.contacted"
+REPLIED = "petition.replied"
+CLOSED = "petition.closed"
+REOPENED = "petition.reopened"
+SLA_PAUSED = "petition.sla_paused"
+SLA_RESUMED = "petition.sla_resumed"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str  # the CloudEvents `type`
+    subject: str  # the petition_id: CloudEvents `subject` and the Kafka key
+    time: datetime  # when the fact happened: CloudEvents `time`
+    data: dict[str, Any] = field(hash=False)
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC, millisecond precision, `Z` suffix. Naive datetimes are refused: their zone is a guess."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,89 @@
+"""Work orders to and from stored documents, and routing's domain events to CloudEvents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from petition_common.envelope import Event, format_time
+from services.routing.domain import Assignee, Assignment, Pause, Status, WorkOrder
+from services.routing.domain import Event as DomainEvent
+
+SOURCE = "petitions/routing"
+
+
+def to_cloudevent(event: DomainEvent) -> Event:
+    return Event(type=event.type, source=SOURCE, subject=event.subject, data=event.data, time=format_time(event.time))
+
+
+def _time(value: datetime | None) -> str | None:
+    return format_time(value) if value is not None else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC) if value else None
+
+
+def assignment_to_dict(a: Assignment) -> dict[str, Any]:
+    return {**a.event_fields(), "village_id": a.village_id, "town_id": a.town_id}
+
+
+def assignment_from_dict(d: dict[str, Any]) -> Assignment:
+    return Assignment(
+        grid_id=d["grid_id"],
+        village=d["village"],
+        town=d["town"],
+        department=d["department"],
+        assignee=Assignee(d["assignee"]["staff_id"], d["assignee"]["role"]),
+        village_id=d.get("village_id"),
+        town_id=d.get("town_id"),
+    )
+
+
+def order_to_dict(order: WorkOrder) -> dict[str, Any]:
+    return {
+        "petition_id": order.petition_id,
+        "status": str(order.status),
+        "assignment": assignment_to_dict(order.assignment),
+        "route": order.route,
+        "route_reason": order.route_reason,
+        "assigned_at": _time(order.assigned_at),
+        "contacted_at": _time(order.contacted_at),
+        "replied_at": _time(order.replied_at),
+        "resolution": order.resolution,
+        "satisfaction": order.satisfaction,
+        "reopen_count": order.reopen_count,
+        "transfer_count": order.transfer_count,
+        "pause": None
+        if order.pause is None
+        else {"reason": order.pause.reason, "since": _time(order.pause.since), "staff_id": order.pause.staff_id},
+        "paused_seconds": order.paused_seconds,
+        "closed_at": _time(order.closed_at),
+        "closed_by": order.closed_by,
+        "withdrawn_at": _time(order.withdrawn_at),
+    }
+
+
+def order_from_dict(d: dict[str, Any]) -> WorkOrder:
+    pause = d.get("pause")
+    assigned_at = _parse(d["assigned_at"])
+    assert assigned_at is not None
+    return WorkOrder(
+        petition_id=d["petition_id"],
+        status=Status(d["status"]),
+        assignment=assignment_from_dict(d["assignment"]),
+        route=d["route"],
+        route_reason=d["route_reason"],
+        assigned_at=assigned_at,
+        contacted_at=_parse(d.get("contacted_at")),
+        replied_at=_parse(d.get("replied_at")),
+        resolution=d.get("resolution"),
+        satisfaction=d.get("satisfaction"),
+        reopen_count=int(d.get("reopen_count", 0)),
+        transfer_count=int(d.get("transfer_count", 0)),
+        pause=None if not pause else Pause(pause["reason"], _parse(pause["since"]), pause["staff_id"]),  # type: ignore[arg-type]
+        paused_seconds=float(d.get("paused_seconds", 0.0)),
+        closed_at=_parse(d.get("closed_at")),
+        closed_by=d.get("closed_by"),
+        withdrawn_at=_parse(d.get("withdrawn_at")),
+    )

@@ -1,0 +1,308 @@
+"""Routing's use cases: the grid registry, routing submitted petitions, and staff actions on work orders.
+
+Each work order is an aggregate in the `workorders` store (commit = new state + events, see
+petition_common/store.py); its state also remembers the ids of the intake events it applied, which
+makes the consumer idempotent. The registry is one aggregate whose every import is a commit, so an
+import replaces the whole registry atomically and every instance picks up the newest version.
+`open_orders` is a small projection of unfinished (and recently finished) orders that the list
+endpoint and the timeout scanner read; it is rebuilt from the orders if it is ever lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from pymongo.database import Database
+
+from petition_common.auth import Staff
+from petition_common.consumer import MessageMeta
+from petition_common.envelope import Event, format_time, utc_now
+from petition_common.store import AggregateStore, Conflict, Loaded
+from services.routing import domain
+from services.routing.records import order_from_dict, order_to_dict, to_cloudevent
+
+log = logging.getLogger(__name__)
+
+REGISTRY_ID = "county"
+MAX_CONFLICT_RETRIES = 8
+_SEEN_KEEP = 64
+FINAL = (domain.Status.CLOSED, domain.Status.WITHDRAWN)
+
+
+class NotFound(Exception):
+    pass
+
+
+class RegistryHolder:
+    """This process's copy of the newest committed grid registry."""
+
+    def __init__(self, store: AggregateStore):
+        self.store = store
+        self.version = 0
+        self.current: domain.GridRegistry | None = None
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        if self.store.latest_seq(REGISTRY_ID) <= self.version:
+            return
+        with self._lock:
+            loaded = self.store.load(REGISTRY_ID)
+            if loaded.state is not None and loaded.seq > self.version:
+                # validated when it was imported; building the spatial index takes ~0.3 s for a county
+                self.current = domain.GridRegistry.from_geojson(_unpack(loaded.state["geojson"]))
+                self.version = loaded.seq
+
+    def replace_with(self, geojson: dict[str, Any], imported_by: str) -> dict[str, Any]:
+        """Validate and commit a new registry; raises domain.RegistryInvalid with every problem."""
+        registry = domain.GridRegistry.from_geojson(geojson)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            latest = self.store.latest_seq(REGISTRY_ID)
+            try:
+                self.store.commit(
+                    Loaded(REGISTRY_ID, latest, None),
+                    {"geojson": _pack(geojson), "imported_by": imported_by, "imported_at": format_time(utc_now())},
+                )
+                break
+            except Conflict:
+                continue
+        else:
+            raise Conflict(REGISTRY_ID)
+        self.refresh()
+        return {"version": self.version, **registry.to_summary()}
+
+
+def _pack(geojson: dict[str, Any]) -> bytes:
+    # stored as compressed JSON bytes: FerretDB v1 cannot store nested arrays (polygon rings), and
+    # the registry is only ever read whole
+    return zlib.compress(orjson.dumps(geojson), 6)
+
+
+def _unpack(blob: bytes) -> dict[str, Any]:
+    return orjson.loads(zlib.decompress(blob))
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    departments: dict[str, str]
+    dispatcher_id: str = domain.DEFAULT_DISPATCHER_ID
+    feedback_window: timedelta = timedelta(days=7)
+    # finished orders stay listable this long, then leave the open_orders projection
+    keep_finished: timedelta = timedelta(days=7)
+
+
+class RoutingService:
+    def __init__(
+        self,
+        db: Database,
+        orders: AggregateStore,
+        registry: RegistryHolder,
+        config: RoutingConfig,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.orders = orders
+        self.registry = registry
+        self.config = config
+        self.clock = clock
+        self.open_orders = db["open_orders"]
+
+    # ---- reading
+
+    def load(self, petition_id: str) -> tuple[Loaded, domain.WorkOrder]:
+        loaded = self.orders.load(petition_id)
+        if loaded.state is None:
+            raise NotFound(petition_id)
+        return loaded, order_from_dict(loaded.state["order"])
+
+    def view(self, petition_id: str, staff: Staff) -> dict[str, Any]:
+        loaded, order = self.load(petition_id)
+        if not self._covers(staff, order):
+            raise NotFound(petition_id)
+        return {**loaded.state["order"], "category": loaded.state.get("category")}  # type: ignore[index]
+
+    @staticmethod
+    def _covers(staff: Staff, order: domain.WorkOrder) -> bool:
+        if staff.role == "auditor":
+            return True
+        if staff.role == "village_cadre":
+            return order.assignment.village_id is not None and order.assignment.village_id == staff.village_id
+        return domain.can_act(domain.Principal(staff.staff_id, staff.role, staff.town_id), order)
+
+    def list_orders(
+        self,
+        staff: Staff,
+        grid_id: str | None = None,
+        town: str | None = None,
+        status: str | None = None,
+        assignee: str | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        """Open and recently finished orders that this staff member may see, newest first."""
+        out = []
+        for doc in self.open_orders.find({}):
+            if grid_id and doc.get("grid_id") != grid_id:
+                continue
+            if town and town not in (doc.get("town"), doc.get("town_id")):
+                continue
+            if status and doc.get("status") != status:
+                continue
+            if assignee and doc.get("assignee") != assignee:
+                continue
+            order = order_from_dict(doc["order"])
+            if self._covers(staff, order):
+                out.append(doc["order"])
+        out.sort(key=lambda o: o["assigned_at"], reverse=True)
+        return out[:limit]
+
+    # ---- consuming intake's events
+
+    def on_intake_event(self, event: Event, meta: MessageMeta) -> None:
+        pid = event.data["petition_id"]
+        loaded = self.orders.load(pid)
+        state = loaded.state
+        if state is not None and event.id in state["seen"]:
+            return
+        now = self.clock()
+        if event.type == "petition.submitted":
+            if state is not None:
+                return  # already routed (the same petition republished under another event id)
+            self.registry.refresh()
+            decision = domain.route(
+                event.data, self.registry.current, self.config.departments, dispatcher_id=self.config.dispatcher_id
+            )
+            transition = domain.assign(pid, decision, now=now)
+            new_state = {
+                "order": order_to_dict(transition.order),
+                "seen": [event.id],
+                "category": event.data.get("category"),
+                "duplicate_of": event.data.get("duplicate_of"),
+            }
+            self._commit(loaded, new_state, transition)
+            return
+        if state is None:
+            # intake's events of one petition share a partition, so `submitted` always comes first
+            raise ValueError(f"{event.type} for petition {pid} that routing never saw submitted")
+        order = order_from_dict(state["order"])
+        try:
+            if event.type == "petition.feedback_received":
+                transition = domain.feedback(order, satisfaction=event.data["satisfaction"], now=now)
+            elif event.type == "petition.withdrawn":
+                transition = domain.withdraw(order, now=now)
+            else:
+                return
+        except domain.InvalidTransition as exc:
+            # e.g. a withdrawal that crossed our reply: intake decided without seeing it; keep ours
+            log.info("intake event does not apply", extra={"petition_id": pid, "type": event.type, "why": exc.message})
+            transition = domain.Transition(order, ())
+        self._commit(loaded, {**state, "seen": [*state["seen"], event.id][-_SEEN_KEEP:]}, transition)
+
+    def _commit(self, loaded: Loaded, state: dict[str, Any], transition: domain.Transition) -> None:
+        state = {**state, "order": order_to_dict(transition.order)}
+        commit = self.orders.commit(loaded, state, [to_cloudevent(e) for e in transition.events])
+        self._project(transition.order, commit.seq)
+
+    def _project(self, order: domain.WorkOrder, seq: int) -> None:
+        """Keep open_orders in step; a slower writer of an older version re-reads and corrects it."""
+        a = order.assignment
+        doc = {
+            "_id": order.petition_id,
+            "seq": seq,
+            "status": str(order.status),
+            "grid_id": a.grid_id,
+            "town": a.town,
+            "town_id": a.town_id,
+            "assignee": a.assignee.staff_id,
+            "assigned_at": format_time(order.assigned_at),
+            "order": order_to_dict(order),
+        }
+        self.open_orders.replace_one({"_id": order.petition_id}, doc, upsert=True)
+        latest = self.orders.latest_seq(order.petition_id)
+        if latest > seq:
+            _, newer = self.load(order.petition_id)
+            self._project(newer, latest)
+
+    # ---- staff actions
+
+    def act(self, petition_id: str, staff: Staff, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Apply a staff action; raises NotFound, domain.InvalidTransition (409), domain.InvalidArgument."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            loaded, order = self.load(petition_id)
+            if staff.role == "auditor" or not self._covers(staff, order):
+                raise NotFound(petition_id)
+            transition = self._transition(order, staff, action, body, self.clock())
+            try:
+                self._commit(loaded, loaded.state, transition)  # type: ignore[arg-type]
+                return order_to_dict(transition.order)
+            except Conflict:
+                continue
+        raise Conflict(petition_id)
+
+    def _transition(
+        self, order: domain.WorkOrder, staff: Staff, action: str, body: dict[str, Any], now: datetime
+    ) -> domain.Transition:
+        sid = staff.staff_id
+        if action == "contact":
+            return domain.contact(order, staff_id=sid, now=now)
+        if action == "reply":
+            return domain.reply(
+                order,
+                staff_id=sid,
+                resolution=body.get("resolution"),  # type: ignore[arg-type]
+                summary=body.get("summary"),
+                now=now,
+            )  # type: ignore[arg-type]
+        if action == "transfer":
+            return domain.transfer(order, self._target(order, body), reason=body.get("reason"), now=now)  # type: ignore[arg-type]
+        if action == "pause":
+            return domain.pause(order, staff_id=sid, reason=body.get("reason"), now=now)  # type: ignore[arg-type]
+        if action == "resume":
+            return domain.resume(order, staff_id=sid, now=now)
+        if action == "close":
+            return domain.close_by_staff(order, staff_id=sid, now=now)
+        raise ValueError(f"unknown action {action}")
+
+    def _target(self, order: domain.WorkOrder, body: dict[str, Any]) -> domain.Assignment:
+        grid_id, department = body.get("grid_id"), body.get("department")
+        if grid_id is None and department is None:
+            raise domain.InvalidArgument("grid_id", "give a grid_id, a department, or both")
+        if department is not None and (
+            not isinstance(department, str) or department not in set(self.config.departments.values())
+        ):
+            raise domain.InvalidArgument("department", "unknown department")
+        if grid_id is None:
+            return replace(order.assignment, department=department)
+        self.registry.refresh()
+        grid = self.registry.current.grid(grid_id) if self.registry.current else None
+        if grid is None:
+            raise domain.InvalidArgument("grid_id", "no such grid in the registry")
+        return domain.Assignment.for_grid(grid, department or order.assignment.department)
+
+    # ---- the timeout scanner
+
+    def close_timed_out(self) -> int:
+        """Close replied orders whose feedback window has passed; returns how many this call closed."""
+        now = self.clock()
+        closed = 0
+        for doc in list(self.open_orders.find({})):
+            order = order_from_dict(doc["order"])
+            if order.status in FINAL:
+                finished = order.closed_at or order.withdrawn_at
+                if finished and now - finished > self.config.keep_finished:
+                    self.open_orders.delete_one({"_id": doc["_id"]})
+                continue
+            if not domain.due_for_timeout_close(order, now, self.config.feedback_window):
+                continue
+            try:
+                loaded, current = self.load(order.petition_id)
+                transition = domain.close_by_timeout(current, now=now, feedback_window=self.config.feedback_window)
+                self._commit(loaded, loaded.state, transition)  # type: ignore[arg-type]
+                closed += 1
+            except (Conflict, domain.InvalidTransition):
+                continue  # another instance or the citizen got there first
+        return closed
