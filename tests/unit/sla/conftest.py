@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import pytest
+
+from services.sla.domain.calendar import WorkCalendar
+from services.sla.domain.policy import SlaPolicy, load_category_codes, load_policy
+
+from .helpers import CALENDAR_DIR, CATEGORIES_FILE, POLICY_FILE
+
+
+@pytest.fixture(scope="session")
+def calendar() -> WorkCalendar:
+    """The calendar the service uses: the library plus config/calendar/."""
+    return WorkCalendar.load(CALENDAR_DIR)
+
+
+@pytest.fixture(scope="session")
+def policy() -> SlaPolicy:
+    return load_policy(POLICY_FILE, load_category_codes(CATEGORIES_FILE))

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from services.sla.domain.tz import SHANGHAI, UTC
+
+REPO = Path(__file__).resolve().parents[3]
+CALENDAR_DIR = REPO / "config" / "calendar"
+POLICY_FILE = REPO / "config" / "sla-policy.yaml"
+CATEGORIES_FILE = REPO / "config" / "categories.yaml"
+
+
+def cst(text: str) -> datetime:
+    """'2025-03-10 09:00' read as Beijing time."""
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
