@@ -1,0 +1,109 @@
+"""The detector's memory for one (level, area, category): bounded, and a plain dict for MongoDB.
+
+It holds the petitions of the last window plus the allowed lateness (timestamps and ids, to count
+sliding windows, name the petitions in an alert and ignore redeliveries) and daily counts for the
+trailing baseline. The detector prunes it on every event, so its size depends on the area's volume
+over W + lateness (timestamps) and B + W + lateness days (one integer per day), never on uptime.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from operator import itemgetter
+from typing import Any
+
+STATE_VERSION = 1
+_at = itemgetter(0)
+
+
+def utc(at: datetime) -> datetime:
+    """`at` in UTC; naive datetimes are refused, since their zone would be a guess."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"timezone-aware datetime required, got {at!r}")
+    return at.astimezone(UTC)
+
+
+def day_of(at: datetime) -> int:
+    """The UTC calendar day of `at`, as a proleptic Gregorian ordinal."""
+    return at.date().toordinal()
+
+
+@dataclass(frozen=True, order=True)
+class AreaKey:
+    level: str  # grid | village | town
+    area_id: str
+    category: str
+
+
+@dataclass
+class KeyState:
+    key: AreaKey
+    watermark: datetime | None = None  # newest `at` seen for this key
+    events: list[tuple[datetime, str]] = field(default_factory=list)  # (at, petition_id), sorted
+    daily: dict[int, int] = field(default_factory=dict)  # UTC day ordinal -> petitions that day
+    hot: set[str] = field(default_factory=set)  # alert kinds raised and not yet cooled
+    last_alert_end: dict[str, datetime] = field(default_factory=dict)  # kind -> window_end of its last alert
+
+    def holds(self, petition_id: str) -> bool:
+        return any(pid == petition_id for _, pid in self.events)
+
+    def add(self, at: datetime, petition_id: str, *, keep_timestamp: bool) -> None:
+        day = day_of(at)
+        self.daily[day] = self.daily.get(day, 0) + 1
+        if keep_timestamp:
+            insort(self.events, (at, petition_id))
+
+    def _span(self, start: datetime, end: datetime) -> tuple[int, int]:
+        """Index range of the events with start < at <= end."""
+        return bisect_right(self.events, start, key=_at), bisect_right(self.events, end, key=_at)
+
+    def count(self, start: datetime, end: datetime) -> int:
+        lo, hi = self._span(start, end)
+        return hi - lo
+
+    def petition_ids(self, start: datetime, end: datetime) -> list[str]:
+        lo, hi = self._span(start, end)
+        return [pid for _, pid in self.events[lo:hi]]
+
+    def times(self, lo: datetime, hi: datetime) -> list[datetime]:
+        """Distinct event times t with lo <= t < hi, ascending."""
+        i, j = bisect_left(self.events, lo, key=_at), bisect_left(self.events, hi, key=_at)
+        return sorted({at for at, _ in self.events[i:j]})
+
+    def daily_sum(self, first_day: int, last_day: int) -> int:
+        return sum(n for day, n in self.daily.items() if first_day <= day <= last_day)
+
+    def prune(self, horizon: datetime, first_day: int) -> None:
+        """Forget timestamps at or before `horizon` and daily counts before `first_day`."""
+        del self.events[: bisect_right(self.events, horizon, key=_at)]
+        for day in [d for d in self.daily if d < first_day]:
+            del self.daily[day]
+
+    def to_doc(self) -> dict[str, Any]:
+        """A JSON- and BSON-safe dict; times as ISO 8601 strings keep microseconds (BSON dates don't)."""
+        return {
+            "v": STATE_VERSION,
+            "level": self.key.level,
+            "area_id": self.key.area_id,
+            "category": self.key.category,
+            "watermark": self.watermark.isoformat() if self.watermark else None,
+            "events": [[at.isoformat(), pid] for at, pid in self.events],
+            "daily": {date.fromordinal(d).isoformat(): n for d, n in sorted(self.daily.items())},
+            "hot": sorted(self.hot),
+            "last_alert_end": {kind: end.isoformat() for kind, end in sorted(self.last_alert_end.items())},
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> KeyState:
+        if doc.get("v") != STATE_VERSION:
+            raise ValueError(f"unsupported hotspot state version {doc.get('v')!r}")
+        return cls(
+            key=AreaKey(doc["level"], doc["area_id"], doc["category"]),
+            watermark=utc(datetime.fromisoformat(doc["watermark"])) if doc["watermark"] else None,
+            events=sorted((utc(datetime.fromisoformat(at)), pid) for at, pid in doc["events"]),
+            daily={date.fromisoformat(d).toordinal(): int(n) for d, n in doc["daily"].items()},
+            hot=set(doc["hot"]),
+            last_alert_end={k: utc(datetime.fromisoformat(v)) for k, v in doc["last_alert_end"].items()},
+        )
