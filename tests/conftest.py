@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from petition_common.config import Settings
 from petition_devtools.processes import ServiceFleet
 
@@ -86,8 +87,14 @@ def make_settings(service: str, prefix: str, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def fleet(run_env: dict[str, str], tmp_path: Path) -> Iterator[ServiceFleet]:
-    """Service processes for one test; all are stopped afterwards (their logs stay in tmp_path)."""
-    f = ServiceFleet(env=run_env, log_dir=tmp_path / "logs")
+def fleet(run_env: dict[str, str], unique_prefix: str, tmp_path: Path) -> Iterator[ServiceFleet]:
+    """Service processes for one test, on topics and databases of that test alone; all are stopped
+    afterwards (their logs stay in tmp_path/logs). `fleet.env` holds the prefixes."""
+    env = {
+        **run_env,
+        "KAFKA_TOPIC_PREFIX": f"{unique_prefix}-",
+        "MONGO_DB_PREFIX": f"{unique_prefix.replace('-', '_')}_",
+    }
+    f = ServiceFleet(env=env, log_dir=tmp_path / "logs")
     yield f
     f.stop_all(kill=False)

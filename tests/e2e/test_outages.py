@@ -18,7 +18,7 @@ def _stack(*args: str) -> None:
     subprocess.run([*STACK, *args], check=True)
 
 
-def test_broker_down_submissions_still_accepted_and_published_on_return(fleet, run_env):
+def test_broker_down_submissions_still_accepted_and_published_on_return(fleet):
     intake = fleet.start("intake")
     fleet.wait_ready()
     _stack("stop", "kafka")
@@ -37,14 +37,14 @@ def test_broker_down_submissions_still_accepted_and_published_on_return(fleet, r
             receipts.append(resp.json()["petition_id"])
     finally:
         _stack("start", "kafka")
-    topic = f"{run_env['KAFKA_TOPIC_PREFIX']}petitions.intake.v1"
+    topic = f"{fleet.env['KAFKA_TOPIC_PREFIX']}petitions.intake.v1"
     messages = read_topic(topic, lambda ms: set(receipts) <= {m["key"] for m in ms}, timeout_s=60)
     published = [m["key"] for m in messages if m["key"] in receipts]
     assert sorted(published) == sorted(receipts)  # each exactly once
     eventually(lambda: _assert_status(intake.url, 200), timeout_s=30)
 
 
-def test_database_down_answers_503_with_retry_after_and_stores_nothing(fleet, run_env):
+def test_database_down_answers_503_with_retry_after_and_stores_nothing(fleet):
     intake = fleet.start("intake")
     fleet.wait_ready()
     _stack("stop", "ferretdb")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import requests
+
 from petition_common.config import REPO_ROOT
 from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
-
 from tests.support import read_topic
 
 BODY = {
@@ -21,7 +21,7 @@ BODY = {
 }
 
 
-def test_submitted_petition_reaches_kafka_as_contract_event(fleet, run_env):
+def test_submitted_petition_reaches_kafka_as_contract_event(fleet):
     intake = fleet.start("intake")
     fleet.wait_ready()
 
@@ -32,7 +32,7 @@ def test_submitted_petition_reaches_kafka_as_contract_event(fleet, run_env):
     assert len(receipt["tracking_code"]) >= 16
     assert receipt["status"] == "submitted"
 
-    topic = f"{run_env['KAFKA_TOPIC_PREFIX']}petitions.intake.v1"
+    topic = f"{fleet.env['KAFKA_TOPIC_PREFIX']}petitions.intake.v1"
     messages = read_topic(topic, lambda ms: any(m["key"] == receipt["petition_id"] for m in ms))
     mine = [m for m in messages if m["key"] == receipt["petition_id"]]
     assert len(mine) == 1

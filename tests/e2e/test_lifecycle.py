@@ -1,0 +1,223 @@
+"""Issue 3's end-to-end check: the generated county imported, a few hundred generated petitions submitted
+over HTTP, every one driven to its end through the staff and citizen endpoints (transfer, reopen,
+withdrawal, pause, staff close, timeout close), the statuses citizens see checked at each step, and
+every event on Kafka validated against the contract's JSON Schemas."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from countysim import generate_county, generate_petitions
+from petition_common.config import REPO_ROOT
+from petition_common.contract import ContractValidator
+from petition_common.envelope import Event
+from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
+from tests.support import eventually, read_topic
+
+N_PETITIONS = 240
+# what happens to petition i: SCENARIOS[i % len(SCENARIOS)]
+SCENARIOS = ("satisfied", "transfer_twice_dissatisfied", "withdraw", "pause_staff_close", "timeout", "reopen_then_ok")
+FINAL_STATUS = {
+    "satisfied": "closed",
+    "transfer_twice_dissatisfied": "closed",
+    "withdraw": "withdrawn",
+    "pause_staff_close": "closed",
+    "timeout": "closed",
+    "reopen_then_ok": "closed",
+}
+CLOSED_BY = {
+    "satisfied": "feedback",
+    "transfer_twice_dissatisfied": "feedback",
+    "pause_staff_close": "staff",
+    "timeout": "timeout",
+    "reopen_then_ok": "feedback",
+}
+
+
+@pytest.fixture(scope="module")
+def county():
+    return generate_county(seed=7)
+
+
+@pytest.fixture
+def platform(fleet, county, tmp_path):
+    tokens = write_tokens_file(tmp_path / "tokens.yaml", county_tokens(county))
+    dispatcher = next(s for s in county.staff if s.role == "county_dispatcher")
+    env = {
+        "STAFF_TOKENS_FILE": str(tokens),
+        "ROUTING_DISPATCHER_ID": dispatcher.staff_id,
+        # the timeout scenario: no rating within 60 s of the reply closes the order. The other
+        # scenarios rate well within that (their replies come later and are rated at once).
+        "ROUTING_FEEDBACK_WINDOW_HOURS": str(60 / 3600),
+        "ROUTING_TIMEOUT_SCAN_S": "1",
+    }
+    intake = fleet.start("intake", extra_env=env)
+    routing = fleet.start("routing", extra_env=env)
+    fleet.wait_ready()
+    return intake.url, routing.url, {"Authorization": f"Bearer {token_for(dispatcher.staff_id)}"}
+
+
+def test_every_petition_from_submission_to_its_end(platform, county, fleet):
+    intake, routing, dispatcher = platform
+    http = requests.Session()
+    resp = http.post(f"{routing}/v1/grids/import", json=county.to_geojson(), headers=dispatcher, timeout=60)
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["grids"], resp.json()["villages"], resp.json()["towns"]) == (2635, 119, 12)
+
+    generated = generate_petitions(county, N_PETITIONS, seed=11, start=datetime(2024, 7, 1, tzinfo=UTC), days=20)
+    with ThreadPoolExecutor(8) as pool:
+        receipts = list(pool.map(lambda g: _submit(intake, g), generated))
+    petitions = [(g, r["petition_id"], r["tracking_code"]) for g, r in zip(generated, receipts, strict=True)]
+    assert len({pid for _, pid, _ in petitions}) == N_PETITIONS
+
+    # every petition is routed; the route and grid are the ones the generator intended
+    _wait_status(intake, petitions, lambda i: "assigned")
+    for g, pid, _ in petitions:
+        order = http.get(f"{routing}/v1/workorders/{pid}", headers=dispatcher, timeout=10).json()
+        assert order["route"] == g.truth.route, (pid, order["route_reason"])
+        if g.truth.route in ("grid_id", "point"):
+            assert order["assignment"]["grid_id"] == g.truth.grid_id, (pid, order["route_reason"])
+        elif g.truth.route == "village":  # the village's grid named in the address, else its default grid
+            assert order["assignment"]["village_id"] == g.truth.grid_id[:6], (pid, order["route_reason"])
+
+    by_scenario = defaultdict(list)
+    for i, p in enumerate(petitions):
+        by_scenario[SCENARIOS[i % len(SCENARIOS)]].append(p)
+
+    def staff(action: str, pid: str, body: dict | None = None, expect: int = 200) -> dict:
+        r = http.post(f"{routing}/v1/workorders/{pid}/{action}", json=body or {}, headers=dispatcher, timeout=10)
+        assert r.status_code == expect, (action, pid, r.text)
+        return r.json()
+
+    def citizen(action: str, pid: str, code: str, body: dict | None = None, expect: int = 200) -> dict:
+        r = http.post(f"{intake}/v1/petitions/{pid}/{action}", json={"tracking_code": code, **(body or {})}, timeout=10)
+        assert r.status_code == expect, (action, pid, r.text)
+        return r.json()
+
+    # withdrawals first, before anyone contacts them
+    for _, pid, code in by_scenario["withdraw"]:
+        assert citizen("withdraw", pid, code)["status"] == "withdrawn"
+        citizen("withdraw", pid, code, expect=409)  # only once
+
+    # the timeout ones are answered first and then never rated: the scanner closes them later
+    for _, pid, _ in by_scenario["timeout"]:
+        staff("contact", pid)
+        staff("reply", pid, {"resolution": "explained", "summary": "已电话答复"})
+
+    working = [p for s, ps in by_scenario.items() if s not in ("withdraw", "timeout") for p in ps]
+    for _, pid, _ in working:
+        staff("contact", pid)
+    _wait_status(intake, working, lambda i: "in_progress")
+
+    second_grid = county.grids[5].grid_id
+    for _, pid, _ in by_scenario["transfer_twice_dissatisfied"]:
+        order = staff("transfer", pid, {"grid_id": second_grid, "reason": "地址属于相邻网格"})
+        assert order["assignment"]["grid_id"] == second_grid
+        department = "town_mediation_office"
+        if order["assignment"]["department"] == department:
+            department = "county_housing_bureau"
+        staff("transfer", pid, {"department": department, "reason": "需其他部门处理"})
+    for _, pid, _ in by_scenario["pause_staff_close"]:
+        staff("pause", pid, {"reason": "third_party"})
+        staff("pause", pid, {"reason": "third_party"}, expect=409)
+        staff("resume", pid)
+
+    for _, pid, code in working:
+        staff("close", pid, expect=409)  # not before a reply
+        citizen("feedback", pid, code, {"satisfaction": "satisfied"}, expect=409)  # not before a reply
+        staff("reply", pid, {"resolution": "resolved", "summary": "已派人疏通处理完毕"})
+    _wait_status(intake, working, lambda i: "replied")
+
+    rated = lambda name, rating: [  # noqa: E731
+        citizen("feedback", pid, code, {"satisfaction": rating}) for _, pid, code in by_scenario[name]
+    ]
+    rated("satisfied", "basically_satisfied")
+    rated("transfer_twice_dissatisfied", "dissatisfied")
+    rated("reopen_then_ok", "dissatisfied")
+    for _, pid, _ in by_scenario["pause_staff_close"]:
+        staff("close", pid)
+    reopened = by_scenario["transfer_twice_dissatisfied"] + by_scenario["reopen_then_ok"]
+    _wait_status(intake, reopened, lambda i: "reopened")
+    for _, pid, code in reopened:
+        citizen("feedback", pid, code, {"satisfaction": "satisfied"}, expect=409)  # no reply to rate
+        staff("contact", pid)
+        staff("reply", pid, {"resolution": "explained", "summary": "二次办理：已协调解决"})
+    _wait_status(intake, reopened, lambda i: "replied")
+    rated("transfer_twice_dissatisfied", "dissatisfied")  # second dissatisfied: closed as dissatisfied
+    rated("reopen_then_ok", "satisfied")
+
+    # the end: every petition closed or withdrawn as its scenario says (timeout ones by the scanner)
+    scenario_of = {pid: s for s, ps in by_scenario.items() for _, pid, _ in ps}
+    _wait_status(intake, petitions, lambda pid: FINAL_STATUS[scenario_of[pid]], by_pid=True, timeout_s=120)
+    for _, pid, code in petitions:
+        view = http.get(f"{intake}/v1/petitions/{pid}", params={"tracking_code": code}, timeout=10).json()
+        scenario = scenario_of[pid]
+        statuses = [entry["status"] for entry in view["timeline"]]
+        assert statuses[0] == "submitted" and statuses[-1] == FINAL_STATUS[scenario], (scenario, statuses)
+        if scenario in ("transfer_twice_dissatisfied", "reopen_then_ok"):
+            assert "reopened" in statuses
+        order = http.get(f"{routing}/v1/workorders/{pid}", headers=dispatcher, timeout=10).json()
+        assert order["status"] == FINAL_STATUS[scenario]
+        assert order["closed_by"] == CLOSED_BY.get(scenario)
+
+    _check_events(fleet.env["KAFKA_TOPIC_PREFIX"], petitions, scenario_of)
+
+
+def _submit(intake: str, generated) -> dict:
+    r = requests.post(
+        f"{intake}/v1/petitions",
+        json=generated.body,
+        timeout=30,
+        headers={"Idempotency-Key": generated.idempotency_key},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _wait_status(intake, petitions, expected, by_pid: bool = False, timeout_s: float = 60) -> None:
+    session = requests.Session()
+
+    def check() -> None:
+        wrong = []
+        for _, pid, code in petitions:
+            want = expected(pid) if by_pid else expected(None)
+            got = session.get(f"{intake}/v1/petitions/{pid}", params={"tracking_code": code}, timeout=10).json()
+            if got["status"] != want:
+                wrong.append((pid, got["status"], want))
+        assert not wrong, f"{len(wrong)} petitions not yet as expected, e.g. {wrong[:3]}"
+
+    eventually(check, timeout_s=timeout_s, interval_s=0.5)
+
+
+def _check_events(prefix: str, petitions, scenario_of) -> None:
+    validator = ContractValidator(REPO_ROOT / "contract")
+    pids = {pid for _, pid, _ in petitions}
+    events: dict[str, list[str]] = defaultdict(list)
+    for topic in ("petitions.intake.v1", "petitions.routing.v1"):
+        messages = read_topic(f"{prefix}{topic}", lambda ms: False, timeout_s=8)
+        seen_ids = set()
+        for m in messages:
+            event = Event.from_dict(m["value"], key=m["key"])
+            validator.validate(event)  # raises SchemaViolation with the failing fields
+            assert m["key"] == event.data["petition_id"] == event.subject
+            if event.id in seen_ids:
+                continue  # at-least-once: a republished event carries the same id
+            seen_ids.add(event.id)
+            events[event.subject].append(event.type)
+    assert set(events) == pids
+    for pid, types in events.items():
+        scenario = scenario_of[pid]
+        assert types.count("petition.submitted") == 1 and types.count("petition.assigned") == 1
+        if scenario == "withdraw":
+            assert "petition.withdrawn" in types and "petition.closed" not in types
+        else:
+            assert types.count("petition.closed") == 1, (scenario, types)
+        if scenario == "transfer_twice_dissatisfied":
+            assert types.count("petition.transferred") == 2 and types.count("petition.reopened") == 1
+        if scenario == "pause_staff_close":
+            assert types.count("petition.sla_paused") == 1 and types.count("petition.sla_resumed") == 1
