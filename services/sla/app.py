@@ -4,6 +4,7 @@ readiness and metrics so that the whole platform can be started and monitored)."
 from __future__ import annotations
 
 from flask import Flask
+
 from petition_common import logs
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
