@@ -52,8 +52,7 @@ def read_json_object(max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """The request body as a JSON object, or an ApiError that says precisely what is wrong."""
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    if (request.content_length or 0) > max_bytes:
-        raise ApiError(413, "body_too_large", f"the body may be at most {max_bytes} bytes")
+    # read before refusing: answering while the client is still sending resets its connection
     raw = request.get_data(cache=True)
     if len(raw) > max_bytes:
         raise ApiError(413, "body_too_large", f"the body may be at most {max_bytes} bytes")
