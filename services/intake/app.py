@@ -70,6 +70,60 @@ def submit() -> Response:
     return json_response(receipt, 201, headers)
 
 
+@bp.get("/v1/petitions/nearby")
+def nearby() -> Response:
+    args = request.args
+    fields: dict[str, str] = {}
+    point: dict[str, float] = {}
+    for key, bound in (("lat", 90), ("lon", 180)):
+        try:
+            point[key] = float(args[key])
+            if not -bound <= point[key] <= bound:
+                fields[key] = f"must be between -{bound} and {bound}"
+        except KeyError:
+            fields[key] = "is required"
+        except ValueError:
+            fields[key] = "must be a number"
+    category = args.get("category", "")
+    if category not in _service().categories:
+        fields["category"] = "unknown category"
+    try:
+        radius = float(args.get("radius_m", 500))
+        if not 1 <= radius <= 5000:
+            fields["radius_m"] = "must be between 1 and 5000"
+    except ValueError:
+        fields["radius_m"] = "must be a number"
+    if fields:
+        raise ApiError(400, "invalid_query", "the query has invalid parameters", fields)
+    found = _service().nearby(point["lat"], point["lon"], category, radius)
+    return json_response({"petitions": found, "count": len(found)})
+
+
+@bp.post("/v1/petitions/<petition_id>/join")
+def join(petition_id: str) -> Response:
+    body = read_json_object()
+    fields = {k: "unknown field" for k in body if k != "citizen"}
+    citizen = body.get("citizen")
+    if not isinstance(citizen, dict):
+        fields["citizen"] = "must be an object with name and phone"
+        citizen = {}
+    name = citizen.get("name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 30:
+        fields["citizen.name"] = "must be 1-30 characters"
+    phone = domain.normalize_phone(citizen["phone"]) if isinstance(citizen.get("phone"), str) else None
+    if phone is None:
+        fields["citizen.phone"] = "must be a mainland mobile or a landline with area code"
+    if fields:
+        raise ApiError(400, "invalid_request", "the request has invalid fields", fields)
+    try:
+        receipt = _service().join(petition_id, str(name).strip(), str(phone))
+    except NotFound as exc:
+        raise ApiError(404, "not_found", "no such petition") from exc
+    except domain.ActionRefused as exc:
+        raise ApiError(409, exc.code, exc.message) from exc
+    return json_response(receipt, 201)
+
+
 @bp.get("/v1/petitions/<petition_id>")
 def read(petition_id: str) -> Response:
     service = _service()

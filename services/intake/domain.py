@@ -4,6 +4,7 @@ sees as the petition moves through its lifecycle. Pure functions, no I/O."""
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 from collections.abc import Collection, Mapping
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from rapidfuzz import fuzz
 
 CHANNELS = ("miniprogram", "hotline", "web", "visit", "other")
@@ -172,10 +174,16 @@ def format_petition_id(prefix: str, day: date, seq: int) -> str:
     return f"{prefix}{day:%Y%m%d}{seq:06d}"
 
 
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres (haversine); plenty for "near me" within a county."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
 def body_fingerprint(body: Mapping[str, Any]) -> str:
     """What an Idempotency-Key is bound to: a retry must send the same body."""
-    import orjson
-
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -8,11 +8,12 @@ durably queued, even if Kafka is down at that moment.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,8 +43,6 @@ class IdempotencyMismatch(Exception):
 
 
 def _tracking_digest(code: str) -> str:
-    import hashlib
-
     return hashlib.sha256(code.encode()).hexdigest()
 
 
@@ -60,6 +59,8 @@ class IntakeService:
         self.petitions = petitions
         self.duplicates = duplicates
         self.idempotency = db["idempotency"]
+        # open petitions that carry a point, for "near me" before filing; small: closed ones leave
+        self.open_points = db["open_points"]
         self.numbers = PetitionNumbers(db["petition_numbers"], id_prefix)
         self.categories = categories
         self.clock = clock
@@ -76,7 +77,7 @@ class IntakeService:
             return self._create(pid, code, submission, now), False
 
         fingerprint = domain.body_fingerprint(body)
-        key_id = "idem:" + domain.hashlib.sha256(idempotency_key.encode()).hexdigest()
+        key_id = "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
         claim = {
             "_id": key_id,
             "fingerprint": fingerprint,
@@ -141,6 +142,19 @@ class IntakeService:
         }
         event = Event(type="petition.submitted", source=SOURCE, subject=pid, data=data, time=submitted_at)
         self.petitions.commit(Loaded(pid, 0, None), state, [event])
+        if "lat" in sub.location and duplicate_of is None:
+            self.open_points.replace_one(
+                {"_id": pid},
+                {
+                    "_id": pid,
+                    "category": sub.category,
+                    "lat": sub.location["lat"],
+                    "lon": sub.location["lon"],
+                    "submitted_at": submitted_at,
+                    "content": sub.content[:200],
+                },
+                upsert=True,
+            )
         return self._receipt(state, code)
 
     @staticmethod
@@ -186,7 +200,9 @@ class IntakeService:
         if not tracking_code:
             raise NotFound(petition_id)
         state = self.load(petition_id)
-        if not hmac.compare_digest(state["tracking_digest"], _tracking_digest(tracking_code)):
+        digest = _tracking_digest(tracking_code)
+        known = [state["tracking_digest"], *(f["tracking_digest"] for f in state.get("followers", []))]
+        if not any(hmac.compare_digest(k, digest) for k in known):
             raise NotFound(petition_id)
         return state
 
@@ -206,6 +222,7 @@ class IntakeService:
             "channel": state["channel"],
             "submitted_at": state["submitted_at"],
             "duplicate_of": state.get("duplicate_of"),
+            "affected_citizens": state.get("affected_citizens", 1),
             "assigned_to": {k: assignment.get(k) for k in ("town", "village", "grid_id", "department")}
             if assignment
             else None,
@@ -312,9 +329,57 @@ class IntakeService:
         new = domain.apply_lifecycle(loaded.state, event.type, event.data, event.id, event.time)
         if new is not None:
             self.petitions.commit(loaded, new)  # Conflict -> the consumer loop retries on fresh state
+            if new["status"] in domain.TERMINAL:
+                self.open_points.delete_one({"_id": pid})
+
+    # ---- near me, and joining an open petition instead of filing again
+
+    def nearby(self, lat: float, lon: float, category: str, radius_m: float, limit: int = 20) -> list[dict[str, Any]]:
+        """Open petitions of this category within `radius_m` of the point: content excerpt, no personal data."""
+        found = []
+        for doc in self.open_points.find({}):
+            if doc["category"] != category:
+                continue
+            distance = domain.distance_m(lat, lon, doc["lat"], doc["lon"])
+            if distance <= radius_m:
+                found.append(
+                    {
+                        "petition_id": doc["_id"],
+                        "category": doc["category"],
+                        "distance_m": round(distance),
+                        "submitted_at": doc["submitted_at"],
+                        "content": doc["content"],
+                    }
+                )
+        return sorted(found, key=lambda f: f["distance_m"])[:limit]
+
+    def join(self, petition_id: str, name: str, phone: str) -> dict[str, Any]:
+        """Add a citizen to an open petition; they get their own tracking code to follow it."""
+        code = secrets.token_urlsafe(12)
+        now = format_time(self.clock())
+
+        def change(state: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
+            if state["status"] in domain.TERMINAL:
+                raise domain.ActionRefused("not_open", f"the petition is {state['status']}; file a new one")
+            followers = [
+                *state.get("followers", []),
+                {"tracking_digest": _tracking_digest(code), "name": name, "phone": phone, "joined_at": now},
+            ]
+            return {
+                **state,
+                "followers": followers,
+                "affected_citizens": int(state.get("affected_citizens", 1)) + 1,
+                "timeline": [*state["timeline"], {"at": now, "event": "joined", "status": state["status"]}],
+            }, []
+
+        state = self._act(petition_id, change)
+        return {
+            "petition_id": petition_id,
+            "tracking_code": code,
+            "status": state["status"],
+            "affected_citizens": state["affected_citizens"],
+        }
 
 
 def _as_utc(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value if value.tzinfo else value.replace(tzinfo=UTC)
