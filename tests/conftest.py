@@ -21,6 +21,7 @@ import pytest
 
 from petition_common.config import Settings
 from petition_devtools.processes import ServiceFleet
+from tests.support import KAFKA, MONGO
 
 REPO = Path(__file__).resolve().parents[1]
 STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
@@ -48,14 +49,14 @@ def _cleanup_run() -> None:
     from kafka import KafkaAdminClient
     from pymongo import MongoClient
 
-    client = MongoClient("mongodb://127.0.0.1:27017", serverSelectionTimeoutMS=5000)
+    client = MongoClient(MONGO, serverSelectionTimeoutMS=5000)
     try:
         for name in client.list_database_names():
             if name.startswith(f"t{RUN_ID}_"):
                 client.drop_database(name)
     finally:
         client.close()
-    admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:9092")
+    admin = KafkaAdminClient(bootstrap_servers=KAFKA)
     try:
         mine = [t for t in admin.list_topics() if t.startswith(f"t{RUN_ID}-")]
         if mine:
@@ -70,8 +71,8 @@ def run_env(stack: None) -> dict[str, str]:
     return {
         "KAFKA_TOPIC_PREFIX": f"t{RUN_ID}-",
         "MONGO_DB_PREFIX": f"t{RUN_ID}_",
-        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
-        "MONGO_URI": "mongodb://127.0.0.1:27017",
+        "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+        "MONGO_URI": MONGO,
         "LOG_LEVEL": "INFO",
     }
 
@@ -83,7 +84,14 @@ def unique_prefix(stack: None) -> str:
 
 
 def make_settings(service: str, prefix: str, **overrides: object) -> Settings:
-    return Settings(service=service, topic_prefix=f"{prefix}-", db_prefix=f"{prefix.replace('-', '_')}_", **overrides)  # type: ignore[arg-type]
+    return Settings(
+        service=service,
+        kafka_bootstrap=KAFKA,
+        mongo_uri=MONGO,
+        topic_prefix=f"{prefix}-",
+        db_prefix=f"{prefix.replace('-', '_')}_",
+        **overrides,  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -11,13 +12,17 @@ from kafka import KafkaConsumer
 
 T = TypeVar("T")
 
+# the local stack's ports (deploy/local/stack.py reads the same variables)
+KAFKA = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+MONGO = f"mongodb://127.0.0.1:{os.environ.get('MONGO_PORT', '27017')}"
+
 
 def read_topic(topic: str, until: Callable[[list[dict]], bool], timeout_s: float = 30) -> list[dict]:
     """Every message of `topic` from the beginning, as dicts with key/value/headers, until
     `until(messages)` holds or the timeout passes (then the messages so far are returned)."""
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers="127.0.0.1:9092",
+        bootstrap_servers=KAFKA,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

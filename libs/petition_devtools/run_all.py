@@ -37,7 +37,8 @@ def main() -> int:
         for name in SERVICES:
             print(f"  {name:8s} http://127.0.0.1:{DEFAULT_PORTS[name]}  (log {log_dir / name}.log)", file=sys.stderr)
         print(
-            "  kafka    127.0.0.1:9092, ferretdb mongodb://127.0.0.1:27017\nCtrl-C stops everything.\n", file=sys.stderr
+            "  kafka and ferretdb: see `python3 deploy/local/stack.py status`\nCtrl-C stops everything.\n",
+            file=sys.stderr,
         )
         _follow(
             {name: log_dir / f"{name}.log" for name in SERVICES},

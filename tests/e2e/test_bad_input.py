@@ -10,7 +10,7 @@ import requests
 from pymongo import MongoClient
 
 from tests.e2e.test_submission_event import BODY
-from tests.support import read_topic
+from tests.support import MONGO, read_topic
 
 
 def _with(path: str, value: object) -> dict:
@@ -164,7 +164,7 @@ def test_bad_input_is_refused_with_field_errors_and_nothing_is_kept(intake, flee
             assert field in resp.json()["error"]["fields"], (name, resp.text)
 
     # nothing but the one valid petition was stored or published
-    with MongoClient("mongodb://127.0.0.1:27017") as client:
+    with MongoClient(MONGO) as client:
         db = client[f"{fleet.env['MONGO_DB_PREFIX']}intake"]
         commits = list(db["petitions_commits"].find({}, {"_id": 1}))
     assert [c["_id"] for c in commits] == [f"{pid}:000001"]
