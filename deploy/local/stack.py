@@ -97,7 +97,7 @@ def install_kafka(lay: Layout) -> None:
         sys.exit("[stack] Kafka needs Java 17 and Maven (apt-get install openjdk-17-jdk-headless maven)")
     say(f"fetching Apache Kafka {kafka_version()} jars from Maven Central (cached in ~/.m2) ...")
     lay.kafka_libs.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
+    result = subprocess.run(
         [
             "mvn",
             "-q",
@@ -108,8 +108,11 @@ def install_kafka(lay: Layout) -> None:
             "dependency:copy-dependencies",
             f"-DoutputDirectory={lay.kafka_libs}",
         ],
-        check=True,
+        capture_output=True,
+        text=True,
     )
+    if result.returncode != 0:
+        sys.exit(f"[stack] mvn failed:\n{result.stdout}{result.stderr}")
     marker.touch()
 
 
