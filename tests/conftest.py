@@ -40,7 +40,8 @@ def stack() -> Iterator[None]:
         subprocess.run([*STACK, "up"], check=True)
         started = True
     yield
-    _cleanup_run()
+    if not os.environ.get("KEEP_DATA"):  # KEEP_DATA=1 leaves this run's topics and databases for a post-mortem
+        _cleanup_run()
     if started and not os.environ.get("KEEP_STACK"):
         subprocess.run([*STACK, "down"], check=False)
 

@@ -1,8 +1,8 @@
 """MongoDB access, limited to what FerretDB v1 (SQLite backend) does correctly and fast.
 
 Measured on FerretDB v1.24 (docs/ferretdb.md has the numbers and the probe):
-- only a filter that is exactly `{"_id": <string>}` uses an index; any other filter, including
-  `{"_id": x, "state": y}`, scans the whole collection;
+- only a filter that is exactly `{"_id": <string>}` uses an index (with our build's fix); any other
+  filter, including `{"_id": x, "state": y}`, reads the whole collection;
 - a read-modify-write update (`$inc`, `$push`, a conditional `update_one`) is NOT atomic across
   connections: concurrent `$inc`s lose increments and several conditional updates all "win";
 - inserting a document whose `_id` exists fails atomically, and `delete_one({"_id": x})` deletes once.

@@ -13,8 +13,8 @@ Collections (per store name `x`):
   `void: True` is a placeholder the relay wrote for a writer that died between its outbox
   marker and its commit; it changes nothing.
   Reading an aggregate finds its newest commit by point reads (`_id` lookups are the only
-  indexed reads in FerretDB v1; its updates and deletes scan the whole collection, so big
-  collections here are insert-only).
+  indexed reads in FerretDB v1, and its in-place updates are not atomic, so commits are
+  insert-only).
 - `outbox`: one marker per commit that has events not yet acknowledged by Kafka, inserted
   BEFORE the commit and deleted after the broker acknowledged the events. It holds only
   pending work, so the relay can scan it.
@@ -222,25 +222,43 @@ class AggregateStore:
 
     def flush(self, aggregate_id: str, seq: int, force: bool = False) -> int:
         """Publish commit `seq` after any older commit that still has a marker; returns how many."""
+        return self.flush_many([(aggregate_id, seq)], force=force)
+
+    def flush_many(self, commits: Sequence[tuple[str, int]], force: bool = False) -> int:
+        """Publish several commits' events in one round trip to the broker; returns how many events.
+
+        For each commit, older commits of its aggregate that still have a marker go first. The events
+        are sent in that order and acknowledged together; only then are the markers deleted (in one
+        statement: the outbox is scanned once, not once per marker).
+        """
         if self._publisher is None:
             raise RuntimeError(f"store {self.name} has no publisher")
-        pending = [seq]
-        while pending[-1] > 1 and self.outbox.find_one({"_id": commit_id(aggregate_id, pending[-1] - 1)}):
-            pending.append(pending[-1] - 1)
-        published = 0
-        for n in reversed(pending):
-            cid = commit_id(aggregate_id, n)
+        ordered: list[str] = []
+        for aggregate_id, seq in commits:
+            pending = [seq]
+            while pending[-1] > 1 and self.outbox.find_one({"_id": commit_id(aggregate_id, pending[-1] - 1)}):
+                pending.append(pending[-1] - 1)
+            ordered.extend(commit_id(aggregate_id, n) for n in reversed(pending))
+        events: list[Event] = []
+        done: list[str] = []
+        blocked: set[str] = set()
+        for cid in dict.fromkeys(ordered):  # each commit once, first occurrence wins
+            aggregate_id = cid.rsplit(":", 1)[0]
+            if aggregate_id in blocked:
+                continue
             doc = self.commits.find_one({"_id": cid})
             if doc is None:
-                # the writer of n is still between its marker and its commit: stop here, so that
-                # nothing newer overtakes it; the relay comes back for it
-                break
-            events = [_event_from_doc(e) for e in doc.get("events", [])]
-            if events:
-                self._publisher.publish(events, force=force)
-                published += len(events)
-            self.outbox.delete_one({"_id": cid})
-        return published
+                # its writer is between marker and commit: nothing newer of this aggregate may
+                # overtake it; the relay comes back for all of them
+                blocked.add(aggregate_id)
+                continue
+            events.extend(_event_from_doc(e) for e in doc.get("events", []))
+            done.append(cid)
+        if events:
+            self._publisher.publish(events, force=force)
+        if done:
+            self.outbox.delete_many({"_id": {"$in": done}})
+        return len(events)
 
 
 class Flusher:
@@ -258,21 +276,27 @@ class Flusher:
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait((store, aggregate_id, seq))
 
-    def run(self, stop: Callable[[], bool]) -> None:
+    def run(self, stop: Callable[[], bool], batch: int = 500) -> None:
         while not stop() or not self._queue.empty():
             try:
-                store, aggregate_id, seq = self._queue.get(timeout=0.2)
+                items = [self._queue.get(timeout=0.2)]
             except queue.Empty:
                 continue
-            try:
-                store.flush(aggregate_id, seq)
-            except Exception as exc:
-                log.warning(
-                    "publish deferred to the outbox relay",
-                    extra={"commit": commit_id(aggregate_id, seq), "error": str(exc)},
-                )
-                if stop():
-                    return  # shutting down with the broker away: the relay of the next start publishes
+            while len(items) < batch:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            by_store: dict[str, tuple[AggregateStore, list[tuple[str, int]]]] = {}
+            for store, aggregate_id, seq in items:
+                by_store.setdefault(store.name, (store, []))[1].append((aggregate_id, seq))
+            for store, commits in by_store.values():
+                try:
+                    store.flush_many(commits)
+                except Exception as exc:
+                    log.warning("publish deferred to the outbox relay", extra={"store": store.name, "error": str(exc)})
+                    if stop():
+                        return  # shutting down with the broker away: the relay of the next start publishes
 
 
 # one id per process, stored on each commit: it tells an operator which instance wrote what
@@ -289,11 +313,11 @@ class RelayStats:
 class OutboxRelay:
     """Publishes what writers could not (broker down, process killed after its commit).
 
-    Scans the small `outbox` collection, leaves markers younger than `grace_s` to their writers,
-    and flushes the rest in commit order. A marker whose commit never appeared within `void_after_s`
-    belongs to a writer that died before committing: the relay claims that version with a void
-    commit (a unique insert, so it cannot race a slow writer into a lost event: whichever insert
-    comes second fails) and drops the marker.
+    Scans the small `outbox` collection, leaves markers younger than `grace_s` to their writers'
+    flushers (which may be behind during a burst), and flushes the rest in commit order. A marker
+    whose commit never appeared within `void_after_s` belongs to a writer that died before
+    committing: the relay claims that version with a void commit (a unique insert, so it cannot
+    race a slow writer into a lost event: whichever insert comes second fails) and drops the marker.
     Several relays may run at once (one per instance); at worst an event is published twice,
     which consumers de-duplicate by its id.
     """
@@ -301,7 +325,7 @@ class OutboxRelay:
     def __init__(
         self,
         stores: dict[str, AggregateStore],
-        grace_s: float = 2.0,
+        grace_s: float = 10.0,
         void_after_s: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
     ):
@@ -318,24 +342,24 @@ class OutboxRelay:
         stats = RelayStats()
         now = self.clock()
         markers = sorted(self.outbox.find({}), key=lambda m: (m["store"], m["aggregate_id"], m["seq"]))
+        due: dict[str, list[tuple[str, int]]] = {}
         for marker in markers:
             age = (now - marker["at"]).total_seconds()
-            if age < self.grace_s:
-                continue
             store = self.stores.get(marker["store"])
-            if store is None:
+            if age < self.grace_s or store is None:
                 continue
-            if store.commits.find_one({"_id": marker["_id"]}) is None:
+            if store.commits.find_one({"_id": marker["_id"]}, {"_id": 1}) is None:
                 if age >= self.void_after_s:
                     self._void(store, marker)
                     stats.voided += 1
                 continue
+            due.setdefault(store.name, []).append((marker["aggregate_id"], marker["seq"]))
+        for name, commits in due.items():
             try:
-                stats.published += store.flush(marker["aggregate_id"], marker["seq"], force=True)
+                stats.published += self.stores[name].flush_many(commits, force=True)
             except Exception as exc:
-                stats.failed += 1
-                log.warning("relay could not publish", extra={"commit": marker["_id"], "error": str(exc)})
-                break  # the broker is likely down; try again on the next sweep
+                stats.failed += len(commits)
+                log.warning("relay could not publish", extra={"store": name, "error": str(exc)})
         return stats
 
     @staticmethod

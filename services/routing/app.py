@@ -11,6 +11,7 @@ from petition_common import logs
 from petition_common.auth import Staff, TokenDirectory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
+from petition_common.timesource import clock_from_env
 from petition_common.topics import INTAKE
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object
 from services.routing import domain
@@ -134,7 +135,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     )
     orders = runtime.store("workorders")
     registry = RegistryHolder(runtime.store("registry"))
-    service = RoutingService(runtime.db, orders, registry, config)
+    service = RoutingService(runtime.db, orders, registry, config, clock=clock_from_env("routing", extra))
     app = create_base_app("routing", runtime.metrics, runtime.checks())
     app.extensions.update(
         runtime=runtime, routing=service, registry=registry, tokens=TokenDirectory.load(settings.staff_tokens_file)

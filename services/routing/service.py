@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 REGISTRY_ID = "county"
 MAX_CONFLICT_RETRIES = 8
 _SEEN_KEEP = 64
-FINAL = (domain.Status.CLOSED, domain.Status.WITHDRAWN)
 
 
 class NotFound(Exception):
@@ -144,7 +143,7 @@ class RoutingService:
         limit: int = 200,
     ) -> list[dict[str, Any]]:
         """Open and recently finished orders that this staff member may see, newest first."""
-        out = []
+        matches = []
         for doc in self.open_orders.find({}):
             if grid_id and doc.get("grid_id") != grid_id:
                 continue
@@ -154,11 +153,19 @@ class RoutingService:
                 continue
             if assignee and doc.get("assignee") != assignee:
                 continue
-            order = order_from_dict(doc["order"])
+            matches.append(doc)
+        matches.sort(key=lambda d: d["assigned_at"], reverse=True)
+        out = []
+        for doc in matches:
+            try:
+                _, order = self.load(doc["_id"])
+            except NotFound:
+                continue
             if self._covers(staff, order):
-                out.append(doc["order"])
-        out.sort(key=lambda o: o["assigned_at"], reverse=True)
-        return out[:limit]
+                out.append(order_to_dict(order))
+                if len(out) >= limit:
+                    break
+        return out
 
     # ---- consuming intake's events
 
@@ -208,8 +215,13 @@ class RoutingService:
         self._project(transition.order, commit.seq)
 
     def _project(self, order: domain.WorkOrder, seq: int) -> None:
-        """Keep open_orders in step; a slower writer of an older version re-reads and corrects it."""
+        """Keep open_orders in step; a slower writer of an older version re-reads and corrects it.
+
+        The documents hold only what lists and the timeout scanner filter on: FerretDB scans this
+        collection for every write to it, so small documents keep that cheap.
+        """
         a = order.assignment
+        finished = order.closed_at or order.withdrawn_at
         doc = {
             "_id": order.petition_id,
             "seq": seq,
@@ -219,7 +231,8 @@ class RoutingService:
             "town_id": a.town_id,
             "assignee": a.assignee.staff_id,
             "assigned_at": format_time(order.assigned_at),
-            "order": order_to_dict(order),
+            "replied_at": format_time(order.replied_at) if order.replied_at else None,
+            "finished_at": format_time(finished) if finished else None,
         }
         self.open_orders.replace_one({"_id": order.petition_id}, doc, upsert=True)
         latest = self.orders.latest_seq(order.petition_id)
@@ -290,19 +303,24 @@ class RoutingService:
         now = self.clock()
         closed = 0
         for doc in list(self.open_orders.find({})):
-            order = order_from_dict(doc["order"])
-            if order.status in FINAL:
-                finished = order.closed_at or order.withdrawn_at
-                if finished and now - finished > self.config.keep_finished:
+            if doc.get("finished_at"):
+                if now - _parse_time(doc["finished_at"]) > self.config.keep_finished:
                     self.open_orders.delete_one({"_id": doc["_id"]})
                 continue
-            if not domain.due_for_timeout_close(order, now, self.config.feedback_window):
+            replied_at = doc.get("replied_at")
+            if doc["status"] != domain.Status.REPLIED or not replied_at:
+                continue
+            if now - _parse_time(replied_at) < self.config.feedback_window:
                 continue
             try:
-                loaded, current = self.load(order.petition_id)
+                loaded, current = self.load(doc["_id"])
                 transition = domain.close_by_timeout(current, now=now, feedback_window=self.config.feedback_window)
                 self._commit(loaded, loaded.state, transition)  # type: ignore[arg-type]
                 closed += 1
             except (Conflict, domain.InvalidTransition):
                 continue  # another instance or the citizen got there first
         return closed
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -5,6 +5,7 @@ every event on Kafka validated against the contract's JSON Schemas."""
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -48,22 +49,25 @@ def county():
 def platform(fleet, county, tmp_path):
     tokens = write_tokens_file(tmp_path / "tokens.yaml", county_tokens(county))
     dispatcher = next(s for s in county.staff if s.role == "county_dispatcher")
+    clock = tmp_path / "routing-clock"
+    clock.write_text("offset:0")
     env = {
         "STAFF_TOKENS_FILE": str(tokens),
         "ROUTING_DISPATCHER_ID": dispatcher.staff_id,
-        # the timeout scenario: no rating within 60 s of the reply closes the order. The other
-        # scenarios rate well within that (their replies come later and are rated at once).
-        "ROUTING_FEEDBACK_WINDOW_HOURS": str(60 / 3600),
+        # the timeout scenario: routing's clock is moved 8 days on at the end, past the 7-day
+        # feedback window, when every other petition has already ended
+        "ROUTING_FAKE_CLOCK_FILE": str(clock),
         "ROUTING_TIMEOUT_SCAN_S": "1",
     }
     intake = fleet.start("intake", extra_env=env)
     routing = fleet.start("routing", extra_env=env)
     fleet.wait_ready()
-    return intake.url, routing.url, {"Authorization": f"Bearer {token_for(dispatcher.staff_id)}"}
+    return intake.url, routing.url, {"Authorization": f"Bearer {token_for(dispatcher.staff_id)}"}, clock
 
 
+@pytest.mark.timeout(600)
 def test_every_petition_from_submission_to_its_end(platform, county, fleet):
-    intake, routing, dispatcher = platform
+    intake, routing, dispatcher, routing_clock = platform
     http = requests.Session()
     resp = http.post(f"{routing}/v1/grids/import", json=county.to_geojson(), headers=dispatcher, timeout=60)
     assert resp.status_code == 200, resp.text
@@ -77,95 +81,137 @@ def test_every_petition_from_submission_to_its_end(platform, county, fleet):
 
     # every petition is routed; the route and grid are the ones the generator intended
     _wait_status(intake, petitions, lambda i: "assigned")
-    for g, pid, _ in petitions:
-        order = http.get(f"{routing}/v1/workorders/{pid}", headers=dispatcher, timeout=10).json()
+
+    def check_route(p) -> None:
+        g, pid, _ = p
+        order = _http().get(f"{routing}/v1/workorders/{pid}", headers=dispatcher, timeout=10).json()
         assert order["route"] == g.truth.route, (pid, order["route_reason"])
         if g.truth.route in ("grid_id", "point"):
             assert order["assignment"]["grid_id"] == g.truth.grid_id, (pid, order["route_reason"])
         elif g.truth.route == "village":  # the village's grid named in the address, else its default grid
             assert order["assignment"]["village_id"] == g.truth.grid_id[:6], (pid, order["route_reason"])
 
+    _each(check_route, petitions)
+
     by_scenario = defaultdict(list)
     for i, p in enumerate(petitions):
         by_scenario[SCENARIOS[i % len(SCENARIOS)]].append(p)
 
     def staff(action: str, pid: str, body: dict | None = None, expect: int = 200) -> dict:
-        r = http.post(f"{routing}/v1/workorders/{pid}/{action}", json=body or {}, headers=dispatcher, timeout=10)
+        r = _http().post(f"{routing}/v1/workorders/{pid}/{action}", json=body or {}, headers=dispatcher, timeout=10)
         assert r.status_code == expect, (action, pid, r.text)
         return r.json()
 
     def citizen(action: str, pid: str, code: str, body: dict | None = None, expect: int = 200) -> dict:
-        r = http.post(f"{intake}/v1/petitions/{pid}/{action}", json={"tracking_code": code, **(body or {})}, timeout=10)
+        r = _http().post(
+            f"{intake}/v1/petitions/{pid}/{action}", json={"tracking_code": code, **(body or {})}, timeout=10
+        )
         assert r.status_code == expect, (action, pid, r.text)
         return r.json()
 
-    # withdrawals first, before anyone contacts them
-    for _, pid, code in by_scenario["withdraw"]:
+    def withdraw(p) -> None:  # before anyone contacts them; only once
+        _, pid, code = p
         assert citizen("withdraw", pid, code)["status"] == "withdrawn"
-        citizen("withdraw", pid, code, expect=409)  # only once
+        citizen("withdraw", pid, code, expect=409)
 
-    # the timeout ones are answered first and then never rated: the scanner closes them later
-    for _, pid, _ in by_scenario["timeout"]:
-        staff("contact", pid)
-        staff("reply", pid, {"resolution": "explained", "summary": "已电话答复"})
+    def answer_and_forget(p) -> None:  # answered first and then never rated: the scanner closes them later
+        staff("contact", p[1])
+        staff("reply", p[1], {"resolution": "explained", "summary": "已电话答复"})
+
+    _each(withdraw, by_scenario["withdraw"])
+    _each(answer_and_forget, by_scenario["timeout"])
 
     working = [p for s, ps in by_scenario.items() if s not in ("withdraw", "timeout") for p in ps]
-    for _, pid, _ in working:
-        staff("contact", pid)
+    _each(lambda p: staff("contact", p[1]), working)
     _wait_status(intake, working, lambda i: "in_progress")
 
     second_grid = county.grids[5].grid_id
-    for _, pid, _ in by_scenario["transfer_twice_dissatisfied"]:
-        order = staff("transfer", pid, {"grid_id": second_grid, "reason": "地址属于相邻网格"})
+
+    def transfer_twice(p) -> None:
+        order = staff("transfer", p[1], {"grid_id": second_grid, "reason": "地址属于相邻网格"})
         assert order["assignment"]["grid_id"] == second_grid
         department = "town_mediation_office"
         if order["assignment"]["department"] == department:
             department = "county_housing_bureau"
-        staff("transfer", pid, {"department": department, "reason": "需其他部门处理"})
-    for _, pid, _ in by_scenario["pause_staff_close"]:
-        staff("pause", pid, {"reason": "third_party"})
-        staff("pause", pid, {"reason": "third_party"}, expect=409)
-        staff("resume", pid)
+        staff("transfer", p[1], {"department": department, "reason": "需其他部门处理"})
 
-    for _, pid, code in working:
+    def pause_and_resume(p) -> None:
+        staff("pause", p[1], {"reason": "third_party"})
+        staff("pause", p[1], {"reason": "third_party"}, expect=409)
+        staff("resume", p[1])
+
+    def reply(p) -> None:
+        _, pid, code = p
         staff("close", pid, expect=409)  # not before a reply
         citizen("feedback", pid, code, {"satisfaction": "satisfied"}, expect=409)  # not before a reply
         staff("reply", pid, {"resolution": "resolved", "summary": "已派人疏通处理完毕"})
+
+    _each(transfer_twice, by_scenario["transfer_twice_dissatisfied"])
+    _each(pause_and_resume, by_scenario["pause_staff_close"])
+    _each(reply, working)
     _wait_status(intake, working, lambda i: "replied")
 
-    rated = lambda name, rating: [  # noqa: E731
-        citizen("feedback", pid, code, {"satisfaction": rating}) for _, pid, code in by_scenario[name]
-    ]
+    def rated(name: str, rating: str) -> None:
+        _each(lambda p: citizen("feedback", p[1], p[2], {"satisfaction": rating}), by_scenario[name])
+
     rated("satisfied", "basically_satisfied")
     rated("transfer_twice_dissatisfied", "dissatisfied")
     rated("reopen_then_ok", "dissatisfied")
-    for _, pid, _ in by_scenario["pause_staff_close"]:
-        staff("close", pid)
+    _each(lambda p: staff("close", p[1]), by_scenario["pause_staff_close"])
     reopened = by_scenario["transfer_twice_dissatisfied"] + by_scenario["reopen_then_ok"]
     _wait_status(intake, reopened, lambda i: "reopened")
-    for _, pid, code in reopened:
-        citizen("feedback", pid, code, {"satisfaction": "satisfied"}, expect=409)  # no reply to rate
+
+    def second_handling(p) -> None:
+        _, pid, code = p
+        citizen("feedback", pid, code, {"satisfaction": "satisfied"}, expect=409)  # no reply to rate yet
         staff("contact", pid)
         staff("reply", pid, {"resolution": "explained", "summary": "二次办理：已协调解决"})
+
+    _each(second_handling, reopened)
     _wait_status(intake, reopened, lambda i: "replied")
     rated("transfer_twice_dissatisfied", "dissatisfied")  # second dissatisfied: closed as dissatisfied
     rated("reopen_then_ok", "satisfied")
 
-    # the end: every petition closed or withdrawn as its scenario says (timeout ones by the scanner)
+    # the end: every petition closed or withdrawn as its scenario says; the timeout ones close when
+    # routing's clock passes the feedback window
     scenario_of = {pid: s for s, ps in by_scenario.items() for _, pid, _ in ps}
+    not_timeout = [p for p in petitions if scenario_of[p[1]] != "timeout"]
+    _wait_status(intake, not_timeout, lambda pid: FINAL_STATUS[scenario_of[pid]], by_pid=True, timeout_s=120)
+    _wait_status(intake, by_scenario["timeout"], lambda pid: "replied")
+    routing_clock.write_text(f"offset:{8 * 24 * 3600}")
     _wait_status(intake, petitions, lambda pid: FINAL_STATUS[scenario_of[pid]], by_pid=True, timeout_s=120)
-    for _, pid, code in petitions:
-        view = http.get(f"{intake}/v1/petitions/{pid}", params={"tracking_code": code}, timeout=10).json()
+
+    def check_end(p) -> None:
+        _, pid, code = p
+        view = _http().get(f"{intake}/v1/petitions/{pid}", params={"tracking_code": code}, timeout=10).json()
         scenario = scenario_of[pid]
         statuses = [entry["status"] for entry in view["timeline"]]
         assert statuses[0] == "submitted" and statuses[-1] == FINAL_STATUS[scenario], (scenario, statuses)
         if scenario in ("transfer_twice_dissatisfied", "reopen_then_ok"):
             assert "reopened" in statuses
-        order = http.get(f"{routing}/v1/workorders/{pid}", headers=dispatcher, timeout=10).json()
+        order = _http().get(f"{routing}/v1/workorders/{pid}", headers=dispatcher, timeout=10).json()
         assert order["status"] == FINAL_STATUS[scenario]
         assert order["closed_by"] == CLOSED_BY.get(scenario)
 
+    _each(check_end, petitions)
     _check_events(fleet.env["KAFKA_TOPIC_PREFIX"], petitions, scenario_of)
+
+
+_local = threading.local()
+
+
+def _http() -> requests.Session:
+    """One session per thread: requests' Session is not meant to be shared between threads."""
+    if not hasattr(_local, "session"):
+        _local.session = requests.Session()
+    return _local.session
+
+
+def _each(fn, items) -> None:
+    """Apply `fn` to every item on 8 threads, as many staff and citizens would; re-raise the first failure."""
+    with ThreadPoolExecutor(8) as pool:
+        for future in [pool.submit(fn, item) for item in items]:
+            future.result()
 
 
 def _submit(intake: str, generated) -> dict:
@@ -180,18 +226,18 @@ def _submit(intake: str, generated) -> dict:
 
 
 def _wait_status(intake, petitions, expected, by_pid: bool = False, timeout_s: float = 60) -> None:
-    session = requests.Session()
+    def status(p) -> tuple[str, str, str]:
+        _, pid, code = p
+        got = _http().get(f"{intake}/v1/petitions/{pid}", params={"tracking_code": code}, timeout=10).json()
+        return pid, got["status"], expected(pid) if by_pid else expected(None)
 
     def check() -> None:
-        wrong = []
-        for _, pid, code in petitions:
-            want = expected(pid) if by_pid else expected(None)
-            got = session.get(f"{intake}/v1/petitions/{pid}", params={"tracking_code": code}, timeout=10).json()
-            if got["status"] != want:
-                wrong.append((pid, got["status"], want))
+        # gently: polling hard would compete with the consumers this waits for (2 cores)
+        with ThreadPoolExecutor(2) as pool:
+            wrong = [r for r in pool.map(status, petitions) if r[1] != r[2]]
         assert not wrong, f"{len(wrong)} petitions not yet as expected, e.g. {wrong[:3]}"
 
-    eventually(check, timeout_s=timeout_s, interval_s=0.5)
+    eventually(check, timeout_s=timeout_s, interval_s=2)
 
 
 def _check_events(prefix: str, petitions, scenario_of) -> None:

@@ -1,0 +1,88 @@
+"""Where a service gets "now": the real UTC clock, or, for tests, a time read from a file.
+
+Everything in a service that asks what time it is (scanners, state transitions, HTTP views) calls
+one `Clock`. In production that is `SystemClock`. Only when `<SERVICE>_FAKE_CLOCK_FILE` is set (e.g.
+`SLA_FAKE_CLOCK_FILE`, `ROUTING_FAKE_CLOCK_FILE`) does a service use `FileClock`, which reads the file
+on every call, so an end-to-end test moves time forward by rewriting the file instead of sleeping.
+The file holds either an ISO 8601 instant (time stands still there) or `offset:<seconds>` (the real
+clock shifted by that much).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime:
+        """The current instant, timezone-aware, in UTC."""
+        ...
+
+
+class SystemClock:
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FakeClockError(ValueError):
+    """The fake clock file is missing or does not hold an instant with a time zone."""
+
+
+def parse_fake_instant(text: str, source: str = "fake clock") -> datetime:
+    """An ISO 8601 instant with an offset (`2026-11-26T15:00:00Z`), as UTC; or `offset:<seconds>`,
+    the real clock shifted by that many seconds."""
+    value = text.strip()
+    if value.startswith("offset:"):
+        try:
+            return datetime.now(UTC) + timedelta(seconds=float(value.removeprefix("offset:")))
+        except ValueError as exc:
+            raise FakeClockError(f"{source}: {value!r} is not offset:<seconds>") from exc
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise FakeClockError(f"{source}: {value!r} is not an ISO 8601 instant") from exc
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise FakeClockError(f"{source}: {value!r} has no time zone offset")
+    return moment.astimezone(UTC)
+
+
+class FileClock:
+    """Reads the current instant from a file on every call (tests only).
+
+    The file must hold a valid instant when the clock is created, else the service refuses to
+    start. If a later read fails (a test rewriting the file non-atomically), the last good instant
+    is used, so a half-written file never fails a message or a scan.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._last = self._read()
+
+    def _read(self) -> datetime:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise FakeClockError(f"{self.path}: cannot read the fake clock file: {exc}") from exc
+        return parse_fake_instant(text, str(self.path))
+
+    def __call__(self) -> datetime:
+        try:
+            self._last = self._read()
+        except FakeClockError as exc:
+            log.warning("fake clock unreadable; keeping the last instant", extra={"error": str(exc)})
+        return self._last
+
+
+def clock_from_env(service: str, extra: Mapping[str, str]) -> Clock:
+    """`FileClock` when <SERVICE>_FAKE_CLOCK_FILE is set (in Settings.extra), else the real clock."""
+    path = extra.get(f"{service.upper()}_FAKE_CLOCK_FILE")
+    if not path:
+        return SystemClock()
+    log.warning("using a FAKE clock; never do this in production", extra={"file": path})
+    return FileClock(Path(path))
