@@ -1,23 +1,131 @@
-"""sla: HTTP API and background loops (filled in by its own issue; the skeleton serves health,
-readiness and metrics so that the whole platform can be started and monitored)."""
+"""sla (督办): the staff API over the SLA clocks, the consumer that follows the petitions, and the scanner."""
 
 from __future__ import annotations
 
-from flask import Flask
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, current_app, request
 
 from petition_common import logs
+from petition_common.auth import Staff, TokenDirectory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
-from petition_common.web import create_base_app, mount_metrics
+from petition_common.timesource import clock_from_env
+from petition_common.topics import INTAKE, ROUTING
+from petition_common.web import ApiError, create_base_app, json_response, mount_metrics
+from services.sla import views
+from services.sla.domain.calendar import WorkCalendar
+from services.sla.domain.policy import load_category_codes, load_policy
+from services.sla.domain.tz import format_instant
+from services.sla.metrics import SlaMetrics
+from services.sla.service import NotFound, SlaConfig, SlaService
+
+bp = Blueprint("sla", __name__)
+OVERDUE_FILTERS = ("town", "grid_id", "clock", "level", "open", "limit", "cursor")
+
+
+def _service() -> SlaService:
+    return current_app.extensions["sla"]
+
+
+def _staff() -> Staff:
+    staff = current_app.extensions["tokens"].authenticate(request.headers.get("Authorization"))
+    if staff is None:
+        raise ApiError(
+            401, "unauthorized", "a valid staff bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return staff
+
+
+@bp.get("/v1/sla/petitions/<petition_id>")
+def get_petition(petition_id: str) -> Response:
+    staff = _staff()
+    try:
+        return json_response(_service().petition(petition_id, staff))
+    except NotFound as exc:
+        raise ApiError(404, "not_found", "no SLA record of this petition for this token") from exc
+
+
+@bp.get("/v1/sla/overdue")
+def list_overdue() -> Response:
+    staff = _staff()
+    args = request.args
+    problems = {k: "unknown filter" for k in args if k not in OVERDUE_FILTERS}
+    if problems:
+        raise ApiError(400, "invalid_filter", "unknown query parameters", problems)
+    clock = args.get("clock") or None
+    if clock is not None and clock not in ("contact", "reply"):
+        problems["clock"] = "must be contact or reply"
+    level = _int(args.get("level"), "level", 1, 3, problems)
+    limit = _int(args.get("limit"), "limit", 1, 500, problems) or 100
+    open_only = args.get("open")
+    if open_only is not None and open_only not in ("true", "false"):
+        problems["open"] = "must be true or false"
+    cursor = args.get("cursor") or None
+    if cursor is not None:
+        try:
+            views.decode_cursor(cursor)
+        except ValueError:
+            problems["cursor"] = "not a cursor of this endpoint"
+    if problems:
+        raise ApiError(400, "invalid_filter", "invalid query parameters", problems)
+    flt = views.OverdueFilter(
+        town=args.get("town") or None,
+        grid_id=args.get("grid_id") or None,
+        clock=clock,
+        level=level,
+        open=None if open_only is None else open_only == "true",
+    )
+    items, next_cursor, now = _service().overdue(staff, flt, limit, cursor)
+    return json_response({"items": items, "next_cursor": next_cursor, "as_of": format_instant(now)})
+
+
+def _int(raw: str | None, name: str, low: int, high: int, problems: dict[str, str]) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        problems[name] = f"must be a whole number from {low} to {high}"
+        return None
+    return value
+
+
+def load_config(settings: Settings) -> SlaConfig:
+    """Policy and calendar from the files; raises (the service refuses to start) naming the bad key."""
+    extra = settings.extra
+    policy_file = Path(extra.get("SLA_POLICY_FILE", str(settings.config_dir / "sla-policy.yaml")))
+    calendar_dir = Path(extra.get("SLA_CALENDAR_DIR", str(settings.config_dir / "calendar")))
+    policy = load_policy(policy_file, load_category_codes(settings.config_dir / "categories.yaml"))
+    return SlaConfig(
+        policy=policy,
+        calendar=WorkCalendar.load(calendar_dir),
+        keep_breached=timedelta(hours=float(extra.get("SLA_KEEP_BREACHED_HOURS", 24 * 7))),
+    )
 
 
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("sla")
     logs.configure("sla", settings.log_level)
+    config = load_config(settings)
+    clock = clock_from_env("sla", settings.extra)
     runtime = ServiceRuntime(settings)
+    metrics = SlaMetrics(runtime.metrics.registry)
+    clocks = runtime.store("clocks")
+    notices = runtime.store("notices")
+    service = SlaService(runtime.db, clocks, notices, config, metrics, clock)
     app = create_base_app("sla", runtime.metrics, runtime.checks())
-    app.extensions["runtime"] = runtime
+    app.extensions.update(
+        runtime=runtime, sla=service, sla_metrics=metrics, tokens=TokenDirectory.load(settings.staff_tokens_file)
+    )
+    app.register_blueprint(bp)
     mount_metrics(app, runtime.metrics)
     if start_background:
-        runtime.start_thread("topics", runtime.ensure_topics)
+        runtime.start_consumer([INTAKE, ROUTING], service.handlers)
+        runtime.start_relay([clocks, notices])
+        runtime.start_periodic("sla-scan", float(settings.extra.get("SLA_SCAN_INTERVAL_S", 30)), service.scan)
+        runtime.start_periodic("sla-audit", float(settings.extra.get("SLA_AUDIT_INTERVAL_S", 600)), service.audit)
     return app

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .calendar import WorkCalendar
+from .calendar import WorkCalendar, YearNotCovered
 from .deadlines import Pause, apply_pauses, contact_deadline, reply_deadline, warning_point
 from .policy import ClockRules, SlaPolicy
 from .record import PauseMark, SlaRecord, apply, mark_emitted
@@ -119,16 +119,25 @@ class Notice:
 
 
 def clock_states(
-    record: SlaRecord, now: datetime | None, policy: SlaPolicy, calendar: WorkCalendar
+    record: SlaRecord,
+    now: datetime | None,
+    policy: SlaPolicy,
+    calendar: WorkCalendar,
+    *,
+    skip_uncovered: bool = False,
 ) -> list[ClockState]:
     """The contact clock and every reply clock, oldest first; [] before the submission is known.
 
     A pause still going on counts up to `now`; with `now=None` it counts as far as the cap allows.
+    A reply deadline in a year the calendar does not cover raises `YearNotCovered`; with
+    `skip_uncovered=True` that reply clock and every later one are left out instead (the contact
+    clock and the earlier reply clocks do not depend on them), so a caller that has already
+    reported the gap can still watch what it can compute.
     """
     if record.submitted_at is None:
         return []
     rules = policy.rules_for(record.category)
-    return [_contact_clock(record, rules), *_reply_clocks(record, rules, policy, calendar, now)]
+    return [_contact_clock(record, rules), *_reply_clocks(record, rules, policy, calendar, now, skip_uncovered)]
 
 
 def _contact_clock(record: SlaRecord, rules: ClockRules) -> ClockState:
@@ -154,12 +163,15 @@ def _contact_clock(record: SlaRecord, rules: ClockRules) -> ClockState:
 
 
 def _reply_clocks(
-    record: SlaRecord, rules: ClockRules, policy: SlaPolicy, calendar: WorkCalendar, now: datetime | None
+    record: SlaRecord,
+    rules: ClockRules,
+    policy: SlaPolicy,
+    calendar: WorkCalendar,
+    now: datetime | None,
+    skip_uncovered: bool = False,
 ) -> Iterator[ClockState]:
-    submitted = record.submitted_at
-    assert submitted is not None
     withdrawn = record.withdrawn_at
-    starts = [submitted] + [r for r in record.reopened_at if r > submitted and (withdrawn is None or r < withdrawn)]
+    starts = _reply_starts(record)
     pauses = _pause_intervals(record.pause_marks, policy.pause_reasons)
     cap_left = policy.pause_cap  # shared by all reply clocks of the petition, in time order
     for generation, start in enumerate(starts):
@@ -181,7 +193,12 @@ def _reply_clocks(
         else:
             ended = _earliest(stop, superseded_at)
             outcome = STOPPED if ended is not None else None
-        base = reply_deadline(start, rules.reply_working_days, calendar)
+        try:
+            base = reply_deadline(start, rules.reply_working_days, calendar)
+        except YearNotCovered:
+            if skip_uncovered:
+                return  # later clocks start later, and their pauses depend on this one's share of the cap
+            raise
         moved = apply_pauses(
             start,
             base,
@@ -202,6 +219,14 @@ def _reply_clocks(
             outcome=outcome,
             paused=moved.paused,
         )
+
+
+def _reply_starts(record: SlaRecord) -> list[datetime]:
+    """When each reply clock starts: the submission, then every reopening before any withdrawal."""
+    submitted = record.submitted_at
+    assert submitted is not None
+    withdrawn = record.withdrawn_at
+    return [submitted] + [r for r in record.reopened_at if r > submitted and (withdrawn is None or r < withdrawn)]
 
 
 def _pause_intervals(marks: tuple[PauseMark, ...], reasons: frozenset[str]) -> list[Pause]:
@@ -256,13 +281,18 @@ def _planned(clocks: list[ClockState], rules: ClockRules) -> Iterator[_Planned]:
             yield _Planned(clock, BREACHED, step.level, due)
 
 
-def due_notices(record: SlaRecord, now: datetime, policy: SlaPolicy, calendar: WorkCalendar) -> list[Notice]:
-    """The notices due at `now` that `record.emitted` does not list yet, in due order."""
+def due_notices(
+    record: SlaRecord, now: datetime, policy: SlaPolicy, calendar: WorkCalendar, *, skip_uncovered: bool = False
+) -> list[Notice]:
+    """The notices due at `now` that `record.emitted` does not list yet, in due order.
+
+    `skip_uncovered` as in `clock_states`: without it, a reply clock in an uncovered year raises.
+    """
     now = to_utc(now)
     rules = policy.rules_for(record.category)
     emitted = set(record.emitted)
     notices = []
-    for plan in _planned(clock_states(record, now, policy, calendar), rules):
+    for plan in _planned(clock_states(record, now, policy, calendar, skip_uncovered=skip_uncovered), rules):
         clock = plan.clock
         if plan.key in emitted or plan.due_at > now:
             continue
@@ -292,7 +322,9 @@ def due_notices(record: SlaRecord, now: datetime, policy: SlaPolicy, calendar: W
     return sorted(notices, key=lambda n: (n.due_at, n.clock, n.generation, n.level, n.kind))
 
 
-def next_due_at(record: SlaRecord, now: datetime, policy: SlaPolicy, calendar: WorkCalendar) -> datetime | None:
+def next_due_at(
+    record: SlaRecord, now: datetime, policy: SlaPolicy, calendar: WorkCalendar, *, skip_uncovered: bool = False
+) -> datetime | None:
     """When `due_notices` next needs to run for this record, if no new event arrives before then.
 
     A pause still going on is assumed to go on (any resume is an event, which recomputes this), so the
@@ -302,7 +334,7 @@ def next_due_at(record: SlaRecord, now: datetime, policy: SlaPolicy, calendar: W
     rules = policy.rules_for(record.category)
     emitted = set(record.emitted)
     times = []
-    for plan in _planned(clock_states(record, None, policy, calendar), rules):
+    for plan in _planned(clock_states(record, None, policy, calendar, skip_uncovered=skip_uncovered), rules):
         if plan.key in emitted:
             continue
         if plan.kind == WARNING and (not plan.clock.running_at(now) or now >= plan.clock.deadline):
@@ -311,12 +343,23 @@ def next_due_at(record: SlaRecord, now: datetime, policy: SlaPolicy, calendar: W
     return min(times) if times else None
 
 
-def open_state(record: SlaRecord, now: datetime, policy: SlaPolicy, calendar: WorkCalendar) -> dict[str, str]:
-    """{"contact": state, "reply": state of the newest reply clock}; "pending" before the submission is known."""
-    clocks = clock_states(record, to_utc(now), policy, calendar)
+def open_state(
+    record: SlaRecord, now: datetime, policy: SlaPolicy, calendar: WorkCalendar, *, skip_uncovered: bool = False
+) -> dict[str, str]:
+    """{"contact": state, "reply": state of the newest reply clock}; "pending" before the submission is known.
+
+    With `skip_uncovered`, a newest reply clock that cannot be computed (uncovered year) is "unknown".
+    """
+    clocks = clock_states(record, to_utc(now), policy, calendar, skip_uncovered=skip_uncovered)
     if not clocks:
         return {CONTACT: "pending", REPLY: "pending"}
-    return {CONTACT: clocks[0].state(now), REPLY: clocks[-1].state(now)}
+    reply = clocks[-1].state(now) if len(clocks) > 1 and _all_reply_clocks(record, clocks) else "unknown"
+    return {CONTACT: clocks[0].state(now), REPLY: reply}
+
+
+def _all_reply_clocks(record: SlaRecord, clocks: list[ClockState]) -> bool:
+    """Whether `clocks` holds every reply clock the record calls for (none skipped as uncovered)."""
+    return len(clocks) - 1 == len(_reply_starts(record))
 
 
 def _whole_seconds(delta: timedelta) -> int:

@@ -1,0 +1,373 @@
+"""The sla service's use cases: following the petitions' events, finding due notices, emitting them once.
+
+Stores (petition_common/store.py: every change is the unique insert of a commit):
+- `clocks`: one aggregate per petition, its state `SlaRecord.to_dict()` (the facts its events carried).
+  The domain's `apply` is idempotent by event id and order-free, so a redelivered or reordered event
+  leaves the same record; a `Conflict` (another instance committed first) is retried on fresh state.
+- `notices`: one aggregate per notice, id `f"{petition_id}|{key}"` with key like `reply.0:breached:2`.
+  Emitting a notice IS the first commit of that aggregate, carrying the `sla.warning`/`sla.breached`
+  event through the outbox. The insert of commit 1 is unique, so of several instances (or a restarted
+  one) exactly one succeeds; the others get `Conflict` and know it is taken. `record.emitted` is only a
+  cache of what is known emitted, so the scanner stops looking; losing it costs one extra point read.
+- `open_clocks` (plain collection, small): the projection of petitions that still need watching, with
+  `recheck_at` (views.projection_doc). The scanner reads it whole each interval; only the petitions
+  whose `recheck_at` has come are loaded from `clocks`.
+
+Exactly once, in detail: a notice is published iff its aggregate has a non-void commit. A writer
+commits only on top of a version with no state (nothing yet, or a void commit the outbox relay wrote
+for a writer that died between its outbox marker and its commit), and a `Conflict` counts as "emitted"
+only after re-reading shows a real commit. So there is never a second real commit (unique inserts),
+and never none once the notice is due (a void or unfinished attempt is retried on the next scan,
+because the record is marked emitted only for confirmed notices).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from petition_common.auth import Staff
+from petition_common.consumer import MessageMeta
+from petition_common.envelope import Event, format_time
+from petition_common.mongo import TRANSIENT_ERRORS
+from petition_common.store import AggregateStore, Conflict
+from petition_common.timesource import Clock, SystemClock
+from services.sla import views
+from services.sla.domain.calendar import WorkCalendar, YearNotCovered
+from services.sla.domain.clock import Notice, due_notices
+from services.sla.domain.policy import SlaPolicy
+from services.sla.domain.record import HANDLED_EVENTS, SlaRecord, apply, mark_emitted
+from services.sla.domain.tz import format_instant
+from services.sla.metrics import CLOCKS, OPEN_STATES, SlaMetrics
+
+log = logging.getLogger(__name__)
+
+SOURCE = "petitions/sla"
+MAX_CONFLICT_RETRIES = 8
+# event ids of notices are derived from the notice's key, so even an impossible second publication
+# would carry the same id and be dropped by consumers' de-duplication
+_NOTICE_NAMESPACE = uuid.UUID("5b1f0a57-2c3e-4a53-9d0e-6b7a1c2f9e40")
+
+
+class NotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SlaConfig:
+    policy: SlaPolicy
+    calendar: WorkCalendar
+    # a clock that ended after its deadline stays on the overdue list this long
+    keep_breached: timedelta = timedelta(days=7)
+
+
+@dataclass
+class ScanStats:
+    examined: int = 0
+    processed: int = 0
+    emitted: list[str] = field(default_factory=list)
+    failed: int = 0
+
+
+class SlaService:
+    def __init__(
+        self,
+        db: Database,
+        clocks: AggregateStore,
+        notices: AggregateStore,
+        config: SlaConfig,
+        metrics: SlaMetrics,
+        clock: Clock | None = None,
+    ):
+        self.clocks = clocks
+        self.notices = notices
+        self.open_clocks = db["open_clocks"]
+        self.config = config
+        self.metrics = metrics
+        self.clock = clock or SystemClock()
+        self._gaps_logged: OrderedDict[tuple[str, int], None] = OrderedDict()
+        covered = config.calendar.covered_years()
+        metrics.calendar_last_year.set(covered[-1] if covered else 0)
+
+    @property
+    def handlers(self) -> dict[str, Any]:
+        """The consumer's handlers: every event type the domain's `apply` takes facts from."""
+        return {event_type: self.on_event for event_type in sorted(HANDLED_EVENTS)}
+
+    # ---- consuming intake's and routing's events
+
+    def on_event(self, event: Event, meta: MessageMeta | None = None) -> None:
+        """Add the event's facts to the petition's record and keep its projection in step.
+
+        Raises EventDataError (the consumer dead-letters the message after its retries) when the
+        data lacks a field the rules need; Conflict only after many lost races (retried by the loop).
+        """
+        pid = event.data["petition_id"]
+        for _ in range(MAX_CONFLICT_RETRIES):
+            loaded = self.clocks.load(pid)
+            old = SlaRecord.from_dict(loaded.state) if loaded.state is not None else None
+            new = apply(old, event.type, event.data, event.id)
+            if old is not None and new == old:
+                # a duplicate: its commit is there, but a crash may have cost the projection
+                self._project(new, loaded.seq, self.clock())
+                return
+            try:
+                commit = self.clocks.commit(loaded, new.to_dict())
+            except Conflict:
+                continue
+            now = self.clock()
+            self._count_met(old, new)
+            self._project(new, commit.seq, now, report_gap=True)
+            return
+        raise Conflict(pid)
+
+    def _count_met(self, old: SlaRecord | None, new: SlaRecord) -> None:
+        policy, calendar = self.config.policy, self.config.calendar
+        before = views.clocks_of(old, None, policy, calendar).states if old is not None else []
+        after = views.clocks_of(new, None, policy, calendar).states
+        for clock, on_time in views.met_transitions(before, after):
+            self.metrics.met.labels(clock, "true" if on_time else "false").inc()
+
+    # ---- the projection
+
+    def _project(self, record: SlaRecord, seq: int, now: datetime, report_gap: bool = False) -> dict[str, Any] | None:
+        """Write the record's open_clocks document (or remove it); returns what was written.
+
+        Two writers of different versions may race; each re-reads the newest version after writing
+        and writes again if it was not the newest, so the last write is always of the newest version
+        (routing's _project does the same).
+        """
+        pid = record.petition_id
+        while True:
+            doc = views.projection_doc(
+                record, seq, now, self.config.policy, self.config.calendar, self.config.keep_breached
+            )
+            if report_gap and doc is not None and doc["uncovered_year"] is not None:
+                self._calendar_gap(pid, doc["uncovered_year"])
+            current = self.open_clocks.find_one({"_id": pid})  # a point read: cheap
+            if doc is None:
+                if current is not None:
+                    self.open_clocks.delete_one({"_id": pid})
+            elif current != doc:
+                try:
+                    self.open_clocks.replace_one({"_id": pid}, doc, upsert=True)
+                except DuplicateKeyError:  # two upserts raced to insert; ours is at least as new
+                    self.open_clocks.replace_one({"_id": pid}, doc, upsert=True)
+            latest = self.clocks.latest_seq(pid)
+            if latest <= seq:
+                return doc
+            loaded = self.clocks.load(pid)
+            assert loaded.state is not None
+            record, seq, report_gap = SlaRecord.from_dict(loaded.state), loaded.seq, False
+
+    def reproject(self, petition_id: str, now: datetime | None = None) -> dict[str, Any] | None:
+        """Recompute one petition's open_clocks document from its record (repairs a stale or lost one)."""
+        loaded = self.clocks.load(petition_id)
+        if loaded.state is None:
+            self.open_clocks.delete_one({"_id": petition_id})
+            return None
+        return self._project(SlaRecord.from_dict(loaded.state), loaded.seq, now or self.clock())
+
+    def audit(self) -> int:
+        """Re-project every open_clocks document older than its record; returns how many were stale."""
+        stale = 0
+        now = self.clock()
+        for doc in list(self.open_clocks.find({}, {"_id": 1, "seq": 1})):
+            if self.clocks.latest_seq(doc["_id"]) != doc.get("seq"):
+                stale += 1
+                self.reproject(doc["_id"], now)
+        if stale:
+            log.warning("open_clocks had stale documents; re-projected", extra={"stale": stale})
+        return stale
+
+    def rebuild(self) -> int:
+        """Re-project every petition that has a record (after open_clocks was lost). Scans the big
+        `clocks_commits` collection once: an operator's repair, never part of normal running."""
+        ids = {doc["aggregate_id"] for doc in self.clocks.commits.find({}, {"aggregate_id": 1})}
+        now = self.clock()
+        for pid in sorted(ids):
+            self.reproject(pid, now)
+        return len(ids)
+
+    # ---- the scanner
+
+    def scan(self) -> ScanStats:
+        """Emit every notice that is due, refresh the gauges; safe to run on several instances at once."""
+        started = time.perf_counter()
+        now = self.clock()
+        stats = ScanStats()
+        docs = {doc["_id"]: doc for doc in self.open_clocks.find({})}
+        stats.examined = len(docs)
+        for pid, doc in list(docs.items()):
+            if not views.needs_attention(doc, now, self.config.calendar):
+                continue
+            stats.processed += 1
+            try:
+                emitted, new_doc = self.process(pid, now)
+            except TRANSIENT_ERRORS:
+                raise  # the database is away: end this scan, the next one starts over
+            except Exception:
+                stats.failed += 1
+                self.metrics.scan_errors.inc()
+                log.exception("scan failed for a petition; retried next scan", extra={"petition_id": pid})
+                continue
+            stats.emitted += [f"{pid}|{key}" for key in emitted]
+            if new_doc is None:
+                docs.pop(pid)
+            else:
+                docs[pid] = new_doc
+        self._refresh_gauges(docs.values(), now)
+        self.metrics.scan_seconds.observe(time.perf_counter() - started)
+        if stats.emitted or stats.failed:
+            log.info(
+                "scan",
+                extra={"examined": stats.examined, "emitted": len(stats.emitted), "failed": stats.failed},
+            )
+        return stats
+
+    def process(self, petition_id: str, now: datetime) -> tuple[list[str], dict[str, Any] | None]:
+        """Emit the petition's due notices; returns the keys confirmed emitted and its new projection."""
+        loaded = self.clocks.load(petition_id)
+        if loaded.state is None:
+            self.open_clocks.delete_one({"_id": petition_id})  # a projection without a record
+            return [], None
+        record = SlaRecord.from_dict(loaded.state)
+        confirmed = [notice.key for notice in self._due(record, now) if self._emit(notice, now)]
+        seq = loaded.seq
+        if confirmed:
+            record, seq = self._mark_emitted(petition_id, confirmed)
+        return confirmed, self._project(record, seq, now)
+
+    def _due(self, record: SlaRecord, now: datetime) -> list[Notice]:
+        policy, calendar = self.config.policy, self.config.calendar
+        try:
+            return due_notices(record, now, policy, calendar)
+        except YearNotCovered as exc:
+            self._calendar_gap(record.petition_id, exc.year)
+            return due_notices(record, now, policy, calendar, skip_uncovered=True)
+
+    def _emit(self, notice: Notice, now: datetime) -> bool:
+        """Commit the notice (and its event) unless it exists; True once it is known to exist."""
+        nid = views.notice_id(notice.petition_id, notice.key)
+        loaded = self.notices.load(nid)
+        if loaded.state is not None:
+            return True  # emitted before (by us before a crash, or by another instance)
+        data = {**notice.data(), "due_at": format_instant(notice.due_at)}
+        event = Event(
+            type=notice.event_type,
+            source=SOURCE,
+            subject=notice.petition_id,
+            data=data,
+            time=format_time(now),
+            id=str(uuid.uuid5(_NOTICE_NAMESPACE, nid)),
+        )
+        state = {
+            "petition_id": notice.petition_id,
+            "key": notice.key,
+            "type": notice.event_type,
+            "clock": notice.clock,
+            "generation": notice.generation,
+            "level": notice.level,
+            "deadline": data["deadline"],
+            "due_at": data["due_at"],
+            "emitted_at": format_instant(now),
+            "event_id": event.id,
+            "data": data,
+        }
+        try:
+            self.notices.commit(loaded, state, [event])
+        except Conflict:
+            # another writer took this version: emitted if it holds a real notice, else try next scan
+            return self.notices.load(nid).state is not None
+        self.metrics.notices.labels(notice.event_type, str(notice.level)).inc()
+        if notice.kind == views.BREACHED and notice.level == 1:
+            self.metrics.breached.labels(notice.clock).inc()
+        log.info(
+            "notice emitted",
+            extra={"petition_id": notice.petition_id, "key": notice.key, "due_at": data["due_at"]},
+        )
+        return True
+
+    def _mark_emitted(self, petition_id: str, keys: list[str]) -> tuple[SlaRecord, int]:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            loaded = self.clocks.load(petition_id)
+            assert loaded.state is not None
+            record = SlaRecord.from_dict(loaded.state)
+            marked = mark_emitted(record, keys)
+            if marked == record:
+                return record, loaded.seq
+            try:
+                commit = self.clocks.commit(loaded, marked.to_dict())
+            except Conflict:
+                continue
+            return marked, commit.seq
+        raise Conflict(petition_id)
+
+    def _refresh_gauges(self, docs: Any, now: datetime) -> None:
+        summary = views.summarize(docs, now)
+        for clock in CLOCKS:
+            for state in OPEN_STATES:
+                self.metrics.open_clocks.labels(clock, state).set(summary.counts.get((clock, state), 0))
+        oldest = summary.oldest_started_at
+        self.metrics.oldest_open_age.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        self.metrics.uncovered_records.set(summary.uncovered)
+
+    def _calendar_gap(self, petition_id: str, year: int) -> None:
+        self.metrics.calendar_not_covered.labels(str(year)).inc()
+        key = (petition_id, year)
+        if key in self._gaps_logged:
+            return
+        self._gaps_logged[key] = None
+        if len(self._gaps_logged) > 10_000:
+            self._gaps_logged.popitem(last=False)
+        log.error(
+            "reply deadline not computable: the working-day calendar lacks a year; its reply notices are "
+            "skipped until config/calendar/<year>.yaml is added and the service restarted",
+            extra={"petition_id": petition_id, "year": year},
+        )
+
+    # ---- reading
+
+    def petition(self, petition_id: str, staff: Staff) -> dict[str, Any]:
+        """The petition's clocks, pauses and emitted notices; NotFound if unknown or not covered."""
+        loaded = self.clocks.load(petition_id)
+        if loaded.state is None:
+            raise NotFound(petition_id)
+        record = SlaRecord.from_dict(loaded.state)
+        if not views.covers(staff, record.grid_id):
+            raise NotFound(petition_id)
+        now = self.clock()
+        policy, calendar = self.config.policy, self.config.calendar
+        states = views.clocks_of(record, now, policy, calendar).states
+        notices = []
+        for nid in views.notice_ids(record, states, policy):
+            state = self.notices.load(nid).state
+            if state is not None:
+                notices.append(
+                    {k: state[k] for k in ("key", "type", "clock", "generation", "level", "deadline")}
+                    | {
+                        "due_at": state["due_at"],
+                        "emitted_at": state["emitted_at"],
+                        "event_id": state["event_id"],
+                        "remaining_seconds": state["data"].get("remaining_seconds"),
+                        "overdue_seconds": state["data"].get("overdue_seconds"),
+                    }
+                )
+        return views.petition_view(record, now, policy, calendar, notices)
+
+    def overdue(
+        self, staff: Staff, flt: views.OverdueFilter, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None, datetime]:
+        """One page of overdue clocks this staff member may see (views.overdue_items says which)."""
+        now = self.clock()
+        items = views.overdue_items(self.open_clocks.find({}), now, staff, flt)
+        chunk, next_cursor = views.page(items, limit, cursor)
+        return chunk, next_cursor, now

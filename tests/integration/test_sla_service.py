@@ -1,0 +1,310 @@
+"""The sla service's use cases on the real FerretDB: notices exactly once with several instances at
+once, consumers racing on the same petition, late detection, a calendar gap, projection repair."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from pymongo import MongoClient
+
+from petition_common.auth import Staff
+from petition_common.config import REPO_ROOT
+from petition_common.contract import ContractValidator
+from petition_common.envelope import Event
+from petition_common.store import AggregateStore, commit_id
+from services.sla.domain.calendar import WorkCalendar
+from services.sla.domain.policy import load_category_codes, load_policy
+from services.sla.domain.record import SlaRecord, apply
+from services.sla.metrics import SlaMetrics
+from services.sla.service import SlaConfig, SlaService
+from services.sla.views import notice_id, projection_doc
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 3, 9, 1, 0, tzinfo=UTC)  # Monday 09:00 in Beijing
+CONFIG = SlaConfig(
+    policy=load_policy(
+        REPO_ROOT / "config" / "sla-policy.yaml", load_category_codes(REPO_ROOT / "config" / "categories.yaml")
+    ),
+    calendar=WorkCalendar.load(REPO_ROOT / "config" / "calendar"),
+)
+VALIDATOR = ContractValidator(REPO_ROOT / "contract")
+
+
+class FakeClock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def instances(unique_prefix):
+    """Two sla instances over one database: each with its own client, stores and metrics, as two processes."""
+    settings = make_settings("sla", unique_prefix)
+    clock = FakeClock(T0)
+    clients, services = [], []
+    for _ in range(2):
+        client = MongoClient(settings.mongo_uri, tz_aware=True)
+        db = client[settings.database]
+        clocks = AggregateStore(db, "clocks", validate=VALIDATOR.validate)
+        notices = AggregateStore(db, "notices", validate=VALIDATOR.validate)
+        clients.append(client)
+        services.append(SlaService(db, clocks, notices, CONFIG, SlaMetrics(CollectorRegistry()), clock))
+    yield services[0], services[1], clock
+    for client in clients:
+        client.close()
+
+
+def event(event_type: str, pid: str, eid: str, **data: Any) -> Event:
+    return Event(type=event_type, source="test", subject=pid, data={"petition_id": pid, **data}, id=eid)
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def submitted(pid: str, at: datetime = T0, grid: str = "T01V01G001") -> Event:
+    return event(
+        "petition.submitted",
+        pid,
+        f"{pid}-sub",
+        channel="hotline",
+        category="roads",
+        content="路灯不亮",
+        location={"town": "城关镇", "village": "东村", "grid_id": grid},
+        citizen={"name_masked": "刘*", "phone_masked": "138****1234"},
+        submitted_at=iso(at),
+    )
+
+
+def life(pid: str) -> list[Event]:
+    """Routed, transferred, contacted twice, paused and resumed, replied, closed, reopened, replied, closed."""
+    h = lambda n: iso(T0 + timedelta(hours=n))  # noqa: E731
+    routed = {"village": "东村", "department": "county_transport_bureau", "reason": "grid"}
+    assignee = {"staff_id": "S1", "role": "grid_leader"}
+    return [
+        submitted(pid),
+        event(
+            "petition.assigned",
+            pid,
+            f"{pid}-a",
+            grid_id="T01V01G001",
+            town="城关镇",
+            assignee=assignee,
+            assigned_at=h(0.1),
+            **routed,
+        ),
+        event(
+            "petition.transferred",
+            pid,
+            f"{pid}-t",
+            grid_id="T01V02G001",
+            town="城关镇",
+            assignee=assignee,
+            assigned_at=h(1),
+            **routed,
+        ),
+        event("petition.contacted", pid, f"{pid}-c1", staff_id="S1", contacted_at=h(2)),
+        event("petition.contacted", pid, f"{pid}-c2", staff_id="S1", contacted_at=h(3)),
+        event("petition.sla_paused", pid, f"{pid}-p", staff_id="S1", at=h(24), reason="third_party"),
+        event("petition.sla_resumed", pid, f"{pid}-r", staff_id="S1", at=h(48)),
+        event(
+            "petition.replied", pid, f"{pid}-rep1", staff_id="S1", replied_at=h(50), resolution="resolved", summary="好"
+        ),
+        event("petition.closed", pid, f"{pid}-cl1", closed_at=h(60), closed_by="feedback"),
+        event("petition.reopened", pid, f"{pid}-ro", reopened_at=h(61), reason="不满意"),
+        event(
+            "petition.replied",
+            pid,
+            f"{pid}-rep2",
+            staff_id="S1",
+            replied_at=h(70),
+            resolution="explained",
+            summary="好",
+        ),
+        event("petition.closed", pid, f"{pid}-cl2", closed_at=h(71), closed_by="feedback"),
+    ]
+
+
+def real_notice_commits(service: SlaService) -> list[dict]:
+    return [d for d in service.notices.commits.find({}) if not d.get("void")]
+
+
+def notices_total(*services: SlaService) -> float:
+    """petitions_sla_notices_total summed over types, levels and the given instances."""
+    return sum(
+        sample.value
+        for service in services
+        for metric in service.metrics.notices.collect()
+        for sample in metric.samples
+        if sample.name == "petitions_sla_notices_total"
+    )
+
+
+def test_two_instances_scanning_at_once_emit_each_notice_exactly_once(instances) -> None:
+    a, b, clock = instances
+    pids = [f"JZ20260309{n:06d}" for n in range(1, 21)]
+    for pid in pids:
+        a.on_event(submitted(pid))
+    # four days later, never contacted: the contact clock breached all three levels; its warning
+    # can no longer be sent (past the deadline), and the reply clock is not at its warning yet
+    clock.now = T0 + timedelta(days=4)
+    barrier = threading.Barrier(4)
+    results: list[list[str]] = []
+    lock = threading.Lock()
+
+    def scanner(service: SlaService) -> None:
+        barrier.wait()
+        for _ in range(3):
+            emitted = service.scan().emitted
+            with lock:
+                results.append(emitted)
+
+    threads = [threading.Thread(target=scanner, args=(s,)) for s in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    expected = {notice_id(pid, f"contact.0:breached:{level}") for pid in pids for level in (1, 2, 3)}
+    commits = real_notice_commits(a)
+    assert Counter(c["aggregate_id"] for c in commits) == Counter(expected)  # once each, none missing
+    assert all(len(c["events"]) == 1 for c in commits)
+    assert len({c["events"][0]["body"]["id"] for c in commits}) == len(expected)
+    # every instance's "emitted" answers name only notices that exist; together they name all
+    assert set().union(*map(set, results)) == expected
+    for pid in pids:
+        record = SlaRecord.from_dict(a.clocks.load(pid).state)  # type: ignore[arg-type]
+        assert set(record.emitted) == {f"contact.0:breached:{level}" for level in (1, 2, 3)}
+    total = notices_total(a, b)
+    assert total == len(expected)
+
+
+def test_late_detection_reports_each_level_with_the_true_overdue_time(instances) -> None:
+    a, _, clock = instances
+    pid = "JZ20260309000101"
+    a.on_event(submitted(pid))
+    clock.now = T0 + timedelta(hours=5)  # past the warning point (4h48m), before the deadline
+    assert a.scan().emitted == [notice_id(pid, "contact.0:warning:1")]
+    clock.now = T0 + timedelta(days=4, minutes=7)  # the service was "down" for days
+    assert sorted(a.scan().emitted) == sorted(notice_id(pid, f"contact.0:breached:{n}") for n in (1, 2, 3))
+    deadline = T0 + timedelta(hours=6)
+    for commit in real_notice_commits(a):
+        body = commit["events"][0]["body"]
+        data = body["data"]
+        assert data["deadline"] == iso(deadline)
+        assert body["time"] == (
+            clock.now if "breached" in commit["aggregate_id"] else T0 + timedelta(hours=5)
+        ).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if body["type"] == "sla.breached":
+            assert data["overdue_seconds"] == int((clock.now - deadline).total_seconds())
+            delay = {1: 0, 2: 24, 3: 72}[data["level"]]
+            assert data["due_at"] == iso(deadline + timedelta(hours=delay))
+        else:
+            assert data["remaining_seconds"] == 3600
+    assert a.scan().emitted == []  # nothing twice
+
+
+def test_consumers_racing_on_one_petition_in_any_order_and_twice(instances) -> None:
+    a, b, clock = instances
+    pid = "JZ20260309000201"
+    events = life(pid)
+    rng = random.Random(7)
+    deliveries = events + rng.sample(events, k=6)
+    rng.shuffle(deliveries)
+    halves = (deliveries[::2], deliveries[1::2])
+    clock.now = T0 + timedelta(hours=80)
+
+    def consume(service: SlaService, batch: list[Event]) -> None:
+        for e in batch:
+            service.on_event(e)
+
+    threads = [threading.Thread(target=consume, args=(s, h)) for s, h in zip((a, b), halves, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    reference = None
+    for e in events:
+        reference = apply(reference, e.type, e.data, e.id)
+    loaded = a.clocks.load(pid)
+    assert SlaRecord.from_dict(loaded.state) == reference  # type: ignore[arg-type]
+    # the projection is the newest version's, whichever consumer wrote last
+    assert reference is not None
+    want = projection_doc(reference, loaded.seq, clock.now, CONFIG.policy, CONFIG.calendar, CONFIG.keep_breached)
+    got = a.open_clocks.find_one({"_id": pid})
+    assert got == want
+
+
+def test_a_void_or_unconfirmed_attempt_is_retried_and_a_lost_mark_costs_nothing(instances) -> None:
+    a, b, clock = instances
+    p1, p2 = "JZ20260309000301", "JZ20260309000302"
+    a.on_event(submitted(p1))
+    a.on_event(submitted(p2))
+    # p1: a writer died between its outbox marker and its commit, and the relay voided the version
+    void_id = notice_id(p1, "contact.0:warning:1")
+    a.notices.commits.insert_one(
+        {"_id": commit_id(void_id, 1), "aggregate_id": void_id, "seq": 1, "void": True, "events": []}
+    )
+    clock.now = T0 + timedelta(hours=5)
+    assert sorted(a.scan().emitted) == sorted([void_id, notice_id(p2, "contact.0:warning:1")])
+    assert a.notices.load(void_id).seq == 2
+    # p2: the notice was committed but the instance died before marking the record
+    p2_state = a.clocks.load(p2).state
+    assert p2_state is not None and p2_state["emitted"] == ["contact.0:warning:1"]
+    # forget the mark by committing the record without it (as if the mark's commit never happened)
+    loaded = a.clocks.load(p2)
+    a.clocks.commit(loaded, {**loaded.state, "emitted": []})  # type: ignore[dict-item]
+    a.reproject(p2)
+    assert b.scan().emitted == [notice_id(p2, "contact.0:warning:1")]  # confirmed, not re-emitted
+    commits = real_notice_commits(a)
+    assert Counter(c["aggregate_id"] for c in commits) == Counter([void_id, notice_id(p2, "contact.0:warning:1")])
+    assert notices_total(b) == 0  # b found it there: nothing new was emitted
+
+
+def test_a_year_the_calendar_lacks_costs_only_the_reply_notices(instances) -> None:
+    a, _, clock = instances
+    pid = "JZ20261229000001"
+    at = datetime(2026, 12, 29, 2, 0, tzinfo=UTC)  # the 5th working day after it is in 2027
+    a.on_event(submitted(pid, at=at))
+    assert a.metrics.calendar_not_covered.labels("2027")._value.get() == 1  # type: ignore[attr-defined]
+    doc = a.open_clocks.find_one({"_id": pid})
+    assert doc is not None and doc["uncovered_year"] == 2027
+    clock.now = at + timedelta(hours=5)
+    stats = a.scan()
+    assert stats.emitted == [notice_id(pid, "contact.0:warning:1")] and stats.failed == 0
+    assert a.metrics.calendar_not_covered.labels("2027")._value.get() == 2  # type: ignore[attr-defined]
+    assert a.metrics.uncovered_records._value.get() == 1  # type: ignore[attr-defined]
+    view = a.petition(pid, Staff("D", "county_dispatcher"))
+    assert [c["state"] for c in view["clocks"]] == ["warned", "unknown"]
+    assert [n["key"] for n in view["notices"]] == ["contact.0:warning:1"]
+
+
+def test_a_stale_or_lost_projection_is_repaired(instances) -> None:
+    a, b, _ = instances
+    pids = ["JZ20260309000401", "JZ20260309000402"]
+    for pid in pids:
+        a.on_event(submitted(pid))
+    good = {pid: a.open_clocks.find_one({"_id": pid}) for pid in pids}
+    # stale: an older version's document; the audit compares versions and re-projects
+    a.open_clocks.replace_one({"_id": pids[0]}, {**good[pids[0]], "seq": 0, "recheck_at": None})
+    assert b.audit() == 1
+    assert a.open_clocks.find_one({"_id": pids[0]}) == good[pids[0]]
+    # lost: a redelivered event puts it back ...
+    a.open_clocks.delete_one({"_id": pids[0]})
+    b.on_event(submitted(pids[0]))
+    assert a.open_clocks.find_one({"_id": pids[0]}) == good[pids[0]]
+    # ... and so does the operator's rebuild, for all of them
+    a.open_clocks.delete_many({})
+    assert b.rebuild() == 2
+    assert {pid: a.open_clocks.find_one({"_id": pid}) for pid in pids} == good
