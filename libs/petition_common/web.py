@@ -7,12 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from prometheus_client import make_wsgi_app
 from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from petition_common.auth import Staff
 from petition_common.metrics import PlatformMetrics
 
 MAX_BODY_BYTES = 64 * 1024
@@ -67,6 +68,16 @@ def read_json_object(max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return body
+
+
+def require_staff() -> Staff:
+    """The staff member behind the request's bearer token (app.extensions["tokens"]); 401 otherwise."""
+    staff = current_app.extensions["tokens"].authenticate(request.headers.get("Authorization"))
+    if staff is None:
+        raise ApiError(
+            401, "unauthorized", "a valid staff bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return staff
 
 
 Check = Callable[[], None]

@@ -8,12 +8,12 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from petition_common import logs
-from petition_common.auth import Staff, TokenDirectory
+from petition_common.auth import TokenDirectory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
 from petition_common.timesource import clock_from_env
 from petition_common.topics import INTAKE
-from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object
+from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object, require_staff
 from services.routing import domain
 from services.routing.service import NotFound, RegistryHolder, RoutingConfig, RoutingService
 
@@ -34,18 +34,9 @@ def _service() -> RoutingService:
     return current_app.extensions["routing"]
 
 
-def _staff() -> Staff:
-    staff = current_app.extensions["tokens"].authenticate(request.headers.get("Authorization"))
-    if staff is None:
-        raise ApiError(
-            401, "unauthorized", "a valid staff bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return staff
-
-
 @bp.post("/v1/grids/import")
 def import_grids() -> Response:
-    staff = _staff()
+    staff = require_staff()
     if staff.role != "county_dispatcher":
         raise ApiError(404, "not_found", "only the county dispatch centre imports the grid registry")
     body = read_json_object(max_bytes=MAX_REGISTRY_BYTES)
@@ -67,7 +58,7 @@ def import_grids() -> Response:
 
 @bp.get("/v1/grids/<grid_id>")
 def get_grid(grid_id: str) -> Response:
-    _staff()
+    require_staff()
     holder: RegistryHolder = current_app.extensions["registry"]
     holder.refresh()
     grid = holder.current.grid(grid_id) if holder.current else None
@@ -78,7 +69,7 @@ def get_grid(grid_id: str) -> Response:
 
 @bp.get("/v1/workorders")
 def list_workorders() -> Response:
-    staff = _staff()
+    staff = require_staff()
     args = request.args
     unknown = {k: "unknown filter" for k in args if k not in ("grid_id", "town", "status", "assignee", "limit")}
     if unknown:
@@ -98,7 +89,7 @@ def list_workorders() -> Response:
 @bp.get("/v1/workorders/<petition_id>")
 def get_workorder(petition_id: str) -> Response:
     try:
-        return json_response(_service().view(petition_id, _staff()))
+        return json_response(_service().view(petition_id, require_staff()))
     except NotFound as exc:
         raise ApiError(404, "not_found", "no such work order for this token") from exc
 
@@ -107,7 +98,7 @@ def get_workorder(petition_id: str) -> Response:
 def act(petition_id: str, action: str) -> Response:
     if action not in ACTIONS:
         raise ApiError(404, "not_found", f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
-    staff = _staff()
+    staff = require_staff()
     body: dict[str, Any] = read_json_object() if request.get_data() else {}
     unknown = {k: "unknown field" for k in body if k not in ACTION_FIELDS[action]}
     if unknown:

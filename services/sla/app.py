@@ -8,12 +8,12 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, current_app, request
 
 from petition_common import logs
-from petition_common.auth import Staff, TokenDirectory
+from petition_common.auth import TokenDirectory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
 from petition_common.timesource import clock_from_env
 from petition_common.topics import INTAKE, ROUTING
-from petition_common.web import ApiError, create_base_app, json_response, mount_metrics
+from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
 from services.sla import views
 from services.sla.domain.calendar import WorkCalendar
 from services.sla.domain.policy import load_category_codes, load_policy
@@ -29,18 +29,9 @@ def _service() -> SlaService:
     return current_app.extensions["sla"]
 
 
-def _staff() -> Staff:
-    staff = current_app.extensions["tokens"].authenticate(request.headers.get("Authorization"))
-    if staff is None:
-        raise ApiError(
-            401, "unauthorized", "a valid staff bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return staff
-
-
 @bp.get("/v1/sla/petitions/<petition_id>")
 def get_petition(petition_id: str) -> Response:
-    staff = _staff()
+    staff = require_staff()
     try:
         return json_response(_service().petition(petition_id, staff))
     except NotFound as exc:
@@ -49,7 +40,7 @@ def get_petition(petition_id: str) -> Response:
 
 @bp.get("/v1/sla/overdue")
 def list_overdue() -> Response:
-    staff = _staff()
+    staff = require_staff()
     args = request.args
     problems = {k: "unknown filter" for k in args if k not in OVERDUE_FILTERS}
     if problems:
