@@ -1,0 +1,244 @@
+"""Rebuild every read model of stats from Kafka, the source of truth:  python -m services.stats.rebuild
+
+1. Snapshot the end offsets of the petition topics and of the alerts topic.
+2. Import the alerts topic into the alerts store (what was published stays listed; nothing is
+   published again).
+3. For each partition number, read that partition of the three petition topics from the beginning
+   to the snapshot, apply every event with the same code as the live consumer (one partition in
+   memory at a time), and save it as the first checkpoint of a new generation.
+4. Replay the hotspot detector over all partitions of intake and routing, merged in time order as
+   live, and save it in the new generation. Alerts it finds are committed through the alerts store,
+   which publishes only those not published before (same id or same burst); --no-alerts skips that.
+5. Switch the current generation. Running instances notice within seconds, drop their state and
+   continue from the new checkpoints (whose offsets are the snapshot), so nothing is counted twice
+   or missed. If another rebuild switched first, this one stops without switching.
+
+Progress goes to stderr; the new totals to stdout (JSON). Exit status 0 on success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from petition_common import logs
+from petition_common.config import Settings
+from petition_common.envelope import EnvelopeError, Event
+from petition_common.runtime import ServiceRuntime
+from petition_common.store import Conflict
+from petition_common.topics import ALERTS
+from services.stats.bootstrap import StatsConfig, build_context, load_config, partition_count
+from services.stats.checkpoints import CheckpointStore, namespace
+from services.stats.domain.changes import BadEvent
+from services.stats.domain.facts import COUNTERS, N_COUNTERS
+from services.stats.hotspot_state import HotspotState
+from services.stats.metrics import StatsMetrics
+from services.stats.partition import PartitionState
+from services.stats.worker import (
+    DETECTOR_TOPICS,
+    HOTSPOTS_TASK,
+    PETITION_TOPICS,
+    Context,
+    DetectorFeed,
+    decode,
+    offset_key,
+    partition_task,
+)
+
+
+class Progress:
+    def __init__(self, out: Callable[[str], None], every_s: float = 2.0):
+        self.out = out
+        self.every_s = every_s
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.every_s:
+            return
+        self._last = now
+        elapsed = now - self.started
+        share = f"{100 * done / total:5.1f}%" if total else "  -  "
+        self.out(f"[{elapsed:7.1f}s] {stage}: {done:,}/{total:,} messages {share}")
+
+
+def read_to(
+    consumer: KafkaConsumer, tps: list[TopicPartition], stage: str, progress: Progress
+) -> Iterable[tuple[TopicPartition, Any]]:
+    """Every record of `tps` from the beginning up to their end offsets as of now."""
+    consumer.assign(tps)
+    begin = consumer.beginning_offsets(tps)
+    ends = consumer.end_offsets(tps)
+    total = sum(ends[tp] - begin[tp] for tp in tps)
+    consumer.seek_to_beginning(*tps)
+    remaining = {tp for tp in tps if ends[tp] > begin[tp]}
+    done = 0
+    while remaining:
+        batch = consumer.poll(timeout_ms=1000)
+        for tp, records in batch.items():
+            for record in records:
+                if record.offset >= ends[tp]:
+                    break
+                done += 1
+                yield tp, record
+            if tp in remaining and consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+                consumer.pause(tp)
+        progress(stage, done, total)
+    progress(stage, done, total, force=True)
+    consumer.unsubscribe()
+
+
+class Rebuilder:
+    def __init__(self, ctx: Context, config: StatsConfig, partitions: int, progress: Progress):
+        self.ctx = ctx
+        self.config = config
+        self.partitions = partitions
+        self.progress = progress
+        self.skipped = 0
+
+    def _consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            bootstrap_servers=self.ctx.settings.kafka_bootstrap,
+            group_id=None,
+            client_id=f"petitions-{self.ctx.settings.service}-rebuild",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=5000,
+            check_crcs=self.ctx.check_crcs,
+        )
+
+    def next_generation(self, current: int) -> int:
+        """The first generation after `current` that no earlier, unfinished rebuild has written to."""
+        generation = current + 1
+        while any(
+            CheckpointStore(self.ctx.db, namespace(generation, task)).latest() is not None
+            for task in (partition_task(0), HOTSPOTS_TASK)
+        ):
+            generation += 1
+        return generation
+
+    def import_alerts(self, consumer: KafkaConsumer) -> int:
+        topic = self.ctx.topic(ALERTS)
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        imported = 0
+        for _, record in read_to(consumer, tps, "alerts", self.progress):
+            try:
+                event = Event.from_bytes(record.value)
+            except EnvelopeError:
+                continue
+            if event.type == "alert.hotspot" and isinstance(event.data.get("alert_id"), str):
+                imported += self.ctx.alerts.import_published(event.data, event.time)
+        return imported
+
+    def partition(self, consumer: KafkaConsumer, p: int, generation: int) -> list[int]:
+        state = PartitionState(p, self.ctx.rules, gaps=self.ctx.gaps)
+        tps = [TopicPartition(self.ctx.topic(t), p) for t in PETITION_TOPICS]
+        logical = {self.ctx.topic(t): t for t in PETITION_TOPICS}
+        for tp, record in read_to(consumer, tps, f"partition {p}", self.progress):
+            try:
+                _, change = decode(record)
+            except (EnvelopeError, BadEvent):
+                self.skipped += 1
+                change = None
+            if change is not None:
+                state.apply(change)
+            state.advance(offset_key(logical[tp.topic], p), record.offset)
+        ends = consumer.end_offsets(tps)
+        for tp in tps:  # resume exactly at the snapshot, also where a topic had nothing to read
+            state.offsets[offset_key(logical[tp.topic], p)] = ends[tp]
+        store = CheckpointStore(self.ctx.db, namespace(generation, partition_task(p)))
+        store.commit(None, dict(state.offsets), state.encode_dirty(), {"partition": p, "rebuilt": True})
+        totals = [0] * N_COUNTERS
+        for cells in state.cells.values():
+            for values in cells.values():
+                totals = [a + b for a, b in zip(totals, values, strict=True)]
+        return totals
+
+    def hotspots(self, consumer: KafkaConsumer, generation: int, publish: bool) -> int:
+        state = HotspotState(self.ctx.hotspots)
+        feed = DetectorFeed(state, self.partitions, self.ctx.metrics)
+        tps = [TopicPartition(self.ctx.topic(t), p) for t in DETECTOR_TOPICS for p in range(self.partitions)]
+        logical = {self.ctx.topic(t): t for t in DETECTOR_TOPICS}
+        ends = consumer.end_offsets(tps)
+        for i, (tp, record) in enumerate(read_to(consumer, tps, "hotspots", self.progress)):
+            feed.add(logical[tp.topic], tp.partition, record)
+            feed.set_caught_up((logical[tp.topic], tp.partition), record.offset + 1 >= ends[tp])
+            if i % 1000 == 999:
+                feed.release()
+        for tp in tps:
+            feed.set_caught_up((logical[tp.topic], tp.partition), True)
+        feed.release()
+        for tp in tps:
+            state.offsets[offset_key(logical[tp.topic], tp.partition)] = ends[tp]
+        pending = list(state.pending_alerts)
+        if not publish:
+            state.pending_alerts = []
+        state.dirty.add("m")
+        store = CheckpointStore(self.ctx.db, namespace(generation, HOTSPOTS_TASK))
+        store.commit(None, dict(state.offsets), state.encode_dirty(), {"task": HOTSPOTS_TASK, "rebuilt": True})
+        published = 0
+        if publish:
+            for item in pending:
+                published += self.ctx.alerts.publish(item["data"], item.get("grid"))
+        self.progress.out(f"hotspots: {len(pending)} alerts found, {published} of them new and published")
+        return published
+
+    def run(self, publish_alerts: bool = True) -> dict[str, Any]:
+        base = self.ctx.generations.loaded()
+        current = int(base.state["generation"]) if base.state else 0
+        generation = self.next_generation(current)
+        self.progress.out(f"rebuilding generation {generation} (current: {current}), {self.partitions} partitions")
+        consumer = self._consumer()
+        try:
+            imported = self.import_alerts(consumer)
+            totals = [0] * N_COUNTERS
+            for p in range(self.partitions):
+                part = self.partition(consumer, p, generation)
+                totals = [a + b for a, b in zip(totals, part, strict=True)]
+            published = self.hotspots(consumer, generation, publish_alerts)
+        finally:
+            consumer.close()
+        try:
+            self.ctx.generations.switch(base, generation, {"by": "rebuild"})
+        except Conflict:
+            raise SystemExit("another rebuild switched the generation first; this one is discarded") from None
+        self.progress.out(f"generation {generation} is current")
+        return {
+            "generation": generation,
+            "alerts_imported": imported,
+            "alerts_published": published,
+            "skipped_messages": self.skipped,
+            "totals": dict(zip(COUNTERS, totals, strict=True)),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.stats.rebuild", description=__doc__.split("\n")[0])
+    parser.add_argument("--no-alerts", action="store_true", help="do not publish alerts the replay finds")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env("stats")
+    logs.configure("stats", "WARNING")
+    runtime = ServiceRuntime(settings)
+    try:
+        config = load_config(settings)
+        ctx = build_context(runtime, config, StatsMetrics(runtime.metrics.registry))
+        runtime.ensure_topics()
+        out = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+        result = Rebuilder(ctx, config, partition_count(settings), Progress(out)).run(not args.no_alerts)
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    finally:
+        runtime.shutdown()  # the flusher publishes the alerts it queued; the service's relay any left
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
