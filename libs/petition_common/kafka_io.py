@@ -88,6 +88,7 @@ class EventPublisher:
                 future.get(timeout=self._ack_timeout_s * 2 + 2)
         except KafkaError as exc:
             self._cold_until = time.monotonic() + self._cooldown_s
+            self._discard()
             raise PublishFailed(str(exc)) from exc
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
@@ -95,7 +96,24 @@ class EventPublisher:
         try:
             self._get().send(topic, key=key, value=value, headers=headers).get(timeout=self._ack_timeout_s * 2 + 2)
         except KafkaError as exc:
+            self._discard()
             raise PublishFailed(str(exc)) from exc
+
+    def _discard(self) -> None:
+        """Drop the producer after a failure; the next publish builds a fresh one.
+
+        An idempotent producer whose broker was killed can be left in a fatal state (its producer id
+        and sequence numbers no longer match the restarted broker's) and would then fail every
+        later send. A new producer gets a new id; the events it sends again carry their old
+        CloudEvent ids, so consumers still de-duplicate them.
+        """
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception as exc:  # closing a broken producer may itself fail; it is gone either way
+                log.info("closing a failed producer", extra={"error": repr(exc)})
 
     def close(self) -> None:
         with self._lock:
