@@ -39,7 +39,7 @@ from petition_common.kafka_io import EventPublisher
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 from services.sla.domain.calendar import WorkCalendar
 from services.sla.domain.deadlines import reply_deadline
-from tests.support import eventually, read_topic
+from tests.support import KAFKA, eventually, read_topic
 from tests.unit.contract.test_contract_documents import OPENAPI, errors, validator
 
 pytestmark = pytest.mark.e2e
@@ -422,7 +422,7 @@ def _check_petition_access(http, sla, county, petitions, pid) -> None:
 
 
 def _publish_submission(prefix: str, pid: str, at: datetime, county, grid) -> None:
-    settings = Settings(service="e2e", topic_prefix=prefix)
+    settings = Settings(service="e2e", kafka_bootstrap=KAFKA, topic_prefix=prefix)
     publisher = EventPublisher(settings)
     data = {
         "petition_id": pid,
