@@ -99,7 +99,24 @@ class ConsumerLoop:
         )
 
     def run(self) -> None:
-        """Poll, handle, commit, until `stop` is set; then commit what is done and close."""
+        """Poll, handle, commit, until `stop` is set; then commit what is done and close.
+
+        A broker that goes away makes kafka-python raise from poll(); the loop then drops its
+        consumer and builds a new one with capped backoff, for as long as the outage lasts. What
+        was handled but not committed is delivered again and de-duplicated by the handlers.
+        """
+        backoff = 0.5
+        while not self.stop.is_set():
+            try:
+                self._consume()
+                return
+            except KafkaError as exc:
+                log.warning("broker unreachable; reconnecting", extra={"group": self.group_id, "error": repr(exc)})
+                if self.stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2, 10.0)
+
+    def _consume(self) -> None:
         consumer = self._consumer()
         log.info("consumer started", extra={"topics": self.topics, "group": self.group_id})
         try:
@@ -117,7 +134,10 @@ class ConsumerLoop:
                     if done:
                         self._commit(consumer, done)
         finally:
-            consumer.close(autocommit=False)
+            try:
+                consumer.close(autocommit=False)
+            except KafkaError as exc:  # closing against a dead broker; the consumer is gone either way
+                log.info("consumer closed uncleanly", extra={"error": repr(exc)})
             log.info("consumer stopped", extra={"group": self.group_id})
 
     def _commit(self, consumer: KafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
