@@ -11,7 +11,7 @@ from petition_common.auth import Staff, TokenDirectory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
 from petition_common.taxonomy import load_categories
-from petition_common.topics import ROUTING
+from petition_common.topics import EVENT_TYPES, ROUTING
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object
 from services.intake import domain
 from services.intake.service import IdempotencyMismatch, IntakeService, NotFound
@@ -207,19 +207,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     app.register_blueprint(bp)
     mount_metrics(app, runtime.metrics)
     if start_background:
-        handlers = {
-            t: service.on_routing_event
-            for t in (
-                "petition.assigned",
-                "petition.transferred",
-                "petition.contacted",
-                "petition.replied",
-                "petition.closed",
-                "petition.reopened",
-                "petition.sla_paused",
-                "petition.sla_resumed",
-            )
-        }
+        handlers = {t: service.on_routing_event for t in EVENT_TYPES[ROUTING]}
         runtime.start_consumer([ROUTING], handlers)
         runtime.start_relay([petitions])
     return app
