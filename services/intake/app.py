@@ -11,6 +11,7 @@ from petition_common.auth import Staff, TokenDirectory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
 from petition_common.taxonomy import load_categories
+from petition_common.timesource import clock_from_env
 from petition_common.topics import EVENT_TYPES, ROUTING
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object
 from services.intake import domain
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         runtime.store("duplicates"),
         set(categories),
         id_prefix=settings.extra.get("INTAKE_ID_PREFIX", "JZ"),
+        clock=clock_from_env("intake", settings.extra),
     )
     app = create_base_app("intake", runtime.metrics, runtime.checks())
     app.extensions["runtime"] = runtime

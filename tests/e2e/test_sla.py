@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -54,12 +54,23 @@ def county():
     return generate_county(seed=7)
 
 
+# Every service of this test runs on a clock shifted by whole days to a date well inside the years the
+# working-day calendar covers, so the test does not depend on today's date (near the end of the last
+# covered year, reply deadlines would fall into a year without a calendar). Whole days keep the
+# time of day, which _avoid_midnight_in_beijing relies on.
+SHIFT = timedelta(days=(date(2026, 6, 2) - datetime.now(UTC).date()).days)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC) + SHIFT
+
+
 class FakeNow:
     """The sla processes' clock: an instant in a file, rewritten atomically."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.value = datetime.now(UTC)
+        self.value = _now()
 
     def set(self, moment: datetime) -> datetime:
         """Move the sla's time to `moment` (to the millisecond, as events carry it); returns it."""
@@ -75,11 +86,15 @@ def test_warnings_and_breaches_exactly_once_across_a_restart_and_two_instances(f
     started = time.monotonic()
     _avoid_midnight_in_beijing()
     now = FakeNow(tmp_path / "now")
-    now.set(datetime.now(UTC))
+    now.set(_now())
+    shifted = tmp_path / "shifted-clock"
+    shifted.write_text(f"offset:{SHIFT.total_seconds()}")
     dispatcher = next(s for s in county.staff if s.role == "county_dispatcher")
     env = {
         "STAFF_TOKENS_FILE": str(write_tokens_file(tmp_path / "tokens.yaml", county_tokens(county))),
         "ROUTING_DISPATCHER_ID": dispatcher.staff_id,
+        "INTAKE_FAKE_CLOCK_FILE": str(shifted),
+        "ROUTING_FAKE_CLOCK_FILE": str(shifted),
     }
     sla_env = {**env, "SLA_FAKE_CLOCK_FILE": str(now.path), "SLA_SCAN_INTERVAL_S": "0.3"}
     intake = fleet.start("intake", extra_env=env).url
@@ -137,7 +152,7 @@ def test_warnings_and_breaches_exactly_once_across_a_restart_and_two_instances(f
     for pid in of("paused"):
         staff("pause", pid, {"reason": "third_party"})
 
-    now.set(datetime.now(UTC) + timedelta(seconds=5))  # the sla clock never runs behind the facts
+    now.set(_now() + timedelta(seconds=5))  # the sla clock never runs behind the facts
     views = _wait_views(
         http,
         sla,
