@@ -155,7 +155,7 @@ def reconcile(settings: Settings, endpoints: Endpoints, expected_ids: set[str] |
 
     accepted = [pid for pid in ids if pid in submitted.event_ids and not submitted.duplicate_of.get(pid)]
     summary = endpoints.get(f"{endpoints.stats}/v1/stats/summary").json()
-    counted = int(summary.get("accepted", summary.get("counts", {}).get("accepted", -1)))
+    counted = int(summary["accepted"])
     checks.append(
         Check(
             "counted once in stats (accepted)",
@@ -166,11 +166,11 @@ def reconcile(settings: Settings, endpoints: Endpoints, expected_ids: set[str] |
     )
     by_category = Counter(submitted.category[pid] for pid in accepted)
     breakdown = endpoints.get(f"{endpoints.stats}/v1/stats/breakdown", {"by": "category"}).json()
-    rows = {row.get("key") or row.get("id"): row for row in breakdown.get("rows", breakdown.get("items", []))}
+    rows = {row["key"]: row for row in breakdown["items"]}
     wrong = []
     for category, n in sorted(by_category.items()):
         row = rows.get(category, {})
-        got = int(row.get("accepted", row.get("counts", {}).get("accepted", 0)))
+        got = int(row.get("accepted", 0))
         if got != n:
             wrong.append(f"{category}: {got} != {n}")
     checks.append(Check("counted once in stats, by category", len(by_category), len(by_category) - len(wrong), wrong))
