@@ -1,0 +1,109 @@
+"""The benchmark: `bench/run [options]` (which sets up and starts the local stack first).
+
+    bench/run                                   # every stage, the full year (396,000 petitions)
+    bench/run --stages replay --days 30 --petitions 32550   # the first month of the year only
+    bench/run --quick                           # a smoke run of every stage in a few minutes
+
+Writes bench/results/<UTC time>.json and .md (and bench/results/latest.*); bench/RESULTS.md is
+the committed copy of a full run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from countysim import generate_county
+from petition_bench import report, stages
+from petition_bench.replay import run_replay
+from petition_common.config import REPO_ROOT
+
+STAGES = ("ceilings", "intake", "latency", "scaleout", "replay")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    p.add_argument("--petitions", type=int, default=396_000, help="petitions in the replay (default: a year)")
+    p.add_argument("--days", type=float, default=365, help="days of 2025 the replay covers (default 365)")
+    p.add_argument("--workers", type=int, default=16, help="replay client threads (default 16)")
+    p.add_argument("--threads", type=int, default=8, help="gunicorn threads per service instance (default 8)")
+    p.add_argument("--rate", type=float, default=100, help="steady submissions/s of the latency stage")
+    p.add_argument("--scaleout-petitions", type=int, default=20_000, help="stream size of the scale-out stage")
+    p.add_argument("--quick", action="store_true", help="small sizes everywhere: a smoke run")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="where the reports go")
+    p.add_argument("--kafka", default="127.0.0.1:9092")
+    p.add_argument("--mongo", default="mongodb://127.0.0.1:27017")
+    args = p.parse_args(argv)
+    args.stage_list = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = sorted(set(args.stage_list) - set(STAGES))
+    if unknown:
+        p.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    if args.quick:
+        args.petitions, args.days = min(args.petitions, 3000), min(args.days, 10)
+        args.scaleout_petitions = min(args.scaleout_petitions, 2000)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="petition-bench-"))
+    ctx = stages.Context(
+        county=generate_county(seed=20240101),
+        work=work,
+        kafka=args.kafka,
+        mongo=args.mongo,
+        threads=args.threads,
+        quick=args.quick,
+    )
+    tqdm.write(f"[bench] stages {', '.join(args.stage_list)}; service logs under {work}")
+    results: dict = {}
+    seconds = 5 if args.quick else 20
+    for name in args.stage_list:
+        tqdm.write(f"[bench] {name} ...")
+        ts = time.perf_counter()
+        if name == "ceilings":
+            results[name] = stages.run_ceilings(ctx)
+        elif name == "intake":
+            results[name] = stages.run_intake(ctx, (4, 8, 16, 32), seconds)
+        elif name == "latency":
+            results[name] = stages.run_latency(ctx, args.rate, seconds * 1.5)
+        elif name == "scaleout":
+            results[name] = stages.run_scaleout(ctx, args.scaleout_petitions)
+        elif name == "replay":
+            results[name] = run_replay(ctx, args.petitions, args.days, seed=2025, workers=args.workers)
+        tqdm.write(f"[bench] {name} done in {time.perf_counter() - ts:.0f} s")
+    result = {
+        "started_at": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": time.perf_counter() - t0,
+        "command": "bench/run " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "machine": report.machine(),
+        "stages": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = started.strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(result, indent=2, ensure_ascii=False, default=str)
+    markdown = report.render(result)
+    for name in (stem, "latest"):
+        (args.out / f"{name}.json").write_text(text + "\n", encoding="utf-8")
+        (args.out / f"{name}.md").write_text(markdown + "\n", encoding="utf-8")
+    print(markdown)
+    tqdm.write(f"[bench] reports: {args.out / stem}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""One benchmark platform: the services as real gunicorn processes in their own namespace.
+
+Each `Platform` has fresh topics and databases (a random prefix), the generated county's grid
+registry and staff tokens, and optionally a fake clock file shared by intake, routing and sla (the
+year replay moves simulated time by rewriting it). It also answers the questions the stages ask of
+the running system: consumer-group lag, Prometheus counters, and resident memory.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from pymongo import MongoClient
+
+from countysim import County
+from petition_common import topics
+from petition_devtools.processes import ServiceFleet, ServiceProcess
+from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
+
+# the topics each consumer group reads (services/*/app.py)
+CONSUMES: Mapping[str, tuple[str, ...]] = {
+    "intake": (topics.ROUTING,),
+    "routing": (topics.INTAKE,),
+    "sla": (topics.INTAKE, topics.ROUTING),
+    "stats": (topics.INTAKE, topics.ROUTING, topics.SLA),
+}
+_CONSUMED = re.compile(r"^petitions_consumed_total\{([^}]*)\} ([0-9.e+]+)$", re.M)
+
+
+@dataclass
+class Platform:
+    county: County
+    root: Path
+    kafka: str = "127.0.0.1:9092"
+    mongo: str = "mongodb://127.0.0.1:27017"
+    clock_file: Path | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    prefix: str = field(default_factory=lambda: f"b{uuid.uuid4().hex[:8]}")
+    fleet: ServiceFleet = field(init=False)
+    _local: threading.local = field(init=False, default_factory=threading.local)
+    _kafka_clients: tuple[KafkaAdminClient, KafkaConsumer] | None = field(init=False, default=None)
+    _mongo: MongoClient | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tokens = write_tokens_file(self.root / "tokens.yaml", county_tokens(self.county))
+        self.dispatcher = next(s for s in self.county.staff if s.role == "county_dispatcher")
+        self.staff_headers = {"Authorization": f"Bearer {token_for(self.dispatcher.staff_id)}"}
+        env = {
+            "KAFKA_TOPIC_PREFIX": f"{self.prefix}-",
+            "MONGO_DB_PREFIX": f"{self.prefix}_",
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "MONGO_URI": self.mongo,
+            "STAFF_TOKENS_FILE": str(tokens),
+            "ROUTING_DISPATCHER_ID": self.dispatcher.staff_id,
+            "LOG_LEVEL": "WARNING",
+            **self.extra_env,
+        }
+        if self.clock_file is not None:
+            for service in ("intake", "routing", "sla"):
+                env[f"{service.upper()}_FAKE_CLOCK_FILE"] = str(self.clock_file)
+        self.fleet = ServiceFleet(env=env, log_dir=self.root / "logs")
+
+    # ---- processes
+
+    def start(self, counts: Mapping[str, int], import_grids: bool = True) -> None:
+        """Start `counts[service]` instances of each service and wait until all are ready."""
+        for service, n in counts.items():
+            for k in range(n):
+                self.fleet.start(service, instance=f"{service}-{k + 1}")
+        self.fleet.wait_ready(timeout_s=120)
+        if import_grids and counts.get("routing"):
+            resp = self.http().post(
+                f"{self.url('routing')}/v1/grids/import",
+                json=self.county.to_geojson(),
+                headers=self.staff_headers,
+                timeout=120,
+            )
+            resp.raise_for_status()
+
+    def instances(self, service: str) -> list[ServiceProcess]:
+        return [p for p in self.fleet.processes.values() if p.name == service]
+
+    def url(self, service: str, k: int = 0) -> str:
+        found = self.instances(service)
+        return found[k % len(found)].url
+
+    def stop(self) -> None:
+        self.fleet.stop_all()
+        if self._kafka_clients is not None:
+            for client in self._kafka_clients:
+                client.close()
+            self._kafka_clients = None
+        if self._mongo is not None:
+            self._mongo.close()
+            self._mongo = None
+
+    def http(self) -> requests.Session:
+        """A keep-alive session per thread."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            self._local.session = session
+        return session
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    # ---- observations
+
+    def lag(self, groups: Iterable[str]) -> dict[str, int]:
+        """Messages not yet committed by each service's consumer group, over the topics it reads."""
+        if self._kafka_clients is None:
+            self._kafka_clients = (
+                KafkaAdminClient(bootstrap_servers=self.kafka, client_id="bench-lag"),
+                KafkaConsumer(bootstrap_servers=self.kafka, client_id="bench-lag"),
+            )
+        admin, consumer = self._kafka_clients
+        groups = list(groups)
+        committed_by_group = admin.list_group_offsets([f"{self.prefix}-{s}" for s in groups])
+        out = {}
+        for service in groups:
+            tps = [
+                TopicPartition(self.topic(t), p)
+                for t in CONSUMES[service]
+                for p in sorted(consumer.partitions_for_topic(self.topic(t)) or ())
+            ]
+            ends = consumer.end_offsets(tps) if tps else {}
+            committed = committed_by_group.get(f"{self.prefix}-{service}", {})
+            out[service] = sum(
+                max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
+                for tp, end in ends.items()
+            )
+        return out
+
+    def consumed(self, service: str) -> int:
+        """Messages all instances of a service consumed (petitions_consumed_total, every outcome but
+        dead-lettered: handled, or for stats applied and duplicate, and ignored types)."""
+        total = 0.0
+        for p in self.instances(service):
+            text = self.http().get(f"{p.url}/metrics", timeout=10).text
+            for labels, value in _CONSUMED.findall(text):
+                if 'outcome="deadlettered"' not in labels:
+                    total += float(value)
+        return int(total)
+
+    def outbox_pending(self, services: Iterable[str]) -> int:
+        """Outbox markers not yet published, over the services' databases (docs/reliability.md)."""
+        if self._mongo is None:
+            self._mongo = MongoClient(self.mongo)
+        return sum(self._mongo[f"{self.prefix}_{s}"]["outbox"].count_documents({}) for s in services)
+
+    def rss_mib(self) -> dict[str, float]:
+        return {name: rss_kib(p.proc.pid) / 1024 for name, p in self.fleet.processes.items()}
+
+    def stats_summary(self, **params: Any) -> dict[str, Any]:
+        resp = self.http().get(
+            f"{self.url('stats')}/v1/stats/summary", params=params, headers=self.staff_headers, timeout=30
+        )
+        resp.raise_for_status()
+        return resp.json()
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of a process and its descendants (gunicorn's master and its worker), in KiB."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(rss_kib(int(c)) for c in children)
