@@ -24,6 +24,12 @@ still has a marker. A marker is deleted only after its events were acknowledged,
 for n-1" means n-1 and everything before it reached Kafka: events of one aggregate reach the
 topic in commit order. The producer is idempotent, and a crash between the acknowledgement and
 the marker delete republishes the same event ids, which consumers de-duplicate.
+
+Round trips (each one costs FerretDB more CPU than the work behind it): a store remembers, per
+aggregate, the newest commit it saw with its state, and the newest commit whose events it published.
+`load` then needs one point read (does commit n+1 exist?) instead of two, and publishing commit n
+skips the look-up of marker n-1 when this store published n-1 itself. Both memories are only ever
+trusted after that existence probe, so another writer's commit is never missed.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import bson
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -95,6 +102,7 @@ class AggregateStore:
         validate: Callable[[Event], None] | None = None,
         flusher: Flusher | None = None,
         hint_capacity: int = 200_000,
+        state_capacity: int = 20_000,
     ):
         self.name = name
         self._validate = validate
@@ -105,6 +113,12 @@ class AggregateStore:
         # newest commit number seen per aggregate, a lower bound that saves the search in load()
         self._hints: OrderedDict[str, int] = OrderedDict()
         self._hint_capacity = hint_capacity
+        # the newest commit's state as BSON, decoded afresh on every load (callers may mutate it),
+        # so a cached state is exactly what a read from the database would have returned
+        self._states: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._state_capacity = state_capacity
+        # newest commit of each aggregate whose events this store published and whose marker it deleted
+        self._published: OrderedDict[str, int] = OrderedDict()
 
     # ---- reading
 
@@ -141,6 +155,10 @@ class AggregateStore:
 
     def load(self, aggregate_id: str) -> Loaded:
         seq = self._latest_seq(aggregate_id)
+        cached = self._states.get(aggregate_id)
+        if cached is not None and cached[0] == seq and seq > 0:
+            self._remember(aggregate_id, seq)
+            return Loaded(aggregate_id, seq, self._decode_state(cached[1]))
         n = seq
         state = None
         while n > 0:
@@ -150,7 +168,18 @@ class AggregateStore:
                 break
             n -= 1  # a void commit changes nothing: the state is the one before it
         self._remember(aggregate_id, seq)
+        if state is not None:
+            self._cache_state(aggregate_id, seq, state)
         return Loaded(aggregate_id, seq, state)
+
+    def _cache_state(self, aggregate_id: str, seq: int, state: dict[str, Any]) -> None:
+        self._states[aggregate_id] = (seq, bson.encode({"s": state}, codec_options=self.commits.codec_options))
+        self._states.move_to_end(aggregate_id)
+        if len(self._states) > self._state_capacity:
+            self._states.popitem(last=False)
+
+    def _decode_state(self, blob: bytes) -> dict[str, Any]:
+        return bson.decode(blob, codec_options=self.commits.codec_options)["s"]
 
     def _remember(self, aggregate_id: str, seq: int) -> None:
         self._hints[aggregate_id] = seq
@@ -207,13 +236,14 @@ class AggregateStore:
                 self.outbox.delete_one({"_id": cid})
             raise Conflict(cid) from exc
         self._remember(loaded.aggregate_id, seq)
+        self._cache_state(loaded.aggregate_id, seq, state)
         result = Commit(loaded.aggregate_id, seq, state, list(events))
         if events and self._publisher is not None:
             if self._flusher is not None:
-                self._flusher.submit(self, loaded.aggregate_id, seq)
+                self._flusher.submit(self, loaded.aggregate_id, seq, list(events))
             else:
                 try:
-                    self.flush(loaded.aggregate_id, seq)
+                    self.flush_many([(loaded.aggregate_id, seq)], known={cid: list(events)})
                 except Exception as exc:  # the commit stands; the relay will publish
                     log.warning("publish deferred to the outbox relay", extra={"commit": cid, "error": str(exc)})
         return result
@@ -224,19 +254,27 @@ class AggregateStore:
         """Publish commit `seq` after any older commit that still has a marker; returns how many."""
         return self.flush_many([(aggregate_id, seq)], force=force)
 
-    def flush_many(self, commits: Sequence[tuple[str, int]], force: bool = False) -> int:
+    def flush_many(
+        self, commits: Sequence[tuple[str, int]], force: bool = False, known: dict[str, list[Event]] | None = None
+    ) -> int:
         """Publish several commits' events in one round trip to the broker; returns how many events.
 
         For each commit, older commits of its aggregate that still have a marker go first. The events
         are sent in that order and acknowledged together; only then are the markers deleted (in one
-        statement: the outbox is scanned once, not once per marker).
+        statement: the outbox is scanned once, not once per marker). `known` holds the events of
+        commits this process just wrote (by commit id), which then need not be read back.
         """
         if self._publisher is None:
             raise RuntimeError(f"store {self.name} has no publisher")
+        known = known or {}
         ordered: list[str] = []
         for aggregate_id, seq in commits:
             pending = [seq]
-            while pending[-1] > 1 and self.outbox.find_one({"_id": commit_id(aggregate_id, pending[-1] - 1)}):
+            while (
+                pending[-1] > 1
+                and self._published.get(aggregate_id, 0) < pending[-1] - 1
+                and self.outbox.find_one({"_id": commit_id(aggregate_id, pending[-1] - 1)})
+            ):
                 pending.append(pending[-1] - 1)
             ordered.extend(commit_id(aggregate_id, n) for n in reversed(pending))
         events: list[Event] = []
@@ -245,6 +283,10 @@ class AggregateStore:
         for cid in dict.fromkeys(ordered):  # each commit once, first occurrence wins
             aggregate_id = cid.rsplit(":", 1)[0]
             if aggregate_id in blocked:
+                continue
+            if cid in known:
+                events.extend(known[cid])
+                done.append(cid)
                 continue
             doc = self.commits.find_one({"_id": cid})
             if doc is None:
@@ -258,6 +300,13 @@ class AggregateStore:
             self._publisher.publish(events, force=force)
         if done:
             self.outbox.delete_many({"_id": {"$in": done}})
+            for cid in done:
+                aggregate_id, _, seq = cid.rpartition(":")
+                if int(seq) > self._published.get(aggregate_id, 0):
+                    self._published[aggregate_id] = int(seq)
+                    self._published.move_to_end(aggregate_id)
+            while len(self._published) > self._hint_capacity:
+                self._published.popitem(last=False)
         return len(events)
 
 
@@ -270,11 +319,11 @@ class Flusher:
     """
 
     def __init__(self, maxsize: int = 10_000):
-        self._queue: queue.Queue[tuple[AggregateStore, str, int]] = queue.Queue(maxsize=maxsize)
+        self._queue: queue.Queue[tuple[AggregateStore, str, int, list[Event]]] = queue.Queue(maxsize=maxsize)
 
-    def submit(self, store: AggregateStore, aggregate_id: str, seq: int) -> None:
+    def submit(self, store: AggregateStore, aggregate_id: str, seq: int, events: list[Event]) -> None:
         with contextlib.suppress(queue.Full):
-            self._queue.put_nowait((store, aggregate_id, seq))
+            self._queue.put_nowait((store, aggregate_id, seq, events))
 
     def run(self, stop: Callable[[], bool], batch: int = 500) -> None:
         while not stop() or not self._queue.empty():
@@ -287,12 +336,14 @@ class Flusher:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            by_store: dict[str, tuple[AggregateStore, list[tuple[str, int]]]] = {}
-            for store, aggregate_id, seq in items:
-                by_store.setdefault(store.name, (store, []))[1].append((aggregate_id, seq))
-            for store, commits in by_store.values():
+            by_store: dict[str, tuple[AggregateStore, list[tuple[str, int]], dict[str, list[Event]]]] = {}
+            for store, aggregate_id, seq, events in items:
+                _, commits, known = by_store.setdefault(store.name, (store, [], {}))
+                commits.append((aggregate_id, seq))
+                known[commit_id(aggregate_id, seq)] = events
+            for store, commits, known in by_store.values():
                 try:
-                    store.flush_many(commits)
+                    store.flush_many(commits, known=known)
                 except Exception as exc:
                     log.warning("publish deferred to the outbox relay", extra={"store": store.name, "error": str(exc)})
                     if stop():

@@ -152,11 +152,11 @@ class SlaService:
             )
             if report_gap and doc is not None and doc["uncovered_year"] is not None:
                 self._calendar_gap(pid, doc["uncovered_year"])
-            current = self.open_clocks.find_one({"_id": pid})  # a point read: cheap
+            # written without reading it first: nearly every event changes it, and a point read
+            # costs FerretDB as much as the write it would save
             if doc is None:
-                if current is not None:
-                    self.open_clocks.delete_one({"_id": pid})
-            elif current != doc:
+                self.open_clocks.delete_one({"_id": pid})
+            else:
                 try:
                     self.open_clocks.replace_one({"_id": pid}, doc, upsert=True)
                 except DuplicateKeyError:  # two upserts raced to insert; ours is at least as new

@@ -149,3 +149,30 @@ def test_a_writer_that_lost_the_race_leaves_no_marker(env):
         store.commit(Loaded(pid, 0, None), {"n": 99}, [_event(pid, 99)])
     assert store.outbox.count_documents({}) == 0
     assert store.load(pid).state == {"n": 1}
+
+
+def test_a_remembered_state_is_never_stale_nor_shared(env):
+    _, db, _ = env
+    mine, theirs = AggregateStore(db, "cache"), AggregateStore(db, "cache")
+    first = mine.commit(Loaded("C", 0, None), {"n": 1, "items": ["a"]})
+    loaded = mine.load("C")
+    assert (loaded.seq, loaded.state) == (first.seq, {"n": 1, "items": ["a"]})
+    loaded.state["items"].append("mutated by a caller")  # type: ignore[index]
+    assert mine.load("C").state == {"n": 1, "items": ["a"]}
+    # another instance commits: the next load sees its version, not the remembered one
+    theirs.commit(theirs.load("C"), {"n": 2, "items": ["a", "b"]})
+    assert (mine.load("C").seq, mine.load("C").state) == (2, {"n": 2, "items": ["a", "b"]})
+
+
+def test_events_stay_in_order_when_another_instance_left_the_previous_marker(env):
+    settings, db, publisher = env
+    mine = AggregateStore(db, "order2", publisher=publisher)
+    theirs = AggregateStore(db, "order2")  # commits but cannot publish: its marker stays
+    pid = "JZ20240717000002"
+    mine.commit(Loaded(pid, 0, None), {"v": 1}, [_event(pid, 1)])
+    theirs.commit(theirs.load(pid), {"v": 2}, [_event(pid, 2)])
+    # this store published commit 1 itself, but commit 2 is another's: its marker must be found
+    mine.commit(mine.load(pid), {"v": 3}, [_event(pid, 3)])
+    messages = read_topic(settings.topic(INTAKE), lambda ms: len([m for m in ms if m["key"] == pid]) >= 3)
+    assert [m["value"]["data"]["n"] for m in messages if m["key"] == pid] == [1, 2, 3]
+    assert mine.outbox.count_documents({}) == 0
