@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -44,6 +45,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="where the reports go")
     p.add_argument("--kafka", default="127.0.0.1:9092")
     p.add_argument("--mongo", default="mongodb://127.0.0.1:27017")
+    p.add_argument(
+        "--ferretdb-debug",
+        default=f"http://127.0.0.1:{os.environ.get('FERRETDB_DEBUG_PORT', '8088')}",
+        help="FerretDB's debug address, for its command counts ('' to skip)",
+    )
     args = p.parse_args(argv)
     args.stage_list = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(args.stage_list) - set(STAGES))
@@ -67,10 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         mongo=args.mongo,
         threads=args.threads,
         quick=args.quick,
+        ferretdb_debug=args.ferretdb_debug or None,
     )
     tqdm.write(f"[bench] stages {', '.join(args.stage_list)}; service logs under {work}")
     results: dict = {}
+    markdown = ""
     seconds = 5 if args.quick else 20
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = started.strftime("%Y%m%dT%H%M%SZ")
+    command = "bench/run " + shlex.join(sys.argv[1:] if argv is None else argv)
     for name in args.stage_list:
         tqdm.write(f"[bench] {name} ...")
         ts = time.perf_counter()
@@ -85,24 +96,27 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "replay":
             results[name] = run_replay(ctx, args.petitions, args.days, seed=2025, workers=args.workers)
         tqdm.write(f"[bench] {name} done in {time.perf_counter() - ts:.0f} s")
+        markdown = _write(args.out, stem, started, t0, command, results)  # after every stage: nothing is lost
+    print(markdown)
+    tqdm.write(f"[bench] reports: {args.out / stem}.json and .md")
+    return 0
+
+
+def _write(out: Path, stem: str, started: datetime, t0: float, command: str, results: dict) -> str:
     result = {
         "started_at": started.strftime("%Y-%m-%d %H:%M UTC"),
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": time.perf_counter() - t0,
-        "command": "bench/run " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": command,
         "machine": report.machine(),
         "stages": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = started.strftime("%Y%m%dT%H%M%SZ")
     text = json.dumps(result, indent=2, ensure_ascii=False, default=str)
     markdown = report.render(result)
     for name in (stem, "latest"):
-        (args.out / f"{name}.json").write_text(text + "\n", encoding="utf-8")
-        (args.out / f"{name}.md").write_text(markdown + "\n", encoding="utf-8")
-    print(markdown)
-    tqdm.write(f"[bench] reports: {args.out / stem}.json and .md")
-    return 0
+        (out / f"{name}.json").write_text(text + "\n", encoding="utf-8")
+        (out / f"{name}.md").write_text(markdown + "\n", encoding="utf-8")
+    return markdown
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ the running system: consumer-group lag, Prometheus counters, and resident memory
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -22,7 +25,7 @@ from pymongo import MongoClient
 
 from countysim import County
 from petition_common import topics
-from petition_devtools.processes import ServiceFleet, ServiceProcess
+from petition_devtools.processes import REPO, ServiceFleet, ServiceProcess
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 
 # the topics each consumer group reads (services/*/app.py)
@@ -32,6 +35,7 @@ CONSUMES: Mapping[str, tuple[str, ...]] = {
     "sla": (topics.INTAKE, topics.ROUTING),
     "stats": (topics.INTAKE, topics.ROUTING, topics.SLA),
 }
+_COMMANDS = re.compile(r'^ferretdb_client_requests_total\{command="([^"]+)"[^}]*\} ([0-9.e+]+)$', re.M)
 _CONSUMED = re.compile(r"^petitions_consumed_total\{([^}]*)\} ([0-9.e+]+)$", re.M)
 
 
@@ -42,6 +46,7 @@ class Platform:
     kafka: str = "127.0.0.1:9092"
     mongo: str = "mongodb://127.0.0.1:27017"
     clock_file: Path | None = None
+    ferretdb_debug: str | None = "http://127.0.0.1:8088"  # FerretDB's debug address, for its command counts
     extra_env: Mapping[str, str] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"b{uuid.uuid4().hex[:8]}")
     fleet: ServiceFleet = field(init=False)
@@ -152,11 +157,32 @@ class Platform:
                     total += float(value)
         return int(total)
 
-    def outbox_pending(self, services: Iterable[str]) -> int:
-        """Outbox markers not yet published, over the services' databases (docs/reliability.md)."""
+    def outbox_empty(self, services: Iterable[str]) -> bool:
+        """No outbox marker left to publish in the services' databases (docs/reliability.md).
+        `find_one({})` stops at the first document; a count would read the whole collection."""
         if self._mongo is None:
             self._mongo = MongoClient(self.mongo)
-        return sum(self._mongo[f"{self.prefix}_{s}"]["outbox"].count_documents({}) for s in services)
+        return all(self._mongo[f"{self.prefix}_{s}"]["outbox"].find_one({}, {"_id": 1}) is None for s in services)
+
+    def database_commands(self) -> dict[str, int]:
+        """FerretDB's count of the commands it has served, by command (its debug endpoint)."""
+        if not self.ferretdb_debug:
+            return {}
+        try:
+            text = self.http().get(f"{self.ferretdb_debug}/debug/metrics", timeout=10).text
+        except requests.RequestException:
+            return {}
+        out: dict[str, int] = {}
+        for command, value in _COMMANDS.findall(text):
+            out[command] = out.get(command, 0) + int(float(value))
+        return out
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of every service instance, the broker, the database and this driver."""
+        out = {name: cpu_seconds(p.proc.pid) for name, p in self.fleet.processes.items()}
+        out.update({name: cpu_seconds(pid) for name, pid in stack_pids().items()})
+        out["bench driver"] = cpu_seconds(os.getpid())
+        return out
 
     def rss_mib(self) -> dict[str, float]:
         return {name: rss_kib(p.proc.pid) / 1024 for name, p in self.fleet.processes.items()}
@@ -167,6 +193,33 @@ class Platform:
         )
         resp.raise_for_status()
         return resp.json()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its descendants so far, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return own + sum(cpu_seconds(int(c)) for c in children)
+
+
+def stack_pids() -> dict[str, int]:
+    """The local Kafka and FerretDB processes (deploy/local/stack.py status)."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "local" / "stack.py"), "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    pids = {}
+    for line in out.strip().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 4 and parts[1] == "ready":
+            pids[parts[0]] = int(parts[3].removeprefix("pid="))
+    return pids
 
 
 def rss_kib(pid: int) -> int:

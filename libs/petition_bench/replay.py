@@ -167,6 +167,8 @@ def run_replay(ctx: Context, n: int, days: float, seed: int, workers: int) -> di
     try:
         platform.start(ALL)
         before = {s: platform.consumed(s) for s in SERVICES}
+        cpu_before = platform.cpu()
+        commands_before = platform.database_commands()
         driver = Driver(platform, petitions)
         timing = Counter()
         t0 = time.perf_counter()
@@ -190,6 +192,8 @@ def run_replay(ctx: Context, n: int, days: float, seed: int, workers: int) -> di
         final, complete = _wait_for_stats(platform, expected)
         wall = time.perf_counter() - t0
         consumed = {s: platform.consumed(s) - before[s] for s in SERVICES}
+        cpu = {name: used - cpu_before.get(name, 0.0) for name, used in platform.cpu().items()}
+        commands = {c: n - commands_before.get(c, 0) for c, n in platform.database_commands().items()}
         result: dict[str, Any] = {
             "petitions": n,
             "days": days,
@@ -209,6 +213,9 @@ def run_replay(ctx: Context, n: int, days: float, seed: int, workers: int) -> di
             "plans": _plan_shares(plans),
             "events_consumed": consumed,
             "events_per_s": {s: v / wall for s, v in consumed.items()},
+            "cpu_s": cpu,
+            "database_commands": {c: n for c, n in sorted(commands.items(), key=lambda kv: -kv[1]) if n > 0},
+            "cores": len(os.sched_getaffinity(0)),
         }
         result["queries"] = run_queries(platform, 50 if ctx.quick else 200)
         result["rss_mib"] = platform.rss_mib()
@@ -223,9 +230,9 @@ def _barrier(platform: Platform, timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     services = ("intake", "routing", "sla")
     while time.monotonic() < deadline:
-        if platform.outbox_pending(services) == 0 and not any(platform.lag(services).values()):
+        if platform.outbox_empty(services) and not any(platform.lag(services).values()):
             return
-        time.sleep(0.02)
+        time.sleep(0.05)
     raise TimeoutError("the services did not catch up within the barrier timeout")
 
 

@@ -144,6 +144,26 @@ def render(result: dict[str, Any]) -> str:
             rate = rp["events_per_s"][svc]
             ratio = f"{100 * rate / raw_consume:.1f} %" if raw_consume else "–"
             lines.append(f"| {svc} | {n:,} | {_f(rate, 1)} | {ratio} |")
+        if "cpu_s" in rp:
+            capacity = rp["wall_s"] * rp["cores"]
+            lines += [
+                "",
+                "Where the CPU went during the replay (user + system seconds of each process and its children):",
+                "",
+                "| process | CPU s | share of the machine |",
+                "|---|---|---|",
+            ]
+            for name, used in sorted(rp["cpu_s"].items(), key=lambda kv: -kv[1]):
+                lines.append(f"| {name} | {_f(used)} | {100 * used / capacity:.1f} % |")
+        if rp.get("database_commands"):
+            total = sum(rp["database_commands"].values())
+            per = ", ".join(f"{c} {n / rp['petitions']:.1f}" for c, n in rp["database_commands"].items())
+            lines += [
+                "",
+                f"Database commands FerretDB served during the replay: {total:,}, i.e. "
+                f"{total / rp['petitions']:.1f} per petition ({per}); the benchmark's own barrier checks are "
+                "among them.",
+            ]
         lines += [
             "",
             "## 6. Stats queries over the replayed year",

@@ -33,6 +33,7 @@ class Context:
     mongo: str
     threads: int  # gunicorn threads per instance (GUNICORN_THREADS)
     quick: bool
+    ferretdb_debug: str | None = None
 
     def platform(self, name: str, **kwargs: Any) -> Platform:
         return Platform(
@@ -40,6 +41,7 @@ class Context:
             self.work / name,
             kafka=self.kafka,
             mongo=self.mongo,
+            ferretdb_debug=self.ferretdb_debug,
             extra_env={"GUNICORN_THREADS": str(self.threads), **kwargs.pop("extra_env", {})},
             **kwargs,
         )

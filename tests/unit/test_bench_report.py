@@ -1,0 +1,77 @@
+"""The benchmark's Markdown report: the ratios to the raw ceiling and the sections it must carry."""
+
+from petition_bench.report import render
+
+
+def _result():
+    return {
+        "started_at": "2026-11-26 23:00 UTC",
+        "finished_at": "2026-11-26 23:30 UTC",
+        "seconds": 1800.0,
+        "command": "bench/run --stages ceilings,replay",
+        "machine": {
+            "cores": 2,
+            "cpu": "Test CPU",
+            "memory_gib": 24.0,
+            "kernel": "6.1",
+            "python": "3.11.7",
+            "kafka": "4.1.1",
+            "database": "FerretDB",
+        },
+        "stages": {
+            "ceilings": {
+                "kafka": {"message_bytes": 900, "partitions": 4, "produce_per_s": 20_000.0, "consume_per_s": 40_000.0},
+                "mongo": {"insert_per_s": 1000.0, "find_by_id_per_s": 1500.0, "update_by_id_per_s": 900.0},
+            },
+            "replay": {
+                "petitions": 100,
+                "days": 1,
+                "slots": 4,
+                "driver_workers": 16,
+                "http_requests": 500,
+                "wall_s": 100.0,
+                "driver_s": 90.0,
+                "driver_http_s": 60.0,
+                "driver_barrier_s": 30.0,
+                "stats_complete": True,
+                "stats_summary": {
+                    "accepted": 100,
+                    "closed": 99,
+                    "withdrawn": 1,
+                    "reopened": 12,
+                    "transferred": 5,
+                    "rates": {
+                        "closure_rate": 0.99,
+                        "contacted_on_time_rate": 0.94,
+                        "replied_on_time_rate": 0.9,
+                        "satisfaction_rate": 0.95,
+                    },
+                    "sla": {"warned": 20, "breached": 10},
+                },
+                "retries": {},
+                "failures": {},
+                "events_consumed": {"routing": 2_000, "stats": 8_000},
+                "events_per_s": {"routing": 20.0, "stats": 80.0},
+                "cpu_s": {"ferretdb": 120.0, "routing-1": 20.0},
+                "cores": 2,
+                "queries": {"summary": {"requests": 10, "p50_ms": 2.0, "p99_ms": 5.0}},
+                "rss_mib": {"routing-1": 150.0},
+            },
+        },
+    }
+
+
+def test_each_service_is_compared_with_the_raw_consume_rate_of_the_same_run():
+    text = render(_result())
+    assert "| routing | 2,000 | 20.0 | 0.1 % |" in text  # 20 / 40,000
+    assert "| stats | 8,000 | 80.0 | 0.2 % |" in text
+    assert "| ferretdb | 120 | 60.0 % |" in text  # 120 CPU s of 100 s × 2 cores
+    assert "2 cores (Test CPU), 24.0 GiB" in text
+
+
+def test_without_ceilings_in_the_run_no_ratio_is_invented():
+    result = _result()
+    del result["stages"]["ceilings"]
+    text = render(result)
+    assert "| routing | 2,000 | 20.0 | – |" in text
+    assert "Raw ceilings" not in text
