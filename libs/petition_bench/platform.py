@@ -98,8 +98,11 @@ class Platform:
         found = self.instances(service)
         return found[k % len(found)].url
 
-    def stop(self) -> None:
+    def stop(self, drop: bool = True) -> None:
+        """Stop the services and (unless `drop` is False) drop this namespace's databases and topics."""
         self.fleet.stop_all()
+        if drop:
+            self.drop()
         if self._kafka_clients is not None:
             for client in self._kafka_clients:
                 client.close()
@@ -107,6 +110,19 @@ class Platform:
         if self._mongo is not None:
             self._mongo.close()
             self._mongo = None
+
+    def drop(self) -> None:
+        with MongoClient(self.mongo) as client:
+            for name in client.list_database_names():
+                if name.startswith(f"{self.prefix}_"):
+                    client.drop_database(name)
+        admin = KafkaAdminClient(bootstrap_servers=self.kafka, client_id="bench-cleanup")
+        try:
+            mine = [t for t in admin.list_topics() if t.startswith(f"{self.prefix}-")]
+            if mine:
+                admin.delete_topics(mine)
+        finally:
+            admin.close()
 
     def http(self) -> requests.Session:
         """A keep-alive session per thread."""
