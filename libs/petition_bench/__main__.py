@@ -1,7 +1,7 @@
 """The benchmark: `bench/run [options]` (which sets up and starts the local stack first).
 
     bench/run                                   # every stage, the full year (396,000 petitions)
-    bench/run --stages replay --days 30 --petitions 32550   # the first month of the year only
+    bench/run --stages replay --days 21         # the first three weeks, at the county's density
     bench/run --quick                           # a smoke run of every stage in a few minutes
 
 Writes bench/results/<UTC time>.json and .md (and bench/results/latest.*); bench/RESULTS.md is
@@ -28,6 +28,7 @@ from petition_bench.replay import run_replay
 from petition_common.config import REPO_ROOT
 
 STAGES = ("ceilings", "intake", "latency", "scaleout", "replay")
+YEAR_PETITIONS = 396_000  # the reference county's year
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -35,7 +36,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
-    p.add_argument("--petitions", type=int, default=396_000, help="petitions in the replay (default: a year)")
+    p.add_argument(
+        "--petitions",
+        type=int,
+        default=None,
+        help="petitions in the replay (default: the county's 396,000 a year, pro rata for --days)",
+    )
     p.add_argument("--days", type=float, default=365, help="days of 2025 the replay covers (default 365)")
     p.add_argument("--workers", type=int, default=16, help="replay client threads (default 16)")
     p.add_argument("--threads", type=int, default=8, help="gunicorn threads per service instance (default 8)")
@@ -55,6 +61,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = sorted(set(args.stage_list) - set(STAGES))
     if unknown:
         p.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    if args.petitions is None:
+        args.petitions = round(YEAR_PETITIONS * args.days / 365)
     if args.quick:
         args.petitions, args.days = min(args.petitions, 3000), min(args.days, 10)
         args.scaleout_petitions = min(args.scaleout_petitions, 2000)

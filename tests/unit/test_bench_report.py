@@ -1,5 +1,7 @@
 """The benchmark's Markdown report: the ratios to the raw ceiling and the sections it must carry."""
 
+import pytest
+
 from petition_bench.report import render
 
 
@@ -75,3 +77,13 @@ def test_without_ceilings_in_the_run_no_ratio_is_invented():
     text = render(result)
     assert "| routing | 2,000 | 20.0 | – |" in text
     assert "Raw ceilings" not in text
+
+
+def test_the_replay_defaults_to_the_county_density_for_the_days_asked():
+    from petition_bench.__main__ import parse_args
+
+    assert parse_args([]).petitions == 396_000
+    assert parse_args(["--days", "21"]).petitions == 22_784  # 396,000 × 21 / 365
+    assert parse_args(["--days", "21", "--petitions", "500"]).petitions == 500
+    with pytest.raises(SystemExit):
+        parse_args(["--stages", "replay,warp-speed"])
