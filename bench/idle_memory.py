@@ -18,31 +18,9 @@ import uuid
 from pathlib import Path
 
 from petition_devtools.processes import REPO, SERVICES, ServiceFleet
+from petition_devtools.procstats import rss_kib, stack_pids
 
 STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
-
-
-def rss_kib(pid: int) -> int:
-    """VmRSS of a process and all its descendants, in KiB."""
-    total = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            total += int(line.split()[1])
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        for child in children.read_text().split():
-            total += rss_kib(int(child))
-    return total
-
-
-def stack_pids() -> dict[str, int]:
-    out = subprocess.run([*STACK, "status"], capture_output=True, text=True, check=True).stdout
-    pids = {}
-    for line in out.strip().splitlines():
-        name, state, _addr, pid, _log = line.split("\t")
-        if state == "ready":
-            pids[name] = int(pid.removeprefix("pid="))
-    return pids
 
 
 def main() -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from petition_common.config import Settings
+from petition_devtools.namespace import drop_namespace
 from petition_devtools.processes import ServiceFleet
 from tests.support import KAFKA, MONGO
 
@@ -47,23 +48,7 @@ def stack() -> Iterator[None]:
 
 
 def _cleanup_run() -> None:
-    from kafka import KafkaAdminClient
-    from pymongo import MongoClient
-
-    client = MongoClient(MONGO, serverSelectionTimeoutMS=5000)
-    try:
-        for name in client.list_database_names():
-            if name.startswith(f"t{RUN_ID}_"):
-                client.drop_database(name)
-    finally:
-        client.close()
-    admin = KafkaAdminClient(bootstrap_servers=KAFKA)
-    try:
-        mine = [t for t in admin.list_topics() if t.startswith(f"t{RUN_ID}-")]
-        if mine:
-            admin.delete_topics(mine)
-    finally:
-        admin.close()
+    drop_namespace(MONGO, KAFKA, f"t{RUN_ID}")
 
 
 @pytest.fixture(scope="session")

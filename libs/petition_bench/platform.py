@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -25,7 +23,9 @@ from pymongo import MongoClient
 
 from countysim import County
 from petition_common import topics
-from petition_devtools.processes import REPO, ServiceFleet, ServiceProcess
+from petition_devtools.namespace import drop_namespace
+from petition_devtools.processes import ServiceFleet, ServiceProcess
+from petition_devtools.procstats import cpu_seconds, rss_kib, stack_pids
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 
 # the topics each consumer group reads (services/*/app.py)
@@ -112,17 +112,7 @@ class Platform:
             self._mongo = None
 
     def drop(self) -> None:
-        with MongoClient(self.mongo) as client:
-            for name in client.list_database_names():
-                if name.startswith(f"{self.prefix}_"):
-                    client.drop_database(name)
-        admin = KafkaAdminClient(bootstrap_servers=self.kafka, client_id="bench-cleanup")
-        try:
-            mine = [t for t in admin.list_topics() if t.startswith(f"{self.prefix}-")]
-            if mine:
-                admin.delete_topics(mine)
-        finally:
-            admin.close()
+        drop_namespace(self.mongo, self.kafka, self.prefix)
 
     def http(self) -> requests.Session:
         """A keep-alive session per thread."""
@@ -209,43 +199,3 @@ class Platform:
         )
         resp.raise_for_status()
         return resp.json()
-
-
-def cpu_seconds(pid: int, children: bool = True) -> float:
-    """User + system CPU time of a process (and its descendants) so far, in seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split() if children else []
-    except OSError:
-        return 0.0
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-    return own + sum(cpu_seconds(int(c)) for c in kids)
-
-
-def stack_pids() -> dict[str, int]:
-    """The local Kafka and FerretDB processes (deploy/local/stack.py status)."""
-    out = subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "local" / "stack.py"), "status"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    pids = {}
-    for line in out.strip().splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 4 and parts[1] == "ready":
-            pids[parts[0]] = int(parts[3].removeprefix("pid="))
-    return pids
-
-
-def rss_kib(pid: int) -> int:
-    """VmRSS of a process and its descendants (gunicorn's master and its worker), in KiB."""
-    total = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return total
-    return total + sum(rss_kib(int(c)) for c in children)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -93,6 +94,26 @@ def _event_from_doc(doc: dict[str, Any]) -> Event:
     return Event.from_dict(doc["body"], key=doc["key"])
 
 
+class _Recent:
+    """A bounded map that forgets the least recently written key first; safe across threads
+    (request threads, the consumer and the flusher share a store)."""
+
+    def __init__(self, capacity: int):
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            if len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+
 class AggregateStore:
     def __init__(
         self,
@@ -111,14 +132,12 @@ class AggregateStore:
         self.outbox = db["outbox"]
         self._publisher = publisher
         # newest commit number seen per aggregate, a lower bound that saves the search in load()
-        self._hints: OrderedDict[str, int] = OrderedDict()
-        self._hint_capacity = hint_capacity
-        # the newest commit's state as BSON, decoded afresh on every load (callers may mutate it),
-        # so a cached state is exactly what a read from the database would have returned
-        self._states: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
-        self._state_capacity = state_capacity
+        self._hints = _Recent(hint_capacity)
+        # the newest commit's (seq, state as BSON), decoded afresh on every load (callers may mutate
+        # it), so a remembered state is exactly what a read from the database would have returned
+        self._states = _Recent(state_capacity)
         # newest commit of each aggregate whose events this store published and whose marker it deleted
-        self._published: OrderedDict[str, int] = OrderedDict()
+        self._published = _Recent(hint_capacity)
 
     # ---- reading
 
@@ -173,19 +192,13 @@ class AggregateStore:
         return Loaded(aggregate_id, seq, state)
 
     def _cache_state(self, aggregate_id: str, seq: int, state: dict[str, Any]) -> None:
-        self._states[aggregate_id] = (seq, bson.encode({"s": state}, codec_options=self.commits.codec_options))
-        self._states.move_to_end(aggregate_id)
-        if len(self._states) > self._state_capacity:
-            self._states.popitem(last=False)
+        self._states.put(aggregate_id, (seq, bson.encode({"s": state}, codec_options=self.commits.codec_options)))
 
     def _decode_state(self, blob: bytes) -> dict[str, Any]:
         return bson.decode(blob, codec_options=self.commits.codec_options)["s"]
 
     def _remember(self, aggregate_id: str, seq: int) -> None:
-        self._hints[aggregate_id] = seq
-        self._hints.move_to_end(aggregate_id)
-        if len(self._hints) > self._hint_capacity:
-            self._hints.popitem(last=False)
+        self._hints.put(aggregate_id, seq)
 
     def history(self, aggregate_id: str) -> list[dict[str, Any]]:
         """Every commit of the aggregate, oldest first (the timeline a citizen sees)."""
@@ -303,10 +316,7 @@ class AggregateStore:
             for cid in done:
                 aggregate_id, _, seq = cid.rpartition(":")
                 if int(seq) > self._published.get(aggregate_id, 0):
-                    self._published[aggregate_id] = int(seq)
-                    self._published.move_to_end(aggregate_id)
-            while len(self._published) > self._hint_capacity:
-                self._published.popitem(last=False)
+                    self._published.put(aggregate_id, int(seq))
         return len(events)
 
 

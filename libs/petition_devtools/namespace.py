@@ -1,0 +1,27 @@
+"""Removing one run's topics and databases (a test session's, a benchmark stage's).
+
+Tests and the benchmark isolate each run under a prefix: topics `<prefix>-…` and databases
+`<prefix>_…`. This drops both, so the shared local stack does not fill up with old runs.
+"""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient
+from pymongo import MongoClient
+
+
+def drop_namespace(mongo_uri: str, kafka_bootstrap: str, prefix: str) -> None:
+    client: MongoClient = MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+    try:
+        for name in client.list_database_names():
+            if name.startswith(f"{prefix}_"):
+                client.drop_database(name)
+    finally:
+        client.close()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id=f"cleanup-{prefix}")
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(f"{prefix}-")]
+        if mine:
+            admin.delete_topics(mine)
+    finally:
+        admin.close()
