@@ -3,6 +3,8 @@
     bench/run                                   # every stage, the full year (396,000 petitions)
     bench/run --stages replay --days 21         # the first three weeks, at the county's density
     bench/run --quick                           # a smoke run of every stage in a few minutes
+    bench/run --stages replay --checkpoint bench/year --stop-after 120   # the year in segments:
+                                                # stops after ~2 h, the same command goes on
 
 Writes bench/results/<UTC time>.json and .md (and bench/results/latest.*); bench/RESULTS.md is
 the committed copy of a full run.
@@ -47,6 +49,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=8, help="gunicorn threads per service instance (default 8)")
     p.add_argument("--rate", type=float, default=100, help="steady submissions/s of the latency stage")
     p.add_argument("--scaleout-petitions", type=int, default=20_000, help="stream size of the scale-out stage")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="directory where the replay keeps its state: it can stop and the same command resumes it",
+    )
+    p.add_argument(
+        "--stop-after",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="with --checkpoint: end this segment of the replay at the first slot after MINUTES",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes everywhere: a smoke run")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="where the reports go")
     p.add_argument("--kafka", default="127.0.0.1:9092")
@@ -63,6 +78,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     if args.petitions is None:
         args.petitions = round(YEAR_PETITIONS * args.days / 365)
+    if args.stop_after is not None and args.checkpoint is None:
+        p.error("--stop-after needs --checkpoint (where the stopped replay is kept)")
     if args.quick:
         args.petitions, args.days = min(args.petitions, 3000), min(args.days, 10)
         args.scaleout_petitions = min(args.scaleout_petitions, 2000)
@@ -102,7 +119,17 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "scaleout":
             results[name] = stages.run_scaleout(ctx, args.scaleout_petitions)
         elif name == "replay":
-            results[name] = run_replay(ctx, args.petitions, args.days, seed=2025, workers=args.workers)
+            results[name] = run_replay(
+                ctx,
+                args.petitions,
+                args.days,
+                seed=2025,
+                workers=args.workers,
+                checkpoint=args.checkpoint,
+                stop_after_s=None if args.stop_after is None else args.stop_after * 60,
+            )
+            if results[name].get("stopped"):
+                tqdm.write(f"[bench] the replay stopped; `{command}` continues it")
         tqdm.write(f"[bench] {name} done in {time.perf_counter() - ts:.0f} s")
         markdown = _write(args.out, stem, started, t0, command, results)  # after every stage: nothing is lost
     print(markdown)

@@ -7,21 +7,33 @@ over HTTP, and waits until intake, routing and sla have consumed everything (con
 so that no clock moves past a deadline before the events that meet it were handled. At the end
 the clock moves 9 days past the last slot (routing closes the unrated petitions) and the replay
 ends when the stats summary shows every petition of the year accepted and closed.
+
+A whole year takes hours on a small machine, so a replay given a checkpoint directory can stop and
+go on: after a slot's barrier the platform holds exactly the slots done so far, and the driver
+saves what it needs to continue (the namespace, the next slot, what intake answered, its counters
+and the measurements of each segment). `--stop-after` ends a segment at the first slot boundary
+after that many minutes, as does SIGINT or SIGTERM; the services stop, their topics and databases
+stay, and the same command continues where it stopped. The replay's time is the sum of its
+segments' times, each from its first slot to its last barrier (starting the services is not in it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import signal
+import subprocess
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import requests
 import yaml
 from tqdm import tqdm
@@ -65,6 +77,9 @@ class Driver:
     retries: Counter = field(default_factory=Counter)
     failures: Counter = field(default_factory=Counter)
     requests: int = 0
+    # after a resume from a state saved before the process died, the first slots may already have
+    # been done: a 409 ("already contacted") then means done, not failed
+    already_done_ok: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -124,7 +139,7 @@ class Driver:
                 continue
             with self._lock:
                 self.requests += 1
-            if resp.status_code == 409 and resent and action.kind != "submit":
+            if resp.status_code == 409 and (resent or self.already_done_ok) and action.kind != "submit":
                 return True
             if resp.status_code in (200, 201):
                 if action.kind == "submit":
@@ -147,7 +162,129 @@ def _write_clock(path: Path, moment: datetime) -> None:
     os.replace(tmp, path)
 
 
-def run_replay(ctx: Context, n: int, days: float, seed: int, workers: int) -> dict[str, Any]:
+@dataclass
+class ReplayState:
+    """What a stopped replay needs to go on (saved as JSON after slots and when a segment ends)."""
+
+    petitions: int
+    days: float
+    seed: int
+    prefix: str
+    ids: list[str | None]
+    codes: list[str | None]
+    duplicate: list[bool]
+    next_slot: int = 0
+    requests: int = 0
+    retries: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    replay_s: float = 0.0  # the sum of the segments' times so far
+    http_s: float = 0.0
+    barrier_s: float = 0.0
+    clean: bool = True  # False while a segment runs: a resume then knows the process died
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    open_segment: dict[str, Any] | None = None  # the running segment's figures as of the last save
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(self.__dict__))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> ReplayState:
+        state = cls(**orjson.loads(path.read_bytes()))
+        if state.open_segment is not None:  # its process died: keep its figures up to its last save
+            state.segments.append({**state.open_segment, "died": True})
+            state.open_segment = None
+        return state
+
+
+class _Segment:
+    """One run of the driver from a start to a stop, and the counters that restart with the
+    processes (messages consumed, CPU seconds, FerretDB's commands), measured as differences."""
+
+    def __init__(self, platform: Platform, state: ReplayState, resumed_unclean: bool):
+        self.platform = platform
+        self.started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        self.code = _code_version()
+        self.first_slot = state.next_slot
+        self.resumed_unclean = resumed_unclean
+        self.base = (state.replay_s, state.http_s, state.barrier_s, state.requests)
+        self.base_retries, self.base_failures = Counter(state.retries), Counter(state.failures)
+        self.consumed0 = {s: platform.consumed(s) for s in SERVICES}
+        self.cpu0 = platform.cpu()
+        self.commands0 = platform.database_commands()
+        self.http_s = self.barrier_s = self.stats_wait_s = 0.0
+        self.t0 = self.driver_done = time.perf_counter()
+
+    def record(self, state: ReplayState) -> dict[str, Any]:
+        p = self.platform
+        return {
+            "started_at": self.started_at,
+            "code": self.code,
+            "slots": [self.first_slot, state.next_slot],
+            "wall_s": time.perf_counter() - self.t0,
+            "http_s": self.http_s,
+            "barrier_s": self.barrier_s,
+            "stats_wait_s": self.stats_wait_s,
+            "resumed_after_a_crash": self.resumed_unclean,
+            "consumed": {s: p.consumed(s) - self.consumed0.get(s, 0) for s in SERVICES},
+            "cpu_s": {k: v - self.cpu0.get(k, 0.0) for k, v in p.cpu().items()},
+            "commands": {k: v - self.commands0.get(k, 0) for k, v in p.database_commands().items()},
+        }
+
+    def checkpoint(self, state: ReplayState, driver: Driver) -> None:
+        """Bring the totals in `state` up to now; the segment goes on."""
+        replay_s, http_s, barrier_s, requests_ = self.base
+        state.replay_s = replay_s + time.perf_counter() - self.t0
+        state.http_s, state.barrier_s = http_s + self.http_s, barrier_s + self.barrier_s
+        state.requests = requests_ + driver.requests
+        state.retries = dict(self.base_retries + driver.retries)
+        state.failures = dict(self.base_failures + driver.failures)
+        state.open_segment = self.record(state)
+
+    def close(self, state: ReplayState, driver: Driver) -> None:
+        self.checkpoint(state, driver)
+        assert state.open_segment is not None
+        state.segments.append(state.open_segment)
+        state.open_segment = None
+
+
+class StopSignal:
+    """SIGINT/SIGTERM end the segment at the next slot boundary instead of killing the driver
+    mid-slot (a second signal stops at once)."""
+
+    def __init__(self, after_s: float | None):
+        self.deadline = None if after_s is None else time.monotonic() + after_s
+        self.requested = False
+
+    def __enter__(self) -> StopSignal:
+        self._old = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write("  stopping at the next slot boundary (again to stop at once) ...")
+
+    def __bool__(self) -> bool:
+        return self.requested or (self.deadline is not None and time.monotonic() >= self.deadline)
+
+
+def run_replay(
+    ctx: Context,
+    n: int,
+    days: float,
+    seed: int,
+    workers: int,
+    checkpoint: Path | None = None,
+    stop_after_s: float | None = None,
+) -> dict[str, Any]:
+    """Replay `n` petitions over `days`; with a `checkpoint` directory, resumable (module docstring)."""
     shares = Shares()
     tqdm.write(f"  generating {n:,} petitions over {days:g} days of 2025 ...")
     petitions = generate_petitions(ctx.county, n, seed=seed, start=datetime(2025, 1, 1, tzinfo=BEIJING), days=days)
@@ -155,71 +292,206 @@ def run_replay(ctx: Context, n: int, days: float, seed: int, workers: int) -> di
     rng = random.Random(seed)
     plans = [draw_plan(rng, shares) for _ in petitions]
     calendar = WorkCalendar.load(REPO_ROOT / "config" / "calendar")
-    schedule = build_schedule(submission_days, plans, calendar.add_working_days, shares)
-    clock = ctx.work / "replay-clock"
-    first = next(iter(schedule))
-    _write_clock(clock, slot_instant(first))
+    schedule = list(build_schedule(submission_days, plans, calendar.add_working_days, shares).items())
+    root = checkpoint if checkpoint is not None else ctx.work / "replay"
+    root.mkdir(parents=True, exist_ok=True)
+    state_file = root / "replay-state.json"
+    state = ReplayState.load(state_file) if checkpoint is not None and state_file.exists() else None
+    if state is not None:
+        if (state.petitions, state.days, state.seed) != (n, days, seed):
+            raise SystemExit(
+                f"{state_file} belongs to a replay of {state.petitions:,} petitions over {state.days:g} days "
+                f"(seed {state.seed}); pass the same --petitions/--days or another --checkpoint"
+            )
+        tqdm.write(
+            f"  resuming at slot {state.next_slot:,} of {len(schedule):,} (namespace {state.prefix}, "
+            f"{len(state.segments)} segment(s), {state.replay_s / 60:.1f} min so far)"
+        )
+    clock = root / "replay-clock"
+    done_slot = schedule[state.next_slot - 1][0] if state is not None and state.next_slot > 0 else schedule[0][0]
+    _write_clock(clock, slot_instant(done_slot))
     # the scanners keep their production intervals (sla 30 s, routing's feedback timeout 60 s): a
     # simulated day lasts longer than that, so every deadline is still scanned in its own day
-    platform = ctx.platform("replay", clock_file=clock)
+    kwargs: dict[str, Any] = {"prefix": state.prefix} if state is not None else {}
+    platform = ctx.platform("replay", clock_file=clock, root=root / "platform", **kwargs)
+    if state is None:
+        state = ReplayState(n, days, seed, platform.prefix, [None] * n, [None] * n, [False] * n)
+    finished = False
+    pids = root / "service-pids.json"
+    _stop_leftovers(pids)
     try:
-        platform.start(ALL)
-        before = {s: platform.consumed(s) for s in SERVICES}
-        cpu_before = platform.cpu()
-        commands_before = platform.database_commands()
+        platform.start(ALL, import_grids=state.next_slot == 0)
+        pids.write_bytes(orjson.dumps([p.proc.pid for p in platform.fleet.processes.values()]))
         driver = Driver(platform, petitions)
-        timing = Counter()
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(workers) as pool, bar(len(schedule), "year replay (slots)") as b:
-            for slot, tasks in schedule.items():
-                _write_clock(clock, slot_instant(slot))
-                t = time.perf_counter()
-                list(pool.map(driver.run, tasks))
-                timing["http_s"] += time.perf_counter() - t
-                t = time.perf_counter()
-                _barrier(platform)
-                timing["barrier_s"] += time.perf_counter() - t
-                b.set_postfix(day=str(slot[0]), refresh=False)
-                b.update(1)
-        driver_done = time.perf_counter() - t0
-        last_day: date = list(schedule)[-1][0]
+        driver.ids, driver.codes, driver.duplicate = state.ids, state.codes, state.duplicate
+        driver.already_done_ok = not state.clean
+        segment = _Segment(platform, state, resumed_unclean=not state.clean)
+        state.clean = False
+        if checkpoint is not None:
+            state.save(state_file)
+        with StopSignal(stop_after_s) as stop:
+            save_to = state_file if checkpoint is not None else None
+            finished = _drive(platform, driver, schedule, state, segment, stop, workers, save_to)
+        segment.driver_done = time.perf_counter()
+        if not finished:
+            segment.close(state, driver)
+            state.clean = True
+            state.save(state_file)
+            return _stopped(state, schedule)
+        last_day: date = schedule[-1][0][0]
         _write_clock(clock, slot_instant((last_day + timedelta(days=9), "contact")))
         expected = expected_outcome(
             plans, [pid is not None and not d for pid, d in zip(driver.ids, driver.duplicate, strict=True)]
         )
         final, complete = _wait_for_stats(platform, expected)
-        wall = time.perf_counter() - t0
-        consumed = {s: platform.consumed(s) - before[s] for s in SERVICES}
-        cpu = {name: used - cpu_before.get(name, 0.0) for name, used in platform.cpu().items()}
-        commands = {c: n - commands_before.get(c, 0) for c, n in platform.database_commands().items()}
-        result: dict[str, Any] = {
-            "petitions": n,
-            "days": days,
-            "slots": len(schedule),
-            "driver_workers": workers,
-            "wall_s": wall,
-            "driver_s": driver_done,
-            "driver_http_s": timing["http_s"],
-            "driver_barrier_s": timing["barrier_s"],
-            "http_requests": driver.requests,
-            "retries": dict(driver.retries),
-            "failures": dict(driver.failures),
-            "duplicates": sum(driver.duplicate),
-            "expected": expected.__dict__,
-            "stats_complete": complete,
-            "stats_summary": final,
-            "plans": _plan_shares(plans),
-            "events_consumed": consumed,
-            "events_per_s": {s: v / wall for s, v in consumed.items()},
-            "cpu_s": cpu,
-            "database_commands": {c: n for c, n in sorted(commands.items(), key=lambda kv: -kv[1]) if n > 0},
-            "cores": len(os.sched_getaffinity(0)),
-        }
+        segment.stats_wait_s = time.perf_counter() - segment.driver_done
+        segment.close(state, driver)
+        state.clean = True
+        if checkpoint is not None:
+            state.save(state_file)
+        result = _result(state, schedule, workers, expected, final, complete, plans)
         result["queries"] = run_queries(platform, 50 if ctx.quick else 200)
         result["rss_mib"] = platform.rss_mib()
         return result
     finally:
-        platform.stop()
+        # a stopped replay keeps its topics and databases for the next segment
+        platform.stop(drop=finished or checkpoint is None)
+        pids.unlink(missing_ok=True)
+
+
+def _drive(
+    platform: Platform,
+    driver: Driver,
+    schedule: list[tuple[tuple[date, str], list[list[Action]]]],
+    state: ReplayState,
+    segment: _Segment,
+    stop: StopSignal,
+    workers: int,
+    state_file: Path | None,
+    save_every_s: float = 60,
+) -> bool:
+    """Perform the slots from `state.next_slot` on; False if told to stop before the last one."""
+    clock = platform.clock_file
+    assert clock is not None
+    saved = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool, bar(len(schedule), "year replay (slots)") as b:
+        b.update(state.next_slot)
+        for index in range(state.next_slot, len(schedule)):
+            if stop:
+                return False
+            slot, tasks = schedule[index]
+            _write_clock(clock, slot_instant(slot))
+            t = time.perf_counter()
+            list(pool.map(driver.run, tasks))
+            segment.http_s += time.perf_counter() - t
+            t = time.perf_counter()
+            _barrier(platform)
+            segment.barrier_s += time.perf_counter() - t
+            state.next_slot = index + 1
+            if index >= segment.first_slot + 8:
+                driver.already_done_ok = False  # past what a died segment can have done after its save
+            b.set_postfix(day=str(slot[0]), refresh=False)
+            b.update(1)
+            if state_file is not None and time.monotonic() - saved >= save_every_s:
+                segment.checkpoint(state, driver)
+                state.save(state_file)
+                saved = time.monotonic()
+    return True
+
+
+def _stop_leftovers(pids: Path) -> None:
+    """Services a killed driver left running would still hold partitions of the consumer groups."""
+    if not pids.exists():
+        return
+    for pid in orjson.loads(pids.read_bytes()):
+        try:
+            alive_service = b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()  # not a reused pid
+        except OSError:
+            continue
+        if alive_service:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)  # each service is its own process group (ServiceFleet)
+                tqdm.write(f"  stopped service process group {pid} left over from a died segment")
+    pids.unlink()
+
+
+def _code_version() -> str:
+    """The commit the services run (a replay's segments may span several), `+dirty` if changed."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def _summed(segments: list[dict[str, Any]], key: str) -> dict[str, float]:
+    total: Counter = Counter()
+    for seg in segments:
+        total.update(seg.get(key, {}))
+    return dict(total)
+
+
+def _stopped(state: ReplayState, schedule: list[tuple[tuple[date, str], Any]]) -> dict[str, Any]:
+    next_day = schedule[state.next_slot][0][0] if state.next_slot < len(schedule) else schedule[-1][0][0]
+    return {
+        "stopped": True,
+        "petitions": state.petitions,
+        "days": state.days,
+        "slots": len(schedule),
+        "next_slot": state.next_slot,
+        "next_day": next_day.isoformat(),
+        "submitted": sum(pid is not None for pid in state.ids),
+        "replay_s": state.replay_s,
+        "segments": state.segments,
+        "events_consumed": {k: int(v) for k, v in _summed(state.segments, "consumed").items()},
+    }
+
+
+def _result(
+    state: ReplayState,
+    schedule: list[Any],
+    workers: int,
+    expected: Any,
+    final: dict[str, Any],
+    complete: bool,
+    plans: list[Plan],
+) -> dict[str, Any]:
+    consumed = {k: int(v) for k, v in _summed(state.segments, "consumed").items()}
+    commands = _summed(state.segments, "commands")
+    wall = state.replay_s
+    return {
+        "petitions": state.petitions,
+        "days": state.days,
+        "slots": len(schedule),
+        "driver_workers": workers,
+        "wall_s": wall,
+        "driver_s": wall - state.segments[-1]["stats_wait_s"],
+        "driver_http_s": state.http_s,
+        "driver_barrier_s": state.barrier_s,
+        "segments": state.segments,
+        "http_requests": state.requests,
+        "retries": state.retries,
+        "failures": state.failures,
+        "duplicates": sum(state.duplicate),
+        "expected": expected.__dict__,
+        "stats_complete": complete,
+        "stats_summary": final,
+        "plans": _plan_shares(plans),
+        "events_consumed": consumed,
+        "events_per_s": {s: v / wall for s, v in consumed.items()},
+        "cpu_s": _summed(state.segments, "cpu_s"),
+        "database_commands": {c: int(n) for c, n in sorted(commands.items(), key=lambda kv: -kv[1]) if n > 0},
+        "cores": len(os.sched_getaffinity(0)),
+    }
 
 
 def _barrier(platform: Platform, timeout_s: float = 600) -> None:

@@ -114,7 +114,18 @@ def render(result: dict[str, Any]) -> str:
             "the summary first shows k accepted.",
             "",
         ]
-    if "replay" in st:
+    if "replay" in st and st["replay"].get("stopped"):
+        rp = st["replay"]
+        lines += [
+            "## 4. The year replay (stopped; the same command continues it)",
+            "",
+            f"{rp['petitions']:,} petitions over {rp['days']:g} days of 2025: {rp['next_slot']:,} of {rp['slots']:,} "
+            f"clock slots done (next: {rp['next_day']}), {rp['submitted']:,} petitions submitted, "
+            f"{_f(rp['replay_s'] / 60, 1)} min of replay in {len(rp['segments'])} segment(s).",
+            "",
+            *_segment_table(rp["segments"]),
+        ]
+    elif "replay" in st:
         rp = st["replay"]
         s = rp["stats_summary"]
         lines += [
@@ -136,6 +147,15 @@ def render(result: dict[str, Any]) -> str:
             f"breached {s['sla']['breached']:,}.",
             f"- Driver retries (precondition still in flight): {rp['retries'] or 'none'}; failures: "
             f"{rp['failures'] or 'none'}.",
+        ]
+        if len(rp.get("segments", [])) > 1:
+            lines += [
+                f"- Run in {len(rp['segments'])} segments, each stopped after a slot's barrier and resumed by the "
+                "same command; the time is the sum of the segments' times (starting the services is not in it):",
+                "",
+                *_segment_table(rp["segments"]),
+            ]
+        lines += [
             "",
             "| service | events handled | events/s over the replay | ÷ raw consume rate |",
             "|---|---|---|---|",
@@ -201,3 +221,19 @@ def render(result: dict[str, Any]) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _segment_table(segments: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| segment | started | code | slots | minutes | events consumed (intake/routing/sla/stats) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k, seg in enumerate(segments, 1):
+        note = " (its process died; figures up to its last save)" if seg.get("died") else ""
+        consumed = " / ".join(f"{seg['consumed'].get(s, 0):,}" for s in ("intake", "routing", "sla", "stats"))
+        first, last = seg["slots"]
+        lines.append(
+            f"| {k}{note} | {seg['started_at']} | {seg.get('code', '?')} | {first:,}–{last:,} "
+            f"| {_f(seg['wall_s'] / 60, 1)} | {consumed} |"
+        )
+    return lines

@@ -35,10 +35,10 @@ class Context:
     quick: bool
     ferretdb_debug: str | None = None
 
-    def platform(self, name: str, **kwargs: Any) -> Platform:
+    def platform(self, name: str, root: Path | None = None, **kwargs: Any) -> Platform:
         return Platform(
             self.county,
-            self.work / name,
+            root or self.work / name,
             kafka=self.kafka,
             mongo=self.mongo,
             ferretdb_debug=self.ferretdb_debug,
