@@ -240,8 +240,8 @@ def kafka_command(lay: Layout) -> list[str]:
                 f"{lay.kafka_libs}/*",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # one token: a random id may start with "-", which the parser would take for an option
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(cfg),
                 "--ignore-formatted",
