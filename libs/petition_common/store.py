@@ -28,8 +28,10 @@ the marker delete republishes the same event ids, which consumers de-duplicate.
 Round trips (each one costs FerretDB more CPU than the work behind it): a store remembers, per
 aggregate, the newest commit it saw with its state, and the newest commit whose events it published.
 `load` then needs one point read (does commit n+1 exist?) instead of two, and publishing commit n
-skips the look-up of marker n-1 when this store published n-1 itself. Both memories are only ever
-trusted after that existence probe, so another writer's commit is never missed.
+skips the look-up of marker n-1 when this store published n-1 itself. `load` trusts these memories
+only after that existence probe, so a reader never misses another writer's commit. A writer needs
+no probe at all (`load_to_write`): the unique insert of its commit is the check. If another writer
+was first, the insert fails, the store forgets the state it remembered, and the retry reads afresh.
 """
 
 from __future__ import annotations
@@ -113,6 +115,10 @@ class _Recent:
             if len(self._items) > self._capacity:
                 self._items.popitem(last=False)
 
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
 
 class AggregateStore:
     def __init__(
@@ -191,6 +197,19 @@ class AggregateStore:
             self._cache_state(aggregate_id, seq, state)
         return Loaded(aggregate_id, seq, state)
 
+    def load_to_write(self, aggregate_id: str) -> Loaded:
+        """The state to build the next commit on: the remembered one when there is one, without
+        asking the database whether it is still the newest (module docstring).
+
+        For writers only: a stale state costs one Conflict and a retry, because the commit checks.
+        A decision NOT to commit taken on it (say "this event was already applied") must hold for
+        any newer state too; anything else needs `load`.
+        """
+        cached = self._states.get(aggregate_id)
+        if cached is not None:
+            return Loaded(aggregate_id, cached[0], self._decode_state(cached[1]))
+        return self.load(aggregate_id)
+
     def _cache_state(self, aggregate_id: str, seq: int, state: dict[str, Any]) -> None:
         self._states.put(aggregate_id, (seq, bson.encode({"s": state}, codec_options=self.commits.codec_options)))
 
@@ -231,6 +250,7 @@ class AggregateStore:
                 )
             except DuplicateKeyError as exc:
                 # a marker with this id means another writer is committing this very version
+                self._states.forget(loaded.aggregate_id)
                 raise Conflict(cid) from exc
         try:
             self.commits.insert_one(
@@ -247,6 +267,7 @@ class AggregateStore:
         except DuplicateKeyError as exc:
             if events:
                 self.outbox.delete_one({"_id": cid})
+            self._states.forget(loaded.aggregate_id)  # the retry must read the newer version
             raise Conflict(cid) from exc
         self._remember(loaded.aggregate_id, seq)
         self._cache_state(loaded.aggregate_id, seq, state)

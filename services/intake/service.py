@@ -321,7 +321,8 @@ class IntakeService:
     def on_routing_event(self, event: Event, meta: MessageMeta) -> None:
         """Idempotent: the petition remembers the ids of the events it applied."""
         pid = event.data["petition_id"]
-        loaded = self.petitions.load(pid)
+        # the commit checks this is the newest version; "already applied" (None below) holds on newer ones
+        loaded = self.petitions.load_to_write(pid)
         if loaded.state is None:
             # routing only routes petitions it read from our topic, so ours is committed; a missing
             # one means a foreign or corrupt event: surface it instead of inventing a petition

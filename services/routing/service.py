@@ -171,7 +171,7 @@ class RoutingService:
 
     def on_intake_event(self, event: Event, meta: MessageMeta) -> None:
         pid = event.data["petition_id"]
-        loaded = self.orders.load(pid)
+        loaded = self.orders.load_to_write(pid)  # the commit checks it is the newest; "seen" holds on newer ones
         state = loaded.state
         if state is not None and event.id in state["seen"]:
             return

@@ -112,7 +112,8 @@ class SlaService:
         """
         pid = event.data["petition_id"]
         for _ in range(MAX_CONFLICT_RETRIES):
-            loaded = self.clocks.load(pid)
+            # the commit checks this is the newest version; the duplicate path's _project re-reads
+            loaded = self.clocks.load_to_write(pid)
             old = SlaRecord.from_dict(loaded.state) if loaded.state is not None else None
             new = apply(old, event.type, event.data, event.id)
             if old is not None and new == old:

@@ -7,7 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from pymongo import MongoClient
+from pymongo import MongoClient, monitoring
 
 from petition_common.envelope import Event, utc_now
 from petition_common.kafka_io import EventPublisher, PublishFailed, ensure_topics
@@ -176,3 +176,42 @@ def test_events_stay_in_order_when_another_instance_left_the_previous_marker(env
     messages = read_topic(settings.topic(INTAKE), lambda ms: len([m for m in ms if m["key"] == pid]) >= 3)
     assert [m["value"]["data"]["n"] for m in messages if m["key"] == pid] == [1, 2, 3]
     assert mine.outbox.count_documents({}) == 0
+
+
+def test_a_writer_builds_on_memory_and_a_stale_memory_costs_one_conflict(env):
+    settings, _, _ = env
+    finds: list[str] = []
+
+    class CountFinds(monitoring.CommandListener):
+        def started(self, event):
+            if event.command_name == "find":
+                finds.append(event.command["filter"]["_id"])
+
+        def succeeded(self, event):
+            pass
+
+        def failed(self, event):
+            pass
+
+    client = MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[CountFinds()])
+    try:
+        db = client[settings.database]
+        mine, theirs = AggregateStore(db, "memory"), AggregateStore(db, "memory")
+        mine.commit(Loaded("D", 0, None), {"n": 1})
+        finds.clear()
+        assert mine.load_to_write("D") == Loaded("D", 1, {"n": 1})
+        assert finds == []  # no round trip: the commit will check
+        theirs.commit(theirs.load("D"), {"n": 2})
+        stale = mine.load_to_write("D")
+        assert stale.seq == 1
+        with pytest.raises(Conflict):
+            mine.commit(stale, {"n": 99})
+        # the conflict made the store forget: the retry reads the newer version
+        again = mine.load_to_write("D")
+        assert (again.seq, again.state) == (2, {"n": 2})
+        mine.commit(again, {"n": 3})
+        assert theirs.load("D").state == {"n": 3}
+        # nothing remembered yet: it reads like load()
+        assert AggregateStore(db, "memory").load_to_write("D") == Loaded("D", 3, {"n": 3})
+    finally:
+        client.close()
