@@ -28,10 +28,11 @@ the marker delete republishes the same event ids, which consumers de-duplicate.
 Round trips (each one costs FerretDB more CPU than the work behind it): a store remembers, per
 aggregate, the newest commit it saw with its state, and the newest commit whose events it published.
 `load` then needs one point read (does commit n+1 exist?) instead of two, and publishing commit n
-skips the look-up of marker n-1 when this store published n-1 itself. `load` trusts these memories
-only after that existence probe, so a reader never misses another writer's commit. A writer needs
-no probe at all (`load_to_write`): the unique insert of its commit is the check. If another writer
-was first, the insert fails, the store forgets the state it remembered, and the retry reads afresh.
+skips the look-up of marker n-1 when this store published n-1 itself or wrote it without events.
+`load` trusts these memories only after that existence probe, so a reader never misses another
+writer's commit. A writer needs no probe at all (`load_to_write`): the unique insert of its commit
+is the check. If another writer was first, the insert fails, the store forgets the state it
+remembered, and the retry reads afresh.
 """
 
 from __future__ import annotations
@@ -271,6 +272,9 @@ class AggregateStore:
             raise Conflict(cid) from exc
         self._remember(loaded.aggregate_id, seq)
         self._cache_state(loaded.aggregate_id, seq, state)
+        if not events and self._published.get(loaded.aggregate_id, 0) >= seq - 1:
+            # a commit without events has no marker: publishing the next one need not look for it
+            self._published.put(loaded.aggregate_id, seq)
         result = Commit(loaded.aggregate_id, seq, state, list(events))
         if events and self._publisher is not None:
             if self._flusher is not None:
