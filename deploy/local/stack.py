@@ -36,10 +36,14 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = "v1.24.2"
-# our one-line fix of FerretDB v1's SQLite backend (see install_ferretdb and docs/ferretdb.md)
-FERRETDB_PATCH = "idindex"
+# our two patches of FerretDB v1 (see install_ferretdb and docs/ferretdb.md); the name changes with them
+FERRETDB_PATCH = "idindex-untracked"
 ID_COLUMN_ORIGINAL = "IDColumn = DefaultColumn + \"->'$._id'\""
 ID_COLUMN_PATCHED = 'IDColumn = DefaultColumn + `->"_id"`'
+# resource.Track/Untrack: leak detection that records a stack trace into a pprof profile and sets
+# a finalizer for every cursor and transaction; debug builds keep it
+TRACK_FUNCS = ("func Track(obj any, token *Token) {\n", "func Untrack(obj any, token *Token) {\n")
+TRACK_GUARD = "\tif !debugbuild.Enabled {\n\t\treturn\n\t}\n"
 
 
 def kafka_version() -> str:
@@ -125,7 +129,7 @@ def install_ferretdb(lay: Layout) -> None:
         return
     if shutil.which("go") is None:
         sys.exit("[stack] FerretDB is built from source and needs Go (apt-get install golang)")
-    say(f"building FerretDB {FERRETDB_VERSION} with our _id index fix (Go's caches make re-builds fast) ...")
+    say(f"building FerretDB {FERRETDB_VERSION} with our two patches (Go's caches make re-builds fast) ...")
     # `go install ...@v1.24.2` builds a binary that panics at start-up: the module as published has
     # an empty build/version/version.txt (it is generated in FerretDB's own release pipeline). So we
     # download the very same module, write the version file, and build its cmd/ferretdb.
@@ -151,6 +155,17 @@ def install_ferretdb(lay: Layout) -> None:
     if ID_COLUMN_ORIGINAL not in source:
         sys.exit(f"[stack] {metadata}: the line to patch is not there; FerretDB changed?")
     metadata.write_text(source.replace(ID_COLUMN_ORIGINAL, ID_COLUMN_PATCHED))
+    # Every command opens a transaction or a cursor, and FerretDB tracks each one's lifetime for its
+    # leak detection: a stack trace recorded into a pprof profile and a finalizer. That was 10 % of
+    # its CPU in the benchmark's profile (bench/RESULTS.md); release builds skip it here, debug
+    # builds (-tags ferretdb_debug) keep it.
+    resource = build_dir / "internal" / "util" / "resource" / "resource.go"
+    source = resource.read_text()
+    for func in TRACK_FUNCS:
+        if func not in source:
+            sys.exit(f"[stack] {resource}: {func.strip()} is not there; FerretDB changed?")
+        source = source.replace(func, func + TRACK_GUARD)
+    resource.write_text(source)
     lay.ferretdb_bin.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["go", "build", "-o", str(lay.ferretdb_bin), "./cmd/ferretdb"], cwd=build_dir, check=True)
     shutil.rmtree(build_dir, ignore_errors=True)
