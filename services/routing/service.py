@@ -3,15 +3,17 @@
 Each work order is an aggregate in the `workorders` store (commit = new state + events, see
 petition_common/store.py); its state also remembers the ids of the intake events it applied, which
 makes the consumer idempotent. The registry is one aggregate whose every import is a commit, so an
-import replaces the whole registry atomically and every instance picks up the newest version.
-`open_orders` is a small projection of unfinished (and recently finished) orders that the list
-endpoint and the timeout scanner read; it is rebuilt from the orders if it is ever lost.
+import replaces the whole registry atomically; every instance routes with the newest version, or
+with the one before for at most a second after another instance's import. `open_orders` is a
+small projection of unfinished (and recently finished) orders that the list endpoint and the
+timeout scanner read; it is rebuilt from the orders if it is ever lost.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 REGISTRY_ID = "county"
 MAX_CONFLICT_RETRIES = 8
 _SEEN_KEEP = 64
+# how stale this instance's registry may be when it routes (another instance's import)
+REGISTRY_MAX_AGE_S = 1.0
 
 
 class NotFound(Exception):
@@ -47,8 +51,16 @@ class RegistryHolder:
         self.version = 0
         self.current: domain.GridRegistry | None = None
         self._lock = threading.Lock()
+        self._checked_at = -1e9
 
-    def refresh(self) -> None:
+    def refresh(self, max_age_s: float = 0.0) -> None:
+        """Pick up a newer registry. With `max_age_s`, skip the database check when the last one is
+        younger: routing asks before every petition, and an import through another instance is
+        then picked up within that time (an import through this one is at once)."""
+        now = time.monotonic()
+        if now - self._checked_at < max_age_s:
+            return
+        self._checked_at = now
         if self.store.latest_seq(REGISTRY_ID) <= self.version:
             return
         with self._lock:
@@ -179,7 +191,7 @@ class RoutingService:
         if event.type == "petition.submitted":
             if state is not None:
                 return  # already routed (the same petition republished under another event id)
-            self.registry.refresh()
+            self.registry.refresh(max_age_s=REGISTRY_MAX_AGE_S)
             decision = domain.route(
                 event.data, self.registry.current, self.config.departments, dispatcher_id=self.config.dispatcher_id
             )
