@@ -95,10 +95,11 @@ class IntakeService:
             if existing["fingerprint"] != fingerprint:
                 raise IdempotencyMismatch from None
             claim, replayed = existing, True
-        loaded = self.petitions.load(claim["petition_id"])
-        if loaded.exists:
-            assert loaded.state is not None
-            return self._receipt(loaded.state, claim["tracking_code"]), replayed
+        if replayed:  # a number this request just claimed has no petition yet: no need to look
+            loaded = self.petitions.load(claim["petition_id"])
+            if loaded.exists:
+                assert loaded.state is not None
+                return self._receipt(loaded.state, claim["tracking_code"]), replayed
         # first attempt, or a retry after the first attempt died before its commit
         try:
             return self._create(claim["petition_id"], claim["tracking_code"], submission, claim["at"]), replayed
