@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from petition_common import mongo
 from petition_common.config import Settings
-from petition_common.consumer import ConsumerLoop, Handler
+from petition_common.consumer import BatchHandler, ConsumerLoop, Handler
 from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
 from petition_common.kafka_io import EventPublisher, ensure_topics, kafka_ping
@@ -106,7 +106,12 @@ class ServiceRuntime:
         self.threads.append(thread)
 
     def start_consumer(
-        self, topics: list[str], handlers: dict[str, Handler], name: str = "consumer", group_id: str | None = None
+        self,
+        topics: list[str],
+        handlers: dict[str, Handler],
+        name: str = "consumer",
+        group_id: str | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         def run() -> None:
             # wait for the broker instead of crashing at start-up: the stack may still be booting
@@ -126,6 +131,7 @@ class ServiceRuntime:
                 self.metrics,
                 self.stop,
                 group_id=group_id,
+                batch_handler=batch_handler,
             )
             loop.run()
 

@@ -50,8 +50,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import bson
+from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from petition_common.envelope import Event, utc_now
 
@@ -238,53 +239,79 @@ class AggregateStore:
         The events are durable once this returns; they are published here when the broker is
         reachable, and by the relay otherwise.
         """
-        seq = loaded.seq + 1
-        cid = commit_id(loaded.aggregate_id, seq)
-        now = utc_now()
-        if self._validate is not None:
-            for event in events:
-                self._validate(event)  # a producer bug must fail here, before anything is stored
-        if events:
-            try:
-                self.outbox.insert_one(
-                    {"_id": cid, "store": self.name, "aggregate_id": loaded.aggregate_id, "seq": seq, "at": now}
-                )
-            except DuplicateKeyError as exc:
-                # a marker with this id means another writer is committing this very version
-                self._states.forget(loaded.aggregate_id)
-                raise Conflict(cid) from exc
-        try:
-            self.commits.insert_one(
-                {
-                    "_id": cid,
-                    "aggregate_id": loaded.aggregate_id,
-                    "seq": seq,
-                    "at": now,
-                    "state": state,
-                    "events": [_event_doc(e) for e in events],
-                    "writer": _WRITER_ID,
-                }
-            )
-        except DuplicateKeyError as exc:
-            if events:
-                self.outbox.delete_one({"_id": cid})
-            self._states.forget(loaded.aggregate_id)  # the retry must read the newer version
-            raise Conflict(cid) from exc
-        self._remember(loaded.aggregate_id, seq)
-        self._cache_state(loaded.aggregate_id, seq, state)
-        if not events and self._published.get(loaded.aggregate_id, 0) >= seq - 1:
-            # a commit without events has no marker: publishing the next one need not look for it
-            self._published.put(loaded.aggregate_id, seq)
-        result = Commit(loaded.aggregate_id, seq, state, list(events))
-        if events and self._publisher is not None:
-            if self._flusher is not None:
-                self._flusher.submit(self, loaded.aggregate_id, seq, list(events))
-            else:
-                try:
-                    self.flush_many([(loaded.aggregate_id, seq)], known={cid: list(events)})
-                except Exception as exc:  # the commit stands; the relay will publish
-                    log.warning("publish deferred to the outbox relay", extra={"commit": cid, "error": str(exc)})
+        result = self.commit_many([(loaded, state, events)])[0]
+        if isinstance(result, Conflict):
+            raise result
         return result
+
+    def commit_many(self, items: Sequence[tuple[Loaded, dict[str, Any], Sequence[Event]]]) -> list[Commit | Conflict]:
+        """Commit the next version of several different aggregates, each as `commit` would, with one
+        unordered insert for their markers and one for their commits instead of one per aggregate.
+
+        Each item stands or falls on its own: the result at its index is its Commit, or the Conflict
+        `commit` would have raised (another writer was first; nothing of the item remains).
+        """
+        ids = [loaded.aggregate_id for loaded, _, _ in items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("commit_many takes one version per aggregate")
+        if self._validate is not None:
+            for _, _, events in items:
+                for event in events:
+                    self._validate(event)
+        now = utc_now()
+        cids = [commit_id(loaded.aggregate_id, loaded.seq + 1) for loaded, _, _ in items]
+        conflicts: dict[int, Conflict] = {}
+        marked = [i for i, (_, _, events) in enumerate(items) if events]
+        markers = [
+            {"_id": cids[i], "store": self.name, "aggregate_id": ids[i], "seq": items[i][0].seq + 1, "at": now}
+            for i in marked
+        ]
+        for k in _duplicates(self.outbox, markers):
+            conflicts[marked[k]] = Conflict(cids[marked[k]])  # another writer is committing this very version
+        todo = [i for i in range(len(items)) if i not in conflicts]
+        commits = [
+            {
+                "_id": cids[i],
+                "aggregate_id": ids[i],
+                "seq": items[i][0].seq + 1,
+                "at": now,
+                "state": items[i][1],
+                "events": [_event_doc(e) for e in items[i][2]],
+                "writer": _WRITER_ID,
+            }
+            for i in todo
+        ]
+        lost = [todo[k] for k in _duplicates(self.commits, commits)]
+        if lost_markers := [cids[i] for i in lost if items[i][2]]:
+            self.outbox.delete_many({"_id": {"$in": lost_markers}})
+        for i in lost:
+            conflicts[i] = Conflict(cids[i])
+        results: list[Commit | Conflict] = []
+        published: list[tuple[str, int]] = []
+        known: dict[str, list[Event]] = {}
+        for i, (loaded, state, events) in enumerate(items):
+            if i in conflicts:
+                self._states.forget(loaded.aggregate_id)  # a retry must read the newer version
+                results.append(conflicts[i])
+                continue
+            seq = loaded.seq + 1
+            self._remember(loaded.aggregate_id, seq)
+            self._cache_state(loaded.aggregate_id, seq, state)
+            if not events and self._published.get(loaded.aggregate_id, 0) >= seq - 1:
+                self._published.put(loaded.aggregate_id, seq)
+            results.append(Commit(loaded.aggregate_id, seq, state, list(events)))
+            if events and self._publisher is not None:
+                if self._flusher is not None:
+                    self._flusher.submit(self, loaded.aggregate_id, seq, list(events))
+                else:
+                    published.append((loaded.aggregate_id, seq))
+                    known[cids[i]] = list(events)
+        if published:
+            try:
+                self.flush_many(published, known=known)
+            except Exception as exc:  # the commits stand; the relay will publish
+                log.warning("publish deferred to the outbox relay", extra={"store": self.name, "error": str(exc)})
+        return results
 
     # ---- publishing
 
@@ -343,6 +370,20 @@ class AggregateStore:
                 if int(seq) > self._published.get(aggregate_id, 0):
                     self._published.put(aggregate_id, int(seq))
         return len(events)
+
+
+def _duplicates(collection: Collection, docs: list[dict[str, Any]]) -> list[int]:
+    """Insert `docs` in one unordered insert; the indexes of those whose `_id` already existed."""
+    if not docs:
+        return []
+    try:
+        collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        return sorted(e["index"] for e in errors)
+    return []
 
 
 class Flusher:

@@ -215,3 +215,31 @@ def test_a_writer_builds_on_memory_and_a_stale_memory_costs_one_conflict(env):
         assert AggregateStore(db, "memory").load_to_write("D") == Loaded("D", 3, {"n": 3})
     finally:
         client.close()
+
+
+def test_commit_many_commits_each_item_or_reports_its_conflict(env):
+    settings, db, publisher = env
+    store = AggregateStore(db, "many", publisher=publisher)
+    other = AggregateStore(db, "many")
+    taken, busy, fresh, quiet = "JZ20240717000010", "JZ20240717000011", "JZ20240717000012", "JZ20240717000013"
+    other.commit(Loaded(taken, 0, None), {"by": "other"})  # version 1 of `taken` exists already
+    marker = {"_id": commit_id(busy, 1), "store": "many", "aggregate_id": busy, "seq": 1, "at": utc_now()}
+    store.outbox.insert_one(marker)
+    results = store.commit_many(
+        [
+            (Loaded(taken, 0, None), {"by": "me"}, [_event(taken, 1)]),
+            (Loaded(busy, 0, None), {"by": "me"}, [_event(busy, 1)]),  # another writer's marker is there
+            (Loaded(fresh, 0, None), {"by": "me"}, [_event(fresh, 1)]),
+            (Loaded(quiet, 0, None), {"by": "me"}, []),
+        ]
+    )
+    assert [type(r).__name__ for r in results] == ["Conflict", "Conflict", "Commit", "Commit"]
+    assert store.load(taken).state == {"by": "other"}
+    assert store.load(busy).state is None
+    assert (store.load(fresh).seq, store.load(quiet).state) == (1, {"by": "me"})
+    # the loser's marker is gone, the other writer's stays, the winner's is deleted once published
+    assert {m["_id"] for m in store.outbox.find({})} == {commit_id(busy, 1)}
+    messages = read_topic(settings.topic(INTAKE), lambda ms: any(m["key"] == fresh for m in ms))
+    assert [m["key"] for m in messages if m["key"] in (taken, busy, fresh, quiet)] == [fresh]
+    with pytest.raises(ValueError):
+        store.commit_many([(Loaded(quiet, 1, None), {}, []), (Loaded(quiet, 1, None), {}, [])])

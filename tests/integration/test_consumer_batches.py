@@ -1,0 +1,124 @@
+"""The consumer loop's batch path on the real broker: a poll batch goes to the batch handler at
+once, and back to the per-event handlers (with their dead letters) when the batch handler fails or
+the batch holds a message that must be dead-lettered."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+from prometheus_client import CollectorRegistry
+
+from petition_common.consumer import ConsumerLoop, MessageMeta
+from petition_common.contract import ContractValidator
+from petition_common.envelope import Event
+from petition_common.kafka_io import EventPublisher, ensure_topics
+from petition_common.metrics import PlatformMetrics
+from petition_common.topics import DEADLETTER, INTAKE
+from tests.conftest import make_settings
+from tests.support import KAFKA, eventually, read_topic
+
+CONTRACT = Path(__file__).resolve().parents[2] / "contract"
+PID = "JZ20240717000123"
+
+
+def _withdrawn(n: int) -> Event:
+    data = {"petition_id": PID, "withdrawn_at": f"2024-07-17T00:{n:02d}:00.000Z"}
+    return Event(type="petition.withdrawn", source="petitions/intake", subject=PID, data=data)
+
+
+class Recorder:
+    def __init__(self, fail_batches: int = 0):
+        self.single: list[str] = []
+        self.batches: list[list[str]] = []
+        self.fail_batches = fail_batches
+        self.lock = threading.Lock()
+
+    def one(self, event: Event, meta: MessageMeta) -> None:
+        with self.lock:
+            self.single.append(event.id)
+
+    def in_batches(self, skip: int = 0) -> list[str]:
+        """Ids the batch handler took (of its calls after the first `skip`)."""
+        return [event_id for batch in self.batches[skip:] for event_id in batch]
+
+    def batch(self, events: list[tuple[Event, MessageMeta]]) -> None:
+        with self.lock:
+            self.batches.append([e.id for e, _ in events])
+            if len(self.batches) <= self.fail_batches:
+                raise RuntimeError("the batch handler gives up")
+
+
+@pytest.fixture
+def run_loop(unique_prefix):
+    settings = make_settings("batchtest", unique_prefix, retry_backoff_s=0.05)
+    ensure_topics(settings, [INTAKE, DEADLETTER])
+    publisher = EventPublisher(settings)
+    stop = threading.Event()
+    threads = []
+
+    def start(recorder: Recorder, messages: list[bytes]) -> None:
+        producer = KafkaProducer(bootstrap_servers=KAFKA)
+        for value in messages:  # one key: one partition, so one poll returns them together
+            producer.send(settings.topic(INTAKE), key=PID.encode(), value=value)
+        producer.flush()
+        producer.close()
+        loop = ConsumerLoop(
+            settings,
+            [INTAKE],
+            {"petition.withdrawn": recorder.one},
+            publisher,
+            ContractValidator(CONTRACT),
+            PlatformMetrics(CollectorRegistry(), "batchtest"),
+            stop,
+            batch_handler=recorder.batch,
+        )
+        thread = threading.Thread(target=loop.run, daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    yield settings, start
+    stop.set()
+    for thread in threads:
+        thread.join(15)
+    publisher.close()
+
+
+def test_a_poll_batch_goes_to_the_batch_handler_at_once(run_loop):
+    _, start = run_loop
+    events = [_withdrawn(n) for n in range(6)]
+    recorder = Recorder()
+    start(recorder, [e.to_bytes() for e in events])
+    eventually(lambda: _assert_equal(recorder.in_batches(), [e.id for e in events]))
+    assert recorder.single == []
+    assert max(len(b) for b in recorder.batches) > 1
+
+
+def test_when_the_batch_handler_fails_every_event_is_handled_one_by_one(run_loop):
+    _, start = run_loop
+    events = [_withdrawn(n) for n in range(6)]
+    recorder = Recorder(fail_batches=1)
+    start(recorder, [e.to_bytes() for e in events])
+    ids = sorted(e.id for e in events)
+    eventually(lambda: _assert_equal(sorted(recorder.single + recorder.in_batches(skip=1)), ids))
+    assert recorder.batches[0] == [e.id for e in events][: len(recorder.batches[0])]
+    assert recorder.single[: len(recorder.batches[0])] == recorder.batches[0]
+
+
+def test_a_batch_with_a_message_to_dead_letter_is_handled_one_by_one(run_loop):
+    settings, start = run_loop
+    events = [_withdrawn(n) for n in range(4)]
+    poison = b"\x00 not a cloud event"
+    recorder = Recorder()
+    start(recorder, [events[0].to_bytes(), events[1].to_bytes(), poison, events[2].to_bytes(), events[3].to_bytes()])
+    ids = sorted(e.id for e in events)
+    eventually(lambda: _assert_equal(sorted(recorder.single + recorder.in_batches()), ids))
+    dead = read_topic(settings.topic(DEADLETTER), lambda ms: len(ms) >= 1)
+    assert [m["headers"].get("dlq_reason") for m in dead] == ["unparseable"]
+    assert recorder.single[:2] == [events[0].id, events[1].id]  # the first poll's batch went one by one
+
+
+def _assert_equal(actual: object, expected: object) -> None:
+    assert actual == expected
