@@ -210,6 +210,6 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     mount_metrics(app, runtime.metrics)
     if start_background:
         handlers = {t: service.on_routing_event for t in EVENT_TYPES[ROUTING]}
-        runtime.start_consumer([ROUTING], handlers)
+        runtime.start_consumer([ROUTING], handlers, batch_handler=service.on_routing_events)
         runtime.start_relay([petitions])
     return app

@@ -334,6 +334,31 @@ class IntakeService:
             if new["status"] in domain.TERMINAL:
                 self.open_points.delete_one({"_id": pid})
 
+    def on_routing_events(self, events: list[tuple[Event, MessageMeta]]) -> None:
+        """A poll batch at once (the consumer's batch handler): each petition's events applied in
+        order and the changed petitions committed in one insert; a petition whose commit lost a
+        race goes through `on_routing_event`, event by event."""
+        by_petition: dict[str, list[tuple[Event, MessageMeta]]] = {}
+        for event, meta in events:
+            by_petition.setdefault(event.data["petition_id"], []).append((event, meta))
+        items: list[tuple[Loaded, dict[str, Any], list[Event]]] = []
+        for pid, petition_events in by_petition.items():
+            loaded = self.petitions.load_to_write(pid)
+            if loaded.state is None:
+                raise ValueError(f"routing event for unknown petition {pid}")  # one by one: dead-lettered
+            state = loaded.state
+            for event, _ in petition_events:
+                state = domain.apply_lifecycle(state, event.type, event.data, event.id, event.time) or state
+            if state is not loaded.state:
+                items.append((loaded, state, []))
+        for (loaded, state, _), result in zip(items, self.petitions.commit_many(items), strict=True):
+            pid = loaded.aggregate_id
+            if isinstance(result, Conflict):
+                for event, meta in by_petition[pid]:
+                    self.on_routing_event(event, meta)
+            elif state["status"] in domain.TERMINAL:
+                self.open_points.delete_one({"_id": pid})
+
     # ---- near me, and joining an open petition instead of filing again
 
     def nearby(self, lat: float, lon: float, category: str, radius_m: float, limit: int = 20) -> list[dict[str, Any]]:

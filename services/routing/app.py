@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
             t: service.on_intake_event
             for t in ("petition.submitted", "petition.feedback_received", "petition.withdrawn")
         }
-        runtime.start_consumer([INTAKE], handlers)
+        runtime.start_consumer([INTAKE], handlers, batch_handler=service.on_intake_events)
         runtime.start_relay([orders])
         scan_s = float(extra.get("ROUTING_TIMEOUT_SCAN_S", 60))
         runtime.start_periodic("timeout-close", scan_s, service.close_timed_out)

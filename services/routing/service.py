@@ -21,7 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from pymongo import ReplaceOne
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta
@@ -184,26 +186,75 @@ class RoutingService:
     def on_intake_event(self, event: Event, meta: MessageMeta) -> None:
         pid = event.data["petition_id"]
         loaded = self.orders.load_to_write(pid)  # the commit checks it is the newest; "seen" holds on newer ones
-        state = loaded.state
-        if state is not None and event.id in state["seen"]:
-            return
+        step = self._apply(pid, loaded.state, event, self.clock())
+        if step is not None:
+            self._commit(loaded, *step)
+
+    def on_intake_events(self, events: list[tuple[Event, MessageMeta]]) -> None:
+        """A poll batch at once (the consumer's batch handler): each petition's events applied in
+        order, the changed orders committed in one insert (and their markers in one more), their
+        open_orders documents in one bulk write. A petition whose commit lost a race goes through
+        `on_intake_event`, event by event."""
+        by_petition: dict[str, list[tuple[Event, MessageMeta]]] = {}
+        for event, meta in events:
+            by_petition.setdefault(event.data["petition_id"], []).append((event, meta))
         now = self.clock()
+        items: list[tuple[Loaded, dict[str, Any], list[Event]]] = []
+        orders: list[domain.WorkOrder] = []
+        for pid, petition_events in by_petition.items():
+            loaded = self.orders.load_to_write(pid)
+            state, published = loaded.state, []
+            for event, _ in petition_events:
+                step = self._apply(pid, state, event, now)
+                if step is not None:
+                    state, transition = step
+                    state = {**state, "order": order_to_dict(transition.order)}
+                    published += [to_cloudevent(e) for e in transition.events]
+            if state is not loaded.state:
+                assert state is not None
+                items.append((loaded, state, published))
+                orders.append(order_from_dict(state["order"]))
+        projected = []
+        for (loaded, _, _), order, result in zip(items, orders, self.orders.commit_many(items), strict=True):
+            if isinstance(result, Conflict):
+                for event, meta in by_petition[loaded.aggregate_id]:
+                    self.on_intake_event(event, meta)
+            else:
+                projected.append((order, result.seq))
+        if not projected:
+            return
+        try:
+            self.open_orders.bulk_write(
+                [ReplaceOne({"_id": o.petition_id}, _projection(o, seq), upsert=True) for o, seq in projected],
+                ordered=False,
+            )
+        except BulkWriteError:  # two upserts raced to insert: write them one by one
+            for order, seq in projected:
+                self._project(order, seq)
+            return
+        for order, seq in projected:
+            self._project_newer(order.petition_id, seq)
+
+    def _apply(
+        self, pid: str, state: dict[str, Any] | None, event: Event, now: datetime
+    ) -> tuple[dict[str, Any], domain.Transition] | None:
+        """The order's state after an intake event and the transition it makes; None if the event
+        changes nothing (seen before, or a type routing does not act on)."""
+        if state is not None and event.id in state["seen"]:
+            return None
         if event.type == "petition.submitted":
             if state is not None:
-                return  # already routed (the same petition republished under another event id)
+                return None  # already routed (the same petition republished under another event id)
             self.registry.refresh(max_age_s=REGISTRY_MAX_AGE_S)
             decision = domain.route(
                 event.data, self.registry.current, self.config.departments, dispatcher_id=self.config.dispatcher_id
             )
-            transition = domain.assign(pid, decision, now=now)
             new_state = {
-                "order": order_to_dict(transition.order),
                 "seen": [event.id],
                 "category": event.data.get("category"),
                 "duplicate_of": event.data.get("duplicate_of"),
             }
-            self._commit(loaded, new_state, transition)
-            return
+            return new_state, domain.assign(pid, decision, now=now)
         if state is None:
             # intake's events of one petition share a partition, so `submitted` always comes first
             raise ValueError(f"{event.type} for petition {pid} that routing never saw submitted")
@@ -214,12 +265,12 @@ class RoutingService:
             elif event.type == "petition.withdrawn":
                 transition = domain.withdraw(order, now=now)
             else:
-                return
+                return None
         except domain.InvalidTransition as exc:
             # e.g. a withdrawal that crossed our reply: intake decided without seeing it; keep ours
             log.info("intake event does not apply", extra={"petition_id": pid, "type": event.type, "why": exc.message})
             transition = domain.Transition(order, ())
-        self._commit(loaded, {**state, "seen": [*state["seen"], event.id][-_SEEN_KEEP:]}, transition)
+        return {**state, "seen": [*state["seen"], event.id][-_SEEN_KEEP:]}, transition
 
     def _commit(self, loaded: Loaded, state: dict[str, Any], transition: domain.Transition) -> None:
         state = {**state, "order": order_to_dict(transition.order)}
@@ -232,24 +283,14 @@ class RoutingService:
         The documents hold only what lists and the timeout scanner filter on: FerretDB scans this
         collection for every write to it, so small documents keep that cheap.
         """
-        a = order.assignment
-        finished = order.closed_at or order.withdrawn_at
-        doc = {
-            "_id": order.petition_id,
-            "seq": seq,
-            "status": str(order.status),
-            "grid_id": a.grid_id,
-            "town": a.town,
-            "town_id": a.town_id,
-            "assignee": a.assignee.staff_id,
-            "assigned_at": format_time(order.assigned_at),
-            "replied_at": format_time(order.replied_at) if order.replied_at else None,
-            "finished_at": format_time(finished) if finished else None,
-        }
-        self.open_orders.replace_one({"_id": order.petition_id}, doc, upsert=True)
-        latest = self.orders.latest_seq(order.petition_id)
+        self.open_orders.replace_one({"_id": order.petition_id}, _projection(order, seq), upsert=True)
+        self._project_newer(order.petition_id, seq)
+
+    def _project_newer(self, petition_id: str, seq: int) -> None:
+        """After writing version `seq`'s document: if a newer version exists, write its document."""
+        latest = self.orders.latest_seq(petition_id)
         if latest > seq:
-            _, newer = self.load(order.petition_id)
+            _, newer = self.load(petition_id)
             self._project(newer, latest)
 
     # ---- staff actions
@@ -332,6 +373,24 @@ class RoutingService:
             except (Conflict, domain.InvalidTransition):
                 continue  # another instance or the citizen got there first
         return closed
+
+
+def _projection(order: domain.WorkOrder, seq: int) -> dict[str, Any]:
+    """The order's open_orders document."""
+    a = order.assignment
+    finished = order.closed_at or order.withdrawn_at
+    return {
+        "_id": order.petition_id,
+        "seq": seq,
+        "status": str(order.status),
+        "grid_id": a.grid_id,
+        "town": a.town,
+        "town_id": a.town_id,
+        "assignee": a.assignee.staff_id,
+        "assigned_at": format_time(order.assigned_at),
+        "replied_at": format_time(order.replied_at) if order.replied_at else None,
+        "finished_at": format_time(finished) if finished else None,
+    }
 
 
 def _parse_time(text: str) -> datetime:

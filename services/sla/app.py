@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     app.register_blueprint(bp)
     mount_metrics(app, runtime.metrics)
     if start_background:
-        runtime.start_consumer([INTAKE, ROUTING], service.handlers)
+        runtime.start_consumer([INTAKE, ROUTING], service.handlers, batch_handler=service.on_events)
         runtime.start_relay([clocks, notices])
         runtime.start_periodic("sla-scan", float(settings.extra.get("SLA_SCAN_INTERVAL_S", 30)), service.scan)
         runtime.start_periodic("sla-audit", float(settings.extra.get("SLA_AUDIT_INTERVAL_S", 600)), service.audit)

@@ -31,14 +31,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo import DeleteOne, ReplaceOne
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta
 from petition_common.envelope import Event, format_time
 from petition_common.mongo import TRANSIENT_ERRORS
-from petition_common.store import AggregateStore, Conflict
+from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Clock, SystemClock
 from services.sla import views
 from services.sla.domain.calendar import WorkCalendar, YearNotCovered
@@ -130,6 +131,62 @@ class SlaService:
             return
         raise Conflict(pid)
 
+    def on_events(self, events: list[tuple[Event, MessageMeta]]) -> None:
+        """A poll batch at once (the consumer's batch handler): every petition's events applied in
+        order, the changed records committed in one insert, their projections written in one bulk
+        write. A petition whose commit lost a race goes through `on_event`, event by event."""
+        by_petition: dict[str, list[Event]] = {}
+        for event, _ in events:
+            by_petition.setdefault(event.data["petition_id"], []).append(event)
+        changed: list[tuple[Loaded, SlaRecord | None, SlaRecord]] = []
+        unchanged: list[tuple[SlaRecord, int]] = []
+        for pid, petition_events in by_petition.items():
+            loaded = self.clocks.load_to_write(pid)
+            old = SlaRecord.from_dict(loaded.state) if loaded.state is not None else None
+            new = old
+            for event in petition_events:
+                new = apply(new, event.type, event.data, event.id)
+            assert new is not None
+            if old is not None and new == old:
+                unchanged.append((new, loaded.seq))  # duplicates: re-project, a crash may have cost it
+            else:
+                changed.append((loaded, old, new))
+        results = self.clocks.commit_many([(loaded, new.to_dict(), []) for loaded, _, new in changed])
+        committed, lost = [], []
+        for (loaded, old, new), result in zip(changed, results, strict=True):
+            if isinstance(result, Conflict):
+                lost.append(loaded.aggregate_id)
+                continue
+            self._count_met(old, new)
+            committed.append((new, result.seq))
+        now = self.clock()
+        self._project_many(committed, now, report_gap=True)
+        self._project_many(unchanged, now)
+        for pid in lost:
+            for event in by_petition[pid]:
+                self.on_event(event)
+
+    def _project_many(self, records: list[tuple[SlaRecord, int]], now: datetime, report_gap: bool = False) -> None:
+        """`_project` for several petitions: one bulk write, then each one's check for a newer version."""
+        if not records:
+            return
+        ops: list[DeleteOne | ReplaceOne] = []
+        for record, seq in records:
+            pid = record.petition_id
+            doc = self._projection_doc(record, seq, now, report_gap)
+            ops.append(DeleteOne({"_id": pid}) if doc is None else ReplaceOne({"_id": pid}, doc, upsert=True))
+        try:
+            self.open_clocks.bulk_write(ops, ordered=False)
+        except BulkWriteError:  # two upserts raced to insert: redo them one by one
+            for record, seq in records:
+                self._project(record, seq, now)
+            return
+        for record, seq in records:
+            if self.clocks.latest_seq(record.petition_id) > seq:  # a newer version's writer was first
+                loaded = self.clocks.load(record.petition_id)
+                assert loaded.state is not None
+                self._project(SlaRecord.from_dict(loaded.state), loaded.seq, now)
+
     def _count_met(self, old: SlaRecord | None, new: SlaRecord) -> None:
         policy, calendar = self.config.policy, self.config.calendar
         before = views.clocks_of(old, None, policy, calendar).states if old is not None else []
@@ -138,6 +195,13 @@ class SlaService:
             self.metrics.met.labels(clock, "true" if on_time else "false").inc()
 
     # ---- the projection
+
+    def _projection_doc(self, record: SlaRecord, seq: int, now: datetime, report_gap: bool) -> dict[str, Any] | None:
+        config = self.config
+        doc = views.projection_doc(record, seq, now, config.policy, config.calendar, config.keep_breached)
+        if report_gap and doc is not None and doc["uncovered_year"] is not None:
+            self._calendar_gap(record.petition_id, doc["uncovered_year"])
+        return doc
 
     def _project(self, record: SlaRecord, seq: int, now: datetime, report_gap: bool = False) -> dict[str, Any] | None:
         """Write the record's open_clocks document (or remove it); returns what was written.
@@ -148,11 +212,7 @@ class SlaService:
         """
         pid = record.petition_id
         while True:
-            doc = views.projection_doc(
-                record, seq, now, self.config.policy, self.config.calendar, self.config.keep_breached
-            )
-            if report_gap and doc is not None and doc["uncovered_year"] is not None:
-                self._calendar_gap(pid, doc["uncovered_year"])
+            doc = self._projection_doc(record, seq, now, report_gap)
             # written without reading it first: nearly every event changes it, and a point read
             # costs FerretDB as much as the write it would save
             if doc is None:
