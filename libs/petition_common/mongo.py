@@ -6,15 +6,19 @@ Measured on FerretDB v1.24 (docs/ferretdb.md has the numbers and the probe):
 - a read-modify-write update (`$inc`, `$push`, a conditional `update_one`) is NOT atomic across
   connections: concurrent `$inc`s lose increments and several conditional updates all "win";
 - inserting a document whose `_id` exists fails atomically, and `delete_one({"_id": x})` deletes once.
+- an `update` command holds one database connection per statement until the whole command is done,
+  and each database has 100: a bulk update of 100 statements (or a few large ones at once) waits
+  for a connection forever, and so does everything else on that database. `bulk_update` chunks.
 So everything here is keyed by string `_id`, concurrency control uses unique inserts only, and a
 record that is updated in place has exactly one writer (see store.py and docs/reliability.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from pymongo import MongoClient
+from pymongo import DeleteOne, MongoClient, ReplaceOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
@@ -24,7 +28,12 @@ from petition_common.config import Settings
 # errors that say "the database is unreachable or slow", not "this request is wrong"
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ConnectionFailure,)
 
-__all__ = ["TRANSIENT_ERRORS", "DuplicateKeyError", "PyMongoError", "connect", "get_by_id", "ping"]
+__all__ = ["TRANSIENT_ERRORS", "DuplicateKeyError", "PyMongoError", "bulk_update", "connect", "get_by_id", "ping"]
+
+# statements per bulk write: FerretDB v1.24 keeps each update statement's read cursor, and with it
+# one of the database's 100 SQLite connections, open until the command returns (the `defer` inside
+# the statement loop of internal/handler/msg_update.go)
+BULK_CHUNK = 16
 
 
 def connect(settings: Settings) -> MongoClient:
@@ -50,3 +59,10 @@ def ping(client: MongoClient) -> None:
 
 def get_by_id(collection: Collection, doc_id: str) -> dict[str, Any] | None:
     return collection.find_one({"_id": doc_id})
+
+
+def bulk_update(collection: Collection, ops: Sequence[ReplaceOne | DeleteOne]) -> None:
+    """Unordered bulk write in chunks of BULK_CHUNK statements (module docstring: more at once can
+    deadlock FerretDB). Raises BulkWriteError like `bulk_write` (e.g. two upserts raced)."""
+    for start in range(0, len(ops), BULK_CHUNK):
+        collection.bulk_write(list(ops[start : start + BULK_CHUNK]), ordered=False)

@@ -28,6 +28,7 @@ from pymongo.errors import BulkWriteError
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta
 from petition_common.envelope import Event, format_time, utc_now
+from petition_common.mongo import bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
 from services.routing import domain
 from services.routing.records import order_from_dict, order_to_dict, to_cloudevent
@@ -224,9 +225,9 @@ class RoutingService:
         if not projected:
             return
         try:
-            self.open_orders.bulk_write(
+            bulk_update(
+                self.open_orders,
                 [ReplaceOne({"_id": o.petition_id}, _projection(o, seq), upsert=True) for o, seq in projected],
-                ordered=False,
             )
         except BulkWriteError:  # two upserts raced to insert: write them one by one
             for order, seq in projected:

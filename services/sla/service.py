@@ -38,7 +38,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta
 from petition_common.envelope import Event, format_time
-from petition_common.mongo import TRANSIENT_ERRORS
+from petition_common.mongo import TRANSIENT_ERRORS, bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Clock, SystemClock
 from services.sla import views
@@ -176,7 +176,7 @@ class SlaService:
             doc = self._projection_doc(record, seq, now, report_gap)
             ops.append(DeleteOne({"_id": pid}) if doc is None else ReplaceOne({"_id": pid}, doc, upsert=True))
         try:
-            self.open_clocks.bulk_write(ops, ordered=False)
+            bulk_update(self.open_clocks, ops)
         except BulkWriteError:  # two upserts raced to insert: redo them one by one
             for record, seq in records:
                 self._project(record, seq, now)
