@@ -37,6 +37,7 @@ CONSUMES: Mapping[str, tuple[str, ...]] = {
 }
 _COMMANDS = re.compile(r'^ferretdb_client_requests_total\{command="([^"]+)"[^}]*\} ([0-9.e+]+)$', re.M)
 _CONSUMED = re.compile(r"^petitions_consumed_total\{([^}]*)\} ([0-9.e+]+)$", re.M)
+_LAST_SCAN = re.compile(r"^petitions_sla_last_scan_timestamp_seconds ([0-9.e+]+)$", re.M)
 
 
 @dataclass
@@ -162,6 +163,15 @@ class Platform:
                 if 'outcome="deadlettered"' not in labels:
                     total += float(value)
         return int(total)
+
+    def sla_scanned_at(self) -> float:
+        """The clock time (unix seconds) of the oldest last-completed scan among sla's instances."""
+        times = []
+        for p in self.instances("sla"):
+            text = self.http().get(f"{p.url}/metrics", timeout=10).text
+            found = _LAST_SCAN.search(text)
+            times.append(float(found.group(1)) if found else 0.0)
+        return min(times, default=0.0)
 
     def outbox_empty(self, services: Iterable[str]) -> bool:
         """No outbox marker left to publish in the services' databases (docs/reliability.md).

@@ -310,8 +310,8 @@ def run_replay(
     clock = root / "replay-clock"
     done_slot = schedule[state.next_slot - 1][0] if state is not None and state.next_slot > 0 else schedule[0][0]
     _write_clock(clock, slot_instant(done_slot))
-    # the scanners keep their production intervals (sla 30 s, routing's feedback timeout 60 s): a
-    # simulated day lasts longer than that, so every deadline is still scanned in its own day
+    # the scanners keep their production intervals (sla 30 s, routing's feedback timeout 60 s); sla's
+    # also counts on the service clock, so it scans right after each step, and the barrier waits for it
     kwargs: dict[str, Any] = {"prefix": state.prefix} if state is not None else {}
     platform = ctx.platform("replay", clock_file=clock, root=root / "platform", **kwargs)
     if state is None:
@@ -385,7 +385,7 @@ def _drive(
             list(pool.map(driver.run, tasks))
             segment.http_s += time.perf_counter() - t
             t = time.perf_counter()
-            _barrier(platform)
+            _barrier(platform, scanned_at=slot_instant(slot))
             segment.barrier_s += time.perf_counter() - t
             state.next_slot = index + 1
             if index >= segment.first_slot + 8:
@@ -494,13 +494,15 @@ def _result(
     }
 
 
-def _barrier(platform: Platform, timeout_s: float = 600) -> None:
+def _barrier(platform: Platform, scanned_at: datetime | None = None, timeout_s: float = 600) -> None:
     """Every committed event published (no outbox marker left) and consumed by intake, routing and
-    sla (consumer-group lag 0): what the next slot's actions and clock depend on has happened."""
+    sla (consumer-group lag 0), and sla has scanned for due notices at the slot's time: what the next
+    slot's actions and clock depend on has happened, and no warning window is stepped over."""
     deadline = time.monotonic() + timeout_s
     services = ("intake", "routing", "sla")
     while time.monotonic() < deadline:
-        if platform.outbox_empty(services) and not any(platform.lag(services).values()):
+        scanned = scanned_at is None or platform.sla_scanned_at() >= scanned_at.timestamp()
+        if scanned and platform.outbox_empty(services) and not any(platform.lag(services).values()):
             return
         time.sleep(0.05)
     raise TimeoutError("the services did not catch up within the barrier timeout")

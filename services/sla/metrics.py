@@ -54,6 +54,10 @@ class SlaMetrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             **labels,
         )
+        # the service clock's time at which the last completed scan looked for due notices
+        self.last_scan = Gauge(
+            "petitions_sla_last_scan_timestamp_seconds", "Clock time the last completed SLA scan ran at", **labels
+        )
         # petitions the scanner could not process in a scan (retried on the next one)
         self.scan_errors = Counter("petitions_sla_scan_errors_total", "Petitions a scan failed on", **labels)
         for clock in CLOCKS:

@@ -308,3 +308,14 @@ def test_a_stale_or_lost_projection_is_repaired(instances) -> None:
     a.open_clocks.delete_many({})
     assert b.rebuild() == 2
     assert {pid: a.open_clocks.find_one({"_id": pid}) for pid in pids} == good
+
+
+def test_the_scanner_runs_after_each_step_of_a_clock_that_jumps(instances):
+    one, _, clock = instances
+    assert one.scan_when_due(30) is None  # just started: not yet due by either clock
+    clock.now += timedelta(hours=3)  # a simulated clock moved a step: scan at once, not 30 s later
+    assert one.scan_when_due(30) is not None
+    assert one.metrics.last_scan._value.get() == clock.now.timestamp()
+    assert one.scan_when_due(30) is None
+    clock.now += timedelta(seconds=10)
+    assert one.scan_when_due(30) is None
