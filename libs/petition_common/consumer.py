@@ -57,6 +57,15 @@ Handler = Callable[[Event, MessageMeta], None]
 BatchHandler = Callable[[list[tuple[Event, MessageMeta]]], None]
 
 
+def by_petition(events: list[tuple[Event, MessageMeta]]) -> dict[str, list[tuple[Event, MessageMeta]]]:
+    """A batch's events grouped by `data.petition_id`, each group in batch order: a petition's events
+    share a partition key, so that is the order they happened in."""
+    groups: dict[str, list[tuple[Event, MessageMeta]]] = {}
+    for event, meta in events:
+        groups.setdefault(event.data["petition_id"], []).append((event, meta))
+    return groups
+
+
 class StopRequested(Exception):
     """Raised inside a retry wait when shutdown was asked for; the message stays uncommitted."""
 

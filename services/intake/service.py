@@ -21,7 +21,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from petition_common.auth import Staff
-from petition_common.consumer import MessageMeta
+from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event, format_time, utc_now
 from petition_common.store import AggregateStore, Conflict, Loaded
 from services.intake import domain
@@ -338,11 +338,9 @@ class IntakeService:
         """A poll batch at once (the consumer's batch handler): each petition's events applied in
         order and the changed petitions committed in one insert; a petition whose commit lost a
         race goes through `on_routing_event`, event by event."""
-        by_petition: dict[str, list[tuple[Event, MessageMeta]]] = {}
-        for event, meta in events:
-            by_petition.setdefault(event.data["petition_id"], []).append((event, meta))
+        groups = by_petition(events)
         items: list[tuple[Loaded, dict[str, Any], list[Event]]] = []
-        for pid, petition_events in by_petition.items():
+        for pid, petition_events in groups.items():
             loaded = self.petitions.load_to_write(pid)
             if loaded.state is None:
                 raise ValueError(f"routing event for unknown petition {pid}")  # one by one: dead-lettered
@@ -354,7 +352,7 @@ class IntakeService:
         for (loaded, state, _), result in zip(items, self.petitions.commit_many(items), strict=True):
             pid = loaded.aggregate_id
             if isinstance(result, Conflict):
-                for event, meta in by_petition[pid]:
+                for event, meta in groups[pid]:
                     self.on_routing_event(event, meta)
             elif state["status"] in domain.TERMINAL:
                 self.open_points.delete_one({"_id": pid})

@@ -26,7 +26,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from petition_common.auth import Staff
-from petition_common.consumer import MessageMeta
+from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event, format_time, utc_now
 from petition_common.mongo import bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
@@ -196,13 +196,11 @@ class RoutingService:
         order, the changed orders committed in one insert (and their markers in one more), their
         open_orders documents in one bulk write. A petition whose commit lost a race goes through
         `on_intake_event`, event by event."""
-        by_petition: dict[str, list[tuple[Event, MessageMeta]]] = {}
-        for event, meta in events:
-            by_petition.setdefault(event.data["petition_id"], []).append((event, meta))
+        groups = by_petition(events)
         now = self.clock()
         items: list[tuple[Loaded, dict[str, Any], list[Event]]] = []
         orders: list[domain.WorkOrder] = []
-        for pid, petition_events in by_petition.items():
+        for pid, petition_events in groups.items():
             loaded = self.orders.load_to_write(pid)
             state, published = loaded.state, []
             for event, _ in petition_events:
@@ -218,7 +216,7 @@ class RoutingService:
         projected = []
         for (loaded, _, _), order, result in zip(items, orders, self.orders.commit_many(items), strict=True):
             if isinstance(result, Conflict):
-                for event, meta in by_petition[loaded.aggregate_id]:
+                for event, meta in groups[loaded.aggregate_id]:
                     self.on_intake_event(event, meta)
             else:
                 projected.append((order, result.seq))

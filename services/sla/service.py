@@ -36,7 +36,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from petition_common.auth import Staff
-from petition_common.consumer import MessageMeta
+from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event, format_time
 from petition_common.mongo import TRANSIENT_ERRORS, bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
@@ -137,16 +137,14 @@ class SlaService:
         """A poll batch at once (the consumer's batch handler): every petition's events applied in
         order, the changed records committed in one insert, their projections written in one bulk
         write. A petition whose commit lost a race goes through `on_event`, event by event."""
-        by_petition: dict[str, list[Event]] = {}
-        for event, _ in events:
-            by_petition.setdefault(event.data["petition_id"], []).append(event)
+        groups = by_petition(events)
         changed: list[tuple[Loaded, SlaRecord | None, SlaRecord]] = []
         unchanged: list[tuple[SlaRecord, int]] = []
-        for pid, petition_events in by_petition.items():
+        for pid, petition_events in groups.items():
             loaded = self.clocks.load_to_write(pid)
             old = SlaRecord.from_dict(loaded.state) if loaded.state is not None else None
             new = old
-            for event in petition_events:
+            for event, _ in petition_events:
                 new = apply(new, event.type, event.data, event.id)
             assert new is not None
             if old is not None and new == old:
@@ -165,8 +163,8 @@ class SlaService:
         self._project_many(committed, now, report_gap=True)
         self._project_many(unchanged, now)
         for pid in lost:
-            for event in by_petition[pid]:
-                self.on_event(event)
+            for event, meta in groups[pid]:
+                self.on_event(event, meta)
 
     def _project_many(self, records: list[tuple[SlaRecord, int]], now: datetime, report_gap: bool = False) -> None:
         """`_project` for several petitions: one bulk write, then each one's check for a newer version."""
@@ -185,9 +183,7 @@ class SlaService:
             return
         for record, seq in records:
             if self.clocks.latest_seq(record.petition_id) > seq:  # a newer version's writer was first
-                loaded = self.clocks.load(record.petition_id)
-                assert loaded.state is not None
-                self._project(SlaRecord.from_dict(loaded.state), loaded.seq, now)
+                self.reproject(record.petition_id, now)
 
     def _count_met(self, old: SlaRecord | None, new: SlaRecord) -> None:
         policy, calendar = self.config.policy, self.config.calendar
@@ -213,23 +209,19 @@ class SlaService:
         (routing's _project does the same).
         """
         pid = record.petition_id
-        while True:
-            doc = self._projection_doc(record, seq, now, report_gap)
-            # written without reading it first: nearly every event changes it, and a point read
-            # costs FerretDB as much as the write it would save
-            if doc is None:
-                self.open_clocks.delete_one({"_id": pid})
-            else:
-                try:
-                    self.open_clocks.replace_one({"_id": pid}, doc, upsert=True)
-                except DuplicateKeyError:  # two upserts raced to insert; ours is at least as new
-                    self.open_clocks.replace_one({"_id": pid}, doc, upsert=True)
-            latest = self.clocks.latest_seq(pid)
-            if latest <= seq:
-                return doc
-            loaded = self.clocks.load(pid)
-            assert loaded.state is not None
-            record, seq, report_gap = SlaRecord.from_dict(loaded.state), loaded.seq, False
+        doc = self._projection_doc(record, seq, now, report_gap)
+        # written without reading it first: nearly every event changes it, and a point read
+        # costs FerretDB as much as the write it would save
+        if doc is None:
+            self.open_clocks.delete_one({"_id": pid})
+        else:
+            try:
+                self.open_clocks.replace_one({"_id": pid}, doc, upsert=True)
+            except DuplicateKeyError:  # two upserts raced to insert; ours is at least as new
+                self.open_clocks.replace_one({"_id": pid}, doc, upsert=True)
+        if self.clocks.latest_seq(pid) > seq:  # a newer version's writer was first
+            return self.reproject(pid, now)
+        return doc
 
     def reproject(self, petition_id: str, now: datetime | None = None) -> dict[str, Any] | None:
         """Recompute one petition's open_clocks document from its record (repairs a stale or lost one)."""
