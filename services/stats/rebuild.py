@@ -96,6 +96,45 @@ def read_to(
     consumer.unsubscribe()
 
 
+def history_consumer(settings: Settings, check_crcs: bool, purpose: str) -> KafkaConsumer:
+    """A consumer outside any group, for reading topics from the beginning (assigned, never committed)."""
+    return KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        client_id=f"petitions-{settings.service}-{purpose}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=5000,
+        check_crcs=check_crcs,
+    )
+
+
+def replay_detector(
+    consumer: KafkaConsumer,
+    settings: Settings,
+    partitions: int,
+    state: HotspotState,
+    progress: Progress,
+    metrics: StatsMetrics | None = None,
+) -> dict[TopicPartition, int]:
+    """Feed intake's and routing's topics, from the beginning to their end as of now, into `state`
+    along the live detector's path (partitions merged in time order, the submitted/assigned join);
+    returns the end offsets it read to."""
+    feed = DetectorFeed(state, partitions, metrics)
+    tps = [TopicPartition(settings.topic(t), p) for t in DETECTOR_TOPICS for p in range(partitions)]
+    logical = {settings.topic(t): t for t in DETECTOR_TOPICS}
+    ends = consumer.end_offsets(tps)
+    for i, (tp, record) in enumerate(read_to(consumer, tps, "hotspots", progress)):
+        feed.add(logical[tp.topic], tp.partition, record)
+        feed.set_caught_up((logical[tp.topic], tp.partition), record.offset + 1 >= ends[tp])
+        if i % 1000 == 999:
+            feed.release()
+    for tp in tps:
+        feed.set_caught_up((logical[tp.topic], tp.partition), True)
+    feed.release()
+    return ends
+
+
 class Rebuilder:
     def __init__(self, ctx: Context, config: StatsConfig, partitions: int, progress: Progress):
         self.ctx = ctx
@@ -103,17 +142,6 @@ class Rebuilder:
         self.partitions = partitions
         self.progress = progress
         self.skipped = 0
-
-    def _consumer(self) -> KafkaConsumer:
-        return KafkaConsumer(
-            bootstrap_servers=self.ctx.settings.kafka_bootstrap,
-            group_id=None,
-            client_id=f"petitions-{self.ctx.settings.service}-rebuild",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=5000,
-            check_crcs=self.ctx.check_crcs,
-        )
 
     def next_generation(self, current: int) -> int:
         """The first generation after `current` that no earlier, unfinished rebuild has written to."""
@@ -164,20 +192,10 @@ class Rebuilder:
 
     def hotspots(self, consumer: KafkaConsumer, generation: int, publish: bool) -> int:
         state = HotspotState(self.ctx.hotspots)
-        feed = DetectorFeed(state, self.partitions, self.ctx.metrics)
-        tps = [TopicPartition(self.ctx.topic(t), p) for t in DETECTOR_TOPICS for p in range(self.partitions)]
+        ends = replay_detector(consumer, self.ctx.settings, self.partitions, state, self.progress, self.ctx.metrics)
         logical = {self.ctx.topic(t): t for t in DETECTOR_TOPICS}
-        ends = consumer.end_offsets(tps)
-        for i, (tp, record) in enumerate(read_to(consumer, tps, "hotspots", self.progress)):
-            feed.add(logical[tp.topic], tp.partition, record)
-            feed.set_caught_up((logical[tp.topic], tp.partition), record.offset + 1 >= ends[tp])
-            if i % 1000 == 999:
-                feed.release()
-        for tp in tps:
-            feed.set_caught_up((logical[tp.topic], tp.partition), True)
-        feed.release()
-        for tp in tps:
-            state.offsets[offset_key(logical[tp.topic], tp.partition)] = ends[tp]
+        for tp, end in ends.items():
+            state.offsets[offset_key(logical[tp.topic], tp.partition)] = end
         pending = list(state.pending_alerts)
         if not publish:
             state.pending_alerts = []
@@ -196,7 +214,7 @@ class Rebuilder:
         current = int(base.state["generation"]) if base.state else 0
         generation = self.next_generation(current)
         self.progress.out(f"rebuilding generation {generation} (current: {current}), {self.partitions} partitions")
-        consumer = self._consumer()
+        consumer = history_consumer(self.ctx.settings, self.ctx.check_crcs, "rebuild")
         try:
             imported = self.import_alerts(consumer)
             totals = [0] * N_COUNTERS
