@@ -17,11 +17,13 @@ CATEGORIES = yaml.safe_load((Path(__file__).parents[3] / "config" / "categories.
 def test_the_shipped_file_parses_against_the_category_list():
     config = config_from_yaml(DEFAULT_PATH.read_text("utf-8"), categories=CATEGORIES["categories"])
     grid = config.rule("grid", "environment")
-    assert (grid.threshold, grid.window_hours, grid.baseline_days, grid.min_count) == (4, 72, 28, 5)
-    assert config.rule("village", "roads").threshold == 5
-    assert config.rule("town", "roads").threshold == 15
+    # sized to the reference county's ~1,085 petitions a day (config/hotspots.yaml says how)
+    assert (grid.threshold, grid.window_hours, grid.baseline_days, grid.min_count) == (7, 72, 28, 5)
+    assert config.rule("village", "roads").threshold == 15
+    assert config.rule("town", "roads").threshold == 70
     assert config.rule("grid", "emergency").window_hours == 24
-    assert config.rule("grid", "emergency").threshold == 2
+    assert config.rule("grid", "emergency").threshold == 3
+    assert config.rule("town", "public_safety").threshold == 30
     assert config.lateness_hours == 24
 
 
