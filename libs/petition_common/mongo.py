@@ -9,6 +9,9 @@ Measured on FerretDB v1.24 (docs/ferretdb.md has the numbers and the probe):
 - an `update` command holds one database connection per statement until the whole command is done,
   and each database has 100: a bulk update of 100 statements (or a few large ones at once) waits
   for a connection forever, and so does everything else on that database. `bulk_update` chunks.
+- an unordered `update` command stops at its first failing statement (say a duplicate `_id` from
+  two racing upserts) and answers without `n`/`nModified`, which pymongo's bulk_write cannot merge
+  (KeyError). `bulk_update` raises BulkWriteError instead, as it would on MongoDB.
 So everything here is keyed by string `_id`, concurrency control uses unique inserts only, and a
 record that is updated in place has exactly one writer (see store.py and docs/reliability.md).
 """
@@ -21,7 +24,7 @@ from typing import Any
 from pymongo import DeleteOne, MongoClient, ReplaceOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from petition_common.config import Settings
 
@@ -63,6 +66,11 @@ def get_by_id(collection: Collection, doc_id: str) -> dict[str, Any] | None:
 
 def bulk_update(collection: Collection, ops: Sequence[ReplaceOne | DeleteOne]) -> None:
     """Unordered bulk write in chunks of BULK_CHUNK statements (module docstring: more at once can
-    deadlock FerretDB). Raises BulkWriteError like `bulk_write` (e.g. two upserts raced)."""
+    deadlock FerretDB). Raises BulkWriteError like `bulk_write` (e.g. two upserts raced); statements
+    may then be left unapplied on FerretDB even in other chunks, so callers redo them all."""
     for start in range(0, len(ops), BULK_CHUNK):
-        collection.bulk_write(list(ops[start : start + BULK_CHUNK]), ordered=False)
+        try:
+            collection.bulk_write(list(ops[start : start + BULK_CHUNK]), ordered=False)
+        except KeyError as exc:  # FerretDB's answer to a failed statement lacks counts (module docstring)
+            raise BulkWriteError({"writeErrors": [], "writeConcernErrors": [], "nInserted": 0, "nUpserted": 0,
+                                  "nMatched": 0, "nModified": 0, "nRemoved": 0, "upserted": []}) from exc  # fmt: skip
