@@ -324,7 +324,8 @@ class AggregateStore:
     ) -> int:
         """Publish several commits' events in one round trip to the broker; returns how many events.
 
-        For each commit, older commits of its aggregate that still have a marker go first. The events
+        For each commit, older commits of its aggregate that still have a marker go first, found back
+        past commits without events (`_unpublished_before`). The events
         are sent in that order and acknowledged together; only then are the markers deleted (in one
         statement: the outbox is scanned once, not once per marker). `known` holds the events of
         commits this process just wrote (by commit id), which then need not be read back.
@@ -334,14 +335,8 @@ class AggregateStore:
         known = known or {}
         ordered: list[str] = []
         for aggregate_id, seq in commits:
-            pending = [seq]
-            while (
-                pending[-1] > 1
-                and self._published.get(aggregate_id, 0) < pending[-1] - 1
-                and self.outbox.find_one({"_id": commit_id(aggregate_id, pending[-1] - 1)})
-            ):
-                pending.append(pending[-1] - 1)
-            ordered.extend(commit_id(aggregate_id, n) for n in reversed(pending))
+            pending = self._unpublished_before(aggregate_id, seq)
+            ordered.extend(commit_id(aggregate_id, n) for n in [*reversed(pending), seq])
         events: list[Event] = []
         done: list[str] = []
         blocked: set[str] = set()
@@ -370,6 +365,24 @@ class AggregateStore:
                 if int(seq) > self._published.get(aggregate_id, 0):
                     self._published.put(aggregate_id, int(seq))
         return len(events)
+
+    def _unpublished_before(self, aggregate_id: str, seq: int) -> list[int]:
+        """The older commits of the aggregate whose events may not be published yet, newest first:
+        back from `seq` through commits that still have a marker and commits without events (whose
+        writer had nothing to publish, perhaps another instance on top of an older pending commit),
+        to the first published one, or one this store knows everything up to was published."""
+        pending: list[int] = []
+        n = seq - 1
+        while n >= 1 and self._published.get(aggregate_id, 0) < n:
+            cid = commit_id(aggregate_id, n)
+            if self.outbox.find_one({"_id": cid}, {"_id": 1}) is not None:
+                pending.append(n)
+            else:
+                doc = self.commits.find_one({"_id": cid}, {"events": 1})
+                if doc is None or doc.get("events"):
+                    break  # published (its marker is gone), or void
+            n -= 1
+        return pending
 
 
 def _duplicates(collection: Collection, docs: list[dict[str, Any]]) -> list[int]:

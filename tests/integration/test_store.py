@@ -178,6 +178,21 @@ def test_events_stay_in_order_when_another_instance_left_the_previous_marker(env
     assert mine.outbox.count_documents({}) == 0
 
 
+def test_events_stay_in_order_when_a_commit_without_events_lies_on_another_instances_pending_one(env):
+    settings, db, publisher = env
+    mine = AggregateStore(db, "order3", publisher=publisher)
+    theirs = AggregateStore(db, "order3")  # commits but cannot publish: its marker stays
+    pid = "JZ20240717000003"
+    mine.commit(Loaded(pid, 0, None), {"v": 1}, [_event(pid, 1)])
+    theirs.commit(theirs.load(pid), {"v": 2}, [_event(pid, 2)])
+    theirs.commit(theirs.load(pid), {"v": 3})  # nothing to publish, so no marker
+    # commit 2 is still unpublished behind commit 3: it must go out before commit 4
+    mine.commit(mine.load(pid), {"v": 4}, [_event(pid, 4)])
+    messages = read_topic(settings.topic(INTAKE), lambda ms: len([m for m in ms if m["key"] == pid]) >= 3)
+    assert [m["value"]["data"]["n"] for m in messages if m["key"] == pid] == [1, 2, 4]
+    assert mine.outbox.count_documents({}) == 0
+
+
 def test_a_writer_builds_on_memory_and_a_stale_memory_costs_one_conflict(env):
     settings, _, _ = env
     finds: list[str] = []
