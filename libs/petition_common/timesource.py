@@ -11,7 +11,8 @@ clock shifted by that much).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +24,27 @@ class Clock(Protocol):
     def __call__(self) -> datetime:
         """The current instant, timezone-aware, in UTC."""
         ...
+
+
+class Cadence:
+    """When a periodic job (a scanner) is due: `interval_s` after its last run by the wall clock or
+    by the service's clock, whichever comes first. They are the same clock in production; a clock
+    moved forward in steps (the benchmark's simulated year, tests) gets the job right after each
+    step, so no deadline is stepped over unscanned. The first run is one interval after creation."""
+
+    def __init__(self, clock: Clock, monotonic: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.monotonic = monotonic
+        self._ran_mono, self._ran_at = monotonic(), clock()
+
+    def due(self, interval_s: float) -> bool:
+        """True (and counted as a run from now) if the job should run now."""
+        now = self.clock()
+        waited = max(self.monotonic() - self._ran_mono, (now - self._ran_at).total_seconds())
+        if waited < interval_s:
+            return False
+        self._ran_mono, self._ran_at = self.monotonic(), now
+        return True
 
 
 class SystemClock:

@@ -141,5 +141,6 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         runtime.start_consumer([INTAKE], handlers, batch_handler=service.on_intake_events)
         runtime.start_relay([orders])
         scan_s = float(extra.get("ROUTING_TIMEOUT_SCAN_S", 60))
-        runtime.start_periodic("timeout-close", scan_s, service.close_timed_out)
+        # checked often, run every scan_s by either clock (a test's or the benchmark's clock jumps)
+        runtime.start_periodic("timeout-close", min(0.5, scan_s), lambda: service.close_timed_out_when_due(scan_s))
     return app

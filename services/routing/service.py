@@ -30,6 +30,7 @@ from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event, format_time, utc_now
 from petition_common.mongo import bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
+from petition_common.timesource import Cadence
 from services.routing import domain
 from services.routing.records import order_from_dict, order_to_dict, to_cloudevent
 
@@ -125,6 +126,7 @@ class RoutingService:
         self.config = config
         self.clock = clock
         self.open_orders = db["open_orders"]
+        self._timeout_cadence = Cadence(clock)
 
     # ---- reading
 
@@ -349,6 +351,11 @@ class RoutingService:
         return domain.Assignment.for_grid(grid, department or order.assignment.department)
 
     # ---- the timeout scanner
+
+    def close_timed_out_when_due(self, interval_s: float) -> int:
+        """`close_timed_out` if `interval_s` has passed since the last run by the wall clock or by the
+        service's clock (`Cadence`), so a clock moved forward in steps closes on time; else 0."""
+        return self.close_timed_out() if self._timeout_cadence.due(interval_s) else 0
 
     def close_timed_out(self) -> int:
         """Close replied orders whose feedback window has passed; returns how many this call closed."""

@@ -40,7 +40,7 @@ from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event, format_time
 from petition_common.mongo import TRANSIENT_ERRORS, bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
-from petition_common.timesource import Clock, SystemClock
+from petition_common.timesource import Cadence, Clock, SystemClock
 from services.sla import views
 from services.sla.domain.calendar import WorkCalendar, YearNotCovered
 from services.sla.domain.clock import Notice, due_notices
@@ -95,8 +95,7 @@ class SlaService:
         self.metrics = metrics
         self.clock = clock or SystemClock()
         self._gaps_logged: OrderedDict[tuple[str, int], None] = OrderedDict()
-        # when the last scan began, by both clocks: the first comes one interval after start, as before
-        self._scanned_mono, self._scanned_at = time.monotonic(), self.clock()
+        self._scan_cadence = Cadence(self.clock)
         covered = config.calendar.covered_years()
         metrics.calendar_last_year.set(covered[-1] if covered else 0)
 
@@ -291,15 +290,9 @@ class SlaService:
 
     def scan_when_due(self, interval_s: float) -> ScanStats | None:
         """Scan if `interval_s` has passed since the last scan, by the wall clock or by the service's
-        clock, whichever comes first. They are the same clock in production; a clock moved forward
-        in steps (the benchmark's simulated year, tests) is then scanned right after each step, so
-        no warning window is stepped over unscanned."""
-        now = self.clock()
-        waited = max(time.monotonic() - self._scanned_mono, (now - self._scanned_at).total_seconds())
-        if waited < interval_s:
-            return None
-        self._scanned_mono, self._scanned_at = time.monotonic(), now
-        return self.scan()
+        clock (`Cadence`): a clock moved forward in steps is scanned right after each step, so no
+        warning window is stepped over unscanned."""
+        return self.scan() if self._scan_cadence.due(interval_s) else None
 
     def process(self, petition_id: str, now: datetime) -> tuple[list[str], dict[str, Any] | None]:
         """Emit the petition's due notices; returns the keys confirmed emitted and its new projection."""

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from petition_common.timesource import FakeClockError, FileClock, SystemClock, clock_from_env, parse_fake_instant
+from petition_common.timesource import (
+    Cadence,
+    FakeClockError,
+    FileClock,
+    SystemClock,
+    clock_from_env,
+    parse_fake_instant,
+)
 
 
 def test_the_real_clock_is_utc_and_now() -> None:
@@ -43,3 +50,28 @@ def test_a_missing_or_bad_file_refuses_to_start(tmp_path: Path) -> None:
     bad.write_text("soon")
     with pytest.raises(FakeClockError, match="not an ISO 8601 instant"):
         FileClock(bad)
+
+
+class _Ticks:
+    """A settable clock of either kind."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __call__(self):
+        return self.value
+
+
+def test_a_cadence_is_due_after_the_interval_by_either_clock() -> None:
+    service_clock = _Ticks(datetime(2025, 3, 1, tzinfo=UTC))
+    wall = _Ticks(100.0)
+    cadence = Cadence(service_clock, monotonic=wall)
+    assert not cadence.due(30)  # the first run is one interval after creation
+    wall.value = 131.0
+    assert cadence.due(30)  # the wall clock passed it
+    assert not cadence.due(30)  # and counts from now
+    service_clock.value += timedelta(hours=6)  # a step of a simulated clock, no wall time
+    assert cadence.due(30)
+    assert not cadence.due(30)
+    wall.value, service_clock.value = 150.0, service_clock.value + timedelta(seconds=29)
+    assert not cadence.due(30)  # neither clock has passed 30 s
