@@ -370,7 +370,8 @@ class AggregateStore:
         """The older commits of the aggregate whose events may not be published yet, newest first:
         back from `seq` through commits that still have a marker and commits without events (whose
         writer had nothing to publish, perhaps another instance on top of an older pending commit),
-        to the first published one, or one this store knows everything up to was published."""
+        to the first published one, or one this store knows everything up to was published. A void
+        commit has no events: it is walked past like any other."""
         pending: list[int] = []
         n = seq - 1
         while n >= 1 and self._published.get(aggregate_id, 0) < n:
@@ -380,7 +381,7 @@ class AggregateStore:
             else:
                 doc = self.commits.find_one({"_id": cid}, {"events": 1})
                 if doc is None or doc.get("events"):
-                    break  # published (its marker is gone), or void
+                    break  # published (its marker is gone), or not there to read
             n -= 1
         return pending
 
