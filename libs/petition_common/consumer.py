@@ -66,6 +66,39 @@ def by_petition(events: list[tuple[Event, MessageMeta]]) -> dict[str, list[tuple
     return groups
 
 
+class LagReporter:
+    """Sets `petitions_consumer_lag` for a consumer's assigned partitions, at most every `every` seconds.
+
+    It uses what the consumer's fetches already told it (the high watermark each fetch response
+    carries), so it costs no broker round trip; a partition not fetched yet is not reported, and one
+    no longer assigned (a rebalance moved it) is removed so its last value does not linger.
+    """
+
+    def __init__(self, metrics: PlatformMetrics, service: str, group: str, logical: dict[str, str], every: float = 1.0):
+        self.gauge = metrics.consumer_lag
+        self.service, self.group, self.logical, self.every = service, group, logical, every
+        self._reported: set[tuple[str, str, str, str]] = set()
+        self._last = float("-inf")
+
+    def report(self, consumer: KafkaConsumer) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every:
+            return
+        self._last = now
+        seen: set[tuple[str, str, str, str]] = set()
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            position = consumer.position(tp) if highwater is not None else None
+            if highwater is None or position is None:
+                continue
+            labels = (self.service, self.group, self.logical.get(tp.topic, tp.topic), str(tp.partition))
+            self.gauge.labels(*labels).set(max(0, highwater - position))
+            seen.add(labels)
+        for labels in self._reported - seen:
+            self.gauge.remove(*labels)
+        self._reported = seen
+
+
 class StopRequested(Exception):
     """Raised inside a retry wait when shutdown was asked for; the message stays uncommitted."""
 
@@ -136,6 +169,7 @@ class ConsumerLoop:
 
     def _consume(self) -> None:
         consumer = self._consumer()
+        lag = LagReporter(self.metrics, self.settings.service, self.group_id, self._logical_topic)
         log.info("consumer started", extra={"topics": self.topics, "group": self.group_id})
         try:
             while not self.stop.is_set():
@@ -154,6 +188,7 @@ class ConsumerLoop:
                 finally:
                     if done:
                         self._commit(consumer, done)
+                lag.report(consumer)
         finally:
             try:
                 consumer.close(autocommit=False)

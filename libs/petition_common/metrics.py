@@ -44,6 +44,11 @@ class PlatformMetrics:
         self.outbox_pending = Gauge(
             "petitions_outbox_pending", "Outbox markers awaiting publication", ["service"], **labels
         )
+        # messages in a partition past the consumer's position, from the high watermark of its last fetch
+        # (stats' hotspot detector reads without a group; it reports as "<its group>-hotspots")
+        self.consumer_lag = Gauge(
+            "petitions_consumer_lag", "Messages not yet consumed", ["service", "group", "topic", "partition"], **labels
+        )
         # 1 when the last readiness check reached the dependency, else 0
         self.dependency_up = Gauge(
             "petitions_dependency_up", "Dependency reachable", ["service", "dependency"], **labels

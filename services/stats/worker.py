@@ -38,6 +38,7 @@ from kafka.structs import OffsetAndMetadata
 from pymongo.database import Database
 
 from petition_common.config import Settings
+from petition_common.consumer import LagReporter
 from petition_common.envelope import EnvelopeError, Event, format_time, utc_now
 from petition_common.kafka_io import EventPublisher, PublishFailed
 from petition_common.metrics import PlatformMetrics
@@ -324,11 +325,14 @@ class PartitionWorker:
         )
         self._consumer = consumer
         consumer.subscribe(topics=[self.ctx.topic(t) for t in PETITION_TOPICS], listener=Listener())
-        log.info("stats consumer started", extra={"group": self.ctx.settings.consumer_group})
+        settings = self.ctx.settings
+        lag = LagReporter(self.ctx.platform, settings.service, settings.consumer_group, self.logical)
+        log.info("stats consumer started", extra={"group": settings.consumer_group})
         clean = False
         try:
             while not self.stop.is_set():
                 batch = consumer.poll(timeout_ms=300)
+                lag.report(consumer)
                 self._apply_batch(batch)
                 self._maybe_save(consumer, idle=not batch)
                 self._maybe_switch_generation(consumer)
@@ -612,6 +616,8 @@ class HotspotWorker:
         topics = {self.ctx.topic(t): t for t in DETECTOR_TOPICS}
         tps = {(t, p): TopicPartition(self.ctx.topic(t), p) for t in DETECTOR_TOPICS for p in range(self.partitions)}
         consumer.assign(list(tps.values()))
+        settings = self.ctx.settings  # reads without a group; its lag is labelled as one, beside the main group
+        lag = LagReporter(self.ctx.platform, settings.service, f"{settings.consumer_group}-hotspots", topics)
         paused: set[tuple[str, int]] = set()
         unsaved = 0
         clean = False
@@ -620,6 +626,7 @@ class HotspotWorker:
             last_save = last_prune = last_gen = time.monotonic()
             while not self._stop.is_set():
                 batch = consumer.poll(timeout_ms=300)
+                lag.report(consumer)
                 assert self.feed is not None
                 for tp, records in batch.items():
                     for record in records:
