@@ -39,11 +39,10 @@ class Cadence:
 
     def due(self, interval_s: float) -> bool:
         """True (and counted as a run from now) if the job should run now."""
-        now = self.clock()
-        waited = max(self.monotonic() - self._ran_mono, (now - self._ran_at).total_seconds())
-        if waited < interval_s:
+        mono, now = self.monotonic(), self.clock()
+        if max(mono - self._ran_mono, (now - self._ran_at).total_seconds()) < interval_s:
             return False
-        self._ran_mono, self._ran_at = self.monotonic(), now
+        self._ran_mono, self._ran_at = mono, now
         return True
 
 
