@@ -43,6 +43,8 @@ class Settings:
     retry_backoff_s: float = 0.2
     # staff bearer tokens: token -> staff id, role, area (see docs/configuration.md)
     staff_tokens_file: Path = field(default=REPO_ROOT / "config" / "staff-tokens.yaml")
+    # the working-day calendar's year files (sla counts reply deadlines with it, stats decides "on time")
+    calendar_dir: Path = field(default=REPO_ROOT / "config" / "calendar")
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -79,5 +81,6 @@ class Settings:
             retry_attempts=int(_env("CONSUMER_RETRY_ATTEMPTS", "5")),
             retry_backoff_s=float(_env("CONSUMER_RETRY_BACKOFF_S", "0.2")),
             staff_tokens_file=Path(_env("STAFF_TOKENS_FILE", str(config_dir / "staff-tokens.yaml"))),
+            calendar_dir=Path(_env("CALENDAR_DIR", str(config_dir / "calendar"))),
             extra={k: v for k, v in os.environ.items() if k.startswith(f"{prefix}_")},
         )

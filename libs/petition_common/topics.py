@@ -20,7 +20,8 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
         "petition.sla_paused",
         "petition.sla_resumed",
     ),
-    SLA: ("sla.warning", "sla.breached"),
+    # sla.deadline_changed is an addition to CONTRACT.md v1 (contract/README.md)
+    SLA: ("sla.warning", "sla.breached", "sla.deadline_changed"),
     ALERTS: ("alert.hotspot",),
 }
 

@@ -11,13 +11,13 @@ from petition_common import logs
 from petition_common.auth import TokenDirectory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
-from petition_common.timesource import clock_from_env
+from petition_common.timesource import Clock, clock_from_env
 from petition_common.topics import INTAKE, ROUTING
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
 from services.sla import views
-from services.sla.domain.calendar import WorkCalendar
+from services.sla.domain.calendar import CalendarDirectory
 from services.sla.domain.policy import load_category_codes, load_policy
-from services.sla.domain.tz import format_instant
+from services.sla.domain.tz import format_instant, local_date
 from services.sla.metrics import SlaMetrics
 from services.sla.service import NotFound, SlaConfig, SlaService
 
@@ -85,15 +85,21 @@ def _int(raw: str | None, name: str, low: int, high: int, problems: dict[str, st
     return value
 
 
-def load_config(settings: Settings) -> SlaConfig:
+def calendar_files(settings: Settings, clock: Clock) -> CalendarDirectory:
+    """The calendar directory (SLA_CALENDAR_DIR, else CALENDAR_DIR), reloaded when its files change;
+    raises CalendarFileError (the service refuses to start) on a malformed file."""
+    calendar_dir = Path(settings.extra.get("SLA_CALENDAR_DIR", str(settings.calendar_dir)))
+    return CalendarDirectory(calendar_dir, today=lambda: local_date(clock()))
+
+
+def load_config(settings: Settings, calendar: CalendarDirectory) -> SlaConfig:
     """Policy and calendar from the files; raises (the service refuses to start) naming the bad key."""
     extra = settings.extra
     policy_file = Path(extra.get("SLA_POLICY_FILE", str(settings.config_dir / "sla-policy.yaml")))
-    calendar_dir = Path(extra.get("SLA_CALENDAR_DIR", str(settings.config_dir / "calendar")))
     policy = load_policy(policy_file, load_category_codes(settings.config_dir / "categories.yaml"))
     return SlaConfig(
         policy=policy,
-        calendar=WorkCalendar.load(calendar_dir),
+        calendar=calendar.calendar,
         keep_breached=timedelta(hours=float(extra.get("SLA_KEEP_BREACHED_HOURS", 24 * 7))),
     )
 
@@ -101,13 +107,15 @@ def load_config(settings: Settings) -> SlaConfig:
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("sla")
     logs.configure("sla", settings.log_level)
-    config = load_config(settings)
     clock = clock_from_env("sla", settings.extra)
+    calendar = calendar_files(settings, clock)
+    config = load_config(settings, calendar)
     runtime = ServiceRuntime(settings)
     metrics = SlaMetrics(runtime.metrics.registry)
     clocks = runtime.store("clocks")
     notices = runtime.store("notices")
-    service = SlaService(runtime.db, clocks, notices, config, metrics, clock)
+    calendar_check_s = float(settings.extra.get("SLA_CALENDAR_CHECK_S", 60))
+    service = SlaService(runtime.db, clocks, notices, config, metrics, clock, calendar, calendar_check_s)
     app = create_base_app("sla", runtime.metrics, runtime.checks())
     app.extensions.update(
         runtime=runtime, sla=service, sla_metrics=metrics, tokens=TokenDirectory.load(settings.staff_tokens_file)
@@ -118,7 +126,8 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         runtime.start_consumer([INTAKE, ROUTING], service.handlers, batch_handler=service.on_events)
         runtime.start_relay([clocks, notices])
         scan_s = float(settings.extra.get("SLA_SCAN_INTERVAL_S", 30))
-        # checked twice a second, scanned every scan_s of the wall clock or of the service's clock
+        # checked twice a second, scanned every scan_s of the wall clock or of the service's clock; the
+        # calendar directory is checked first thing and then every SLA_CALENDAR_CHECK_S, on the same thread
         runtime.start_periodic("sla-scan", min(0.5, scan_s), lambda: service.scan_when_due(scan_s))
         runtime.start_periodic("sla-audit", float(settings.extra.get("SLA_AUDIT_INTERVAL_S", 600)), service.audit)
     return app

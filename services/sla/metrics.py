@@ -43,9 +43,26 @@ class SlaMetrics:
             "Open petitions with a reply clock in a year the calendar does not cover",
             **labels,
         )
-        # the last year the working-day calendar covers: alert when December comes and it is this year
+        # the last year the working-day calendar has official days for (a notice imported, or the library's
+        # data): alert when December comes and it is this year. Later years run on provisional calendars.
         self.calendar_last_year = Gauge(
-            "petitions_sla_calendar_last_covered_year", "Last year the working-day calendar covers", **labels
+            "petitions_sla_calendar_last_covered_year",
+            "Last year the working-day calendar has from a State Council notice",
+            **labels,
+        )
+        # running reply clocks whose deadline counts days of a provisional calendar year, as of the last scan
+        self.provisional_clocks = Gauge(
+            "petitions_sla_calendar_provisional_open_clocks",
+            "Running reply clocks whose deadline rests on a provisional calendar (notice not imported)",
+            **labels,
+        )
+        # reply deadlines derived again after a calendar change (sla.deadline_changed committed by this instance)
+        self.deadline_changes = Counter(
+            "petitions_sla_deadline_changes_total", "Reply deadlines moved or confirmed by a calendar change", **labels
+        )
+        # calendar changes found (files reloaded without a restart, or a different calendar after one)
+        self.calendar_reloads = Counter(
+            "petitions_sla_calendar_reloads_total", "Working-day calendar changes taken up by this instance", **labels
         )
         # duration of one scan of open_clocks (finding due notices and emitting them)
         self.scan_seconds = Histogram(

@@ -12,6 +12,10 @@ Stores (petition_common/store.py: every change is the unique insert of a commit)
 - `open_clocks` (plain collection, small): the projection of petitions that still need watching, with
   `recheck_at` (views.projection_doc). The scanner reads it whole each interval; only the petitions
   whose `recheck_at` has come are loaded from `clocks`.
+- `provisional_clocks` (plain, `_id` only): petitions no longer watched whose reply deadline counts days
+  of a provisional calendar year, so that importing the year's notice re-derives them too.
+- `calendar_state` (one document): the working-day calendar the deadlines were last derived with, so a
+  calendar changed while the service was down is still compared with the old one (`check_calendar`).
 
 Exactly once, in detail: a notice is published iff its aggregate has a non-void commit. A writer
 commits only on top of a version with no state (nothing yet, or a void commit the outbox relay wrote
@@ -27,7 +31,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,8 +46,8 @@ from petition_common.mongo import TRANSIENT_ERRORS, bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence, Clock, SystemClock
 from services.sla import views
-from services.sla.domain.calendar import WorkCalendar, YearNotCovered
-from services.sla.domain.clock import Notice, due_notices
+from services.sla.domain.calendar import CalendarDirectory, CalendarFileError, WorkCalendar, YearNotCovered
+from services.sla.domain.clock import DeadlineChange, Notice, deadline_changes, due_notices
 from services.sla.domain.policy import SlaPolicy
 from services.sla.domain.record import HANDLED_EVENTS, SlaRecord, apply, mark_emitted
 from services.sla.domain.tz import format_instant
@@ -53,6 +57,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "petitions/sla"
 MAX_CONFLICT_RETRIES = 8
+CALENDAR_STATE_ID = "calendar"
 # event ids of notices are derived from the notice's key, so even an impossible second publication
 # would carry the same id and be dropped by consumers' de-duplication
 _NOTICE_NAMESPACE = uuid.UUID("5b1f0a57-2c3e-4a53-9d0e-6b7a1c2f9e40")
@@ -87,17 +92,27 @@ class SlaService:
         config: SlaConfig,
         metrics: SlaMetrics,
         clock: Clock | None = None,
+        calendar_files: CalendarDirectory | None = None,
+        calendar_check_s: float = 60.0,
     ):
         self.clocks = clocks
         self.notices = notices
         self.open_clocks = db["open_clocks"]
+        self.provisional_clocks = db["provisional_clocks"]
+        self.calendar_state = db["calendar_state"]
         self.config = config
         self.metrics = metrics
         self.clock = clock or SystemClock()
+        self.calendar_files = calendar_files
+        self.calendar_check_s = calendar_check_s
+        self._calendar_checked: float | None = None
         self._gaps_logged: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._scan_cadence = Cadence(self.clock)
-        covered = config.calendar.covered_years()
-        metrics.calendar_last_year.set(covered[-1] if covered else 0)
+        self._calendar_gauges()
+
+    def _calendar_gauges(self) -> None:
+        official = self.config.calendar.official_years()
+        self.metrics.calendar_last_year.set(official[-1] if official else 0)
 
     @property
     def handlers(self) -> dict[str, Any]:
@@ -198,6 +213,10 @@ class SlaService:
         doc = views.projection_doc(record, seq, now, config.policy, config.calendar, config.keep_breached)
         if report_gap and doc is not None and doc["uncovered_year"] is not None:
             self._calendar_gap(record.petition_id, doc["uncovered_year"])
+        if doc is None and views.has_provisional_deadline(record, config.policy, config.calendar):
+            # no longer watched, but importing its year's notice may still move its deadline (and stats'
+            # on-time verdict): keep its id where check_calendar looks
+            self.provisional_clocks.replace_one({"_id": record.petition_id}, {"_id": record.petition_id}, upsert=True)
         return doc
 
     def _project(self, record: SlaRecord, seq: int, now: datetime, report_gap: bool = False) -> dict[str, Any] | None:
@@ -292,7 +311,91 @@ class SlaService:
         """Scan if `interval_s` has passed since the last scan, by the wall clock or by the service's
         clock (`Cadence`): a clock moved forward in steps is scanned right after each step, so no
         warning window is stepped over unscanned."""
+        if self._calendar_check_due():
+            self.check_calendar()
         return self.scan() if self._scan_cadence.due(interval_s) else None
+
+    # ---- the working-day calendar
+
+    def _calendar_check_due(self) -> bool:
+        now = time.monotonic()
+        if self._calendar_checked is not None and now - self._calendar_checked < self.calendar_check_s:
+            return False
+        self._calendar_checked = now
+        return True
+
+    def check_calendar(self) -> int:
+        """Take up a changed calendar directory without a restart, and re-derive the reply deadlines the
+        change moves (or confirms, for a year whose notice replaced its provisional calendar); returns how
+        many `sla.deadline_changed` this instance published.
+
+        The calendar the deadlines were last derived with is stored, so a file added while the service
+        was down is compared with the calendar before it all the same. Every petition still watched or
+        with a provisional deadline is derived with both calendars; each difference is published once
+        (the unique first commit of its own aggregate, as notices are), so several instances may do this
+        at once. The stored calendar is replaced only after every petition was handled: a crash midway
+        makes the next check do it again, publishing nothing twice.
+        """
+        if self.calendar_files is not None:
+            try:
+                fresh = self.calendar_files.refresh()
+            except CalendarFileError as exc:
+                log.error("calendar file refused; the calendar in use stays", extra={"error": str(exc)})
+                fresh = None
+            if fresh is not None:
+                self.config = replace(self.config, calendar=fresh)
+                self.metrics.calendar_reloads.inc()
+                self._calendar_gauges()
+                log.warning("working-day calendar reloaded", extra={"official": fresh.official_years()[-1:]})
+        calendar = self.config.calendar
+        now = self.clock()
+        stored = self.calendar_state.find_one({"_id": CALENDAR_STATE_ID})
+        since = stored["since"] if stored is not None else now.year - 1
+        if stored is not None and stored.get("revision") == calendar.revision(since):
+            return 0
+        published = 0
+        if stored is not None:
+            before = WorkCalendar.from_doc(stored)
+            years = before.changed_years(calendar)
+            if years:
+                published = self._rederive_all(before, calendar, years, since, now)
+        self.calendar_state.replace_one({"_id": CALENDAR_STATE_ID}, calendar.to_doc(since), upsert=True)
+        return published
+
+    def _rederive_all(
+        self, before: WorkCalendar, after: WorkCalendar, years: tuple[int, ...], since: int, now: datetime
+    ) -> int:
+        watched = {doc["_id"] for doc in self.open_clocks.find({}, {"_id": 1})}
+        provisional = {doc["_id"] for doc in self.provisional_clocks.find({}, {"_id": 1})}
+        revision = after.revision(since)
+        published = 0
+        for pid in sorted(watched | provisional):
+            loaded = self.clocks.load(pid)
+            if loaded.state is None:
+                continue
+            record = SlaRecord.from_dict(loaded.state)
+            for change in deadline_changes(record, now, self.config.policy, before, after):
+                published += self._emit_deadline_change(change, years, revision, now)
+            self._project(record, loaded.seq, now)
+            if pid in provisional and not views.has_provisional_deadline(record, self.config.policy, after):
+                self.provisional_clocks.delete_one({"_id": pid})
+        log.warning(
+            "reply deadlines derived again after a calendar change",
+            extra={"years": list(years), "petitions": len(watched | provisional), "published": published},
+        )
+        return published
+
+    def _emit_deadline_change(
+        self, change: DeadlineChange, years: tuple[int, ...], revision: str, now: datetime
+    ) -> bool:
+        nid = f"{change.petition_id}|reply.{change.generation}:deadline:{revision}"
+        data = change.data(years)
+        state = {"petition_id": change.petition_id, "type": "sla.deadline_changed", "emitted_at": format_instant(now)}
+        if not self._commit_once(nid, "sla.deadline_changed", change.petition_id, data, state, now):
+            return False
+        self.metrics.deadline_changes.inc()
+        log.info("deadline changed", extra={"petition_id": change.petition_id, "deadline": data["deadline"]})
+        return True
 
     def process(self, petition_id: str, now: datetime) -> tuple[list[str], dict[str, Any] | None]:
         """Emit the petition's due notices; returns the keys confirmed emitted and its new projection."""
@@ -318,18 +421,7 @@ class SlaService:
     def _emit(self, notice: Notice, now: datetime) -> bool:
         """Commit the notice (and its event) unless it exists; True once it is known to exist."""
         nid = views.notice_id(notice.petition_id, notice.key)
-        loaded = self.notices.load(nid)
-        if loaded.state is not None:
-            return True  # emitted before (by us before a crash, or by another instance)
         data = {**notice.data(), "due_at": format_instant(notice.due_at)}
-        event = Event(
-            type=notice.event_type,
-            source=SOURCE,
-            subject=notice.petition_id,
-            data=data,
-            time=format_time(now),
-            id=str(uuid.uuid5(_NOTICE_NAMESPACE, nid)),
-        )
         state = {
             "petition_id": notice.petition_id,
             "key": notice.key,
@@ -340,14 +432,9 @@ class SlaService:
             "deadline": data["deadline"],
             "due_at": data["due_at"],
             "emitted_at": format_instant(now),
-            "event_id": event.id,
-            "data": data,
         }
-        try:
-            self.notices.commit(loaded, state, [event])
-        except Conflict:
-            # another writer took this version: emitted if it holds a real notice, else try next scan
-            return self.notices.load(nid).state is not None
+        if not self._commit_once(nid, notice.event_type, notice.petition_id, data, state, now):
+            return self.notices.load(nid).state is not None  # emitted before, or by another instance
         self.metrics.notices.labels(notice.event_type, str(notice.level)).inc()
         if notice.kind == views.BREACHED and notice.level == 1:
             self.metrics.breached.labels(notice.clock).inc()
@@ -355,6 +442,28 @@ class SlaService:
             "notice emitted",
             extra={"petition_id": notice.petition_id, "key": notice.key, "due_at": data["due_at"]},
         )
+        return True
+
+    def _commit_once(
+        self, nid: str, event_type: str, petition_id: str, data: dict[str, Any], state: dict[str, Any], now: datetime
+    ) -> bool:
+        """Commit aggregate `nid` of the notices store with its one event, unless it exists: True if this
+        call committed it. The event id derives from `nid`, so even a republication carries the same id."""
+        loaded = self.notices.load(nid)
+        if loaded.state is not None:
+            return False  # committed before (by us before a crash, or by another instance)
+        event = Event(
+            type=event_type,
+            source=SOURCE,
+            subject=petition_id,
+            data=data,
+            time=format_time(now),
+            id=str(uuid.uuid5(_NOTICE_NAMESPACE, nid)),
+        )
+        try:
+            self.notices.commit(loaded, {**state, "event_id": event.id, "data": data}, [event])
+        except Conflict:
+            return False  # another writer took this version
         return True
 
     def _mark_emitted(self, petition_id: str, keys: list[str]) -> tuple[SlaRecord, int]:
@@ -380,6 +489,7 @@ class SlaService:
         oldest = summary.oldest_started_at
         self.metrics.oldest_open_age.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
         self.metrics.uncovered_records.set(summary.uncovered)
+        self.metrics.provisional_clocks.set(summary.provisional)
 
     def _calendar_gap(self, petition_id: str, year: int) -> None:
         self.metrics.calendar_not_covered.labels(str(year)).inc()
@@ -390,8 +500,8 @@ class SlaService:
         if len(self._gaps_logged) > 10_000:
             self._gaps_logged.popitem(last=False)
         log.error(
-            "reply deadline not computable: the working-day calendar lacks a year; its reply notices are "
-            "skipped until config/calendar/<year>.yaml is added and the service restarted",
+            "reply deadline not computable: the working-day calendar lacks a year (not even a provisional "
+            "one); its reply notices are skipped until config/calendar/<year>.yaml is added",
             extra={"petition_id": petition_id, "year": year},
         )
 

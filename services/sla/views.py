@@ -102,6 +102,7 @@ def projection_doc(
                 "ended_at": format_instant(clock.ended_at) if clock.ended_at else None,
                 "outcome": clock.outcome,
                 "paused": clock.clock == "reply" and running and paused is not None,
+                "provisional": clock.provisional,
                 "levels": [
                     {"level": level, "due_at": format_instant(at)}
                     for level, at in _ladder(clock, policy, record.category)
@@ -162,12 +163,13 @@ class OpenSummary:
     counts: dict[tuple[str, str], int]
     oldest_started_at: datetime | None
     uncovered: int
+    provisional: int = 0  # running reply clocks whose deadline counts days of a provisional calendar year
 
 
 def summarize(docs: Iterable[Mapping[str, Any]], now: datetime) -> OpenSummary:
     counts: dict[tuple[str, str], int] = {}
     oldest: datetime | None = None
-    uncovered = 0
+    uncovered = provisional = 0
     for doc in docs:
         if doc.get("uncovered_year") is not None:
             uncovered += 1
@@ -177,9 +179,15 @@ def summarize(docs: Iterable[Mapping[str, Any]], now: datetime) -> OpenSummary:
                 continue
             state = "breached" if now >= entry["deadline"] else "warned" if now >= entry["warning_at"] else "on_track"
             counts[(entry["clock"], state)] = counts.get((entry["clock"], state), 0) + 1
+            provisional += bool(entry.get("provisional"))
             if oldest is None or entry["started_at"] < oldest:
                 oldest = entry["started_at"]
-    return OpenSummary(counts, oldest, uncovered)
+    return OpenSummary(counts, oldest, uncovered, provisional)
+
+
+def has_provisional_deadline(record: SlaRecord, policy: SlaPolicy, calendar: WorkCalendar) -> bool:
+    """Whether any reply clock's deadline counts days of a provisional calendar year (so it may move)."""
+    return any(clock.provisional for clock in clocks_of(record, None, policy, calendar).states)
 
 
 # -- the overdue list -----------------------------------------------------------------------------
@@ -355,6 +363,7 @@ def petition_view(
                 "outcome": clock.outcome if not running else None,
                 "on_time": None if running else not late,
                 "paused": clock.clock == "reply" and running and pause is not None,
+                "provisional": clock.provisional,
                 "paused_seconds": int(clock.paused // timedelta(seconds=1)),
                 "level": level or None,
                 "remaining_seconds": _seconds(clock.deadline - now) if running and now < clock.deadline else None,

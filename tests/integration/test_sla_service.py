@@ -4,8 +4,10 @@ once, consumers racing on the same petition, late detection, a calendar gap, pro
 from __future__ import annotations
 
 import random
+import shutil
 import threading
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +20,7 @@ from petition_common.config import REPO_ROOT
 from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
 from petition_common.store import AggregateStore, commit_id
-from services.sla.domain.calendar import WorkCalendar
+from services.sla.domain.calendar import CalendarDirectory, WorkCalendar, load_year_overrides
 from services.sla.domain.policy import load_category_codes, load_policy
 from services.sla.domain.record import SlaRecord, apply
 from services.sla.metrics import SlaMetrics
@@ -36,6 +38,7 @@ CONFIG = SlaConfig(
     calendar=WorkCalendar.load(REPO_ROOT / "config" / "calendar"),
 )
 VALIDATOR = ContractValidator(REPO_ROOT / "contract")
+OFFICIAL_ONLY = WorkCalendar.from_library(load_year_overrides(REPO_ROOT / "config" / "calendar"))
 
 
 class FakeClock:
@@ -274,6 +277,8 @@ def test_a_void_or_unconfirmed_attempt_is_retried_and_a_lost_mark_costs_nothing(
 
 def test_a_year_the_calendar_lacks_costs_only_the_reply_notices(instances) -> None:
     a, _, clock = instances
+    # without its provisional years (the fallback for a year not even those cover)
+    a.config = replace(a.config, calendar=OFFICIAL_ONLY)
     pid = "JZ20261229000001"
     at = datetime(2026, 12, 29, 2, 0, tzinfo=UTC)  # the 5th working day after it is in 2027
     a.on_event(submitted(pid, at=at))
@@ -319,3 +324,95 @@ def test_the_scanner_runs_after_each_step_of_a_clock_that_jumps(instances):
     assert one.scan_when_due(30) is None
     clock.now += timedelta(seconds=10)
     assert one.scan_when_due(30) is None
+
+
+# A hypothetical 2027 notice: New Year's Day alone, with Saturday 2 January a make-up working day inside
+# the reply windows of late-December petitions (the provisional calendar has no make-up days).
+NOTICE_2027 = """notice: 国务院办公厅关于2027年部分节假日安排的通知（测试用，虚构）
+holidays: [2027-01-01, 2027-02-06, 2027-02-07, 2027-02-08, 2027-02-09, 2027-02-10, 2027-02-11, 2027-02-12]
+workdays: [2027-01-02]
+"""
+
+
+def cst_instant(day: str, hour: int) -> datetime:
+    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00+08:00").astimezone(UTC)
+
+
+def test_importing_a_notice_moves_provisional_deadlines_once_across_instances(instances, tmp_path) -> None:
+    a, b, clock = instances
+    calendar_dir = tmp_path / "calendar"
+    shutil.copytree(REPO_ROOT / "config" / "calendar", calendar_dir)
+    clock.now = cst_instant("2026-12-28", 10)
+    for service in (a, b):
+        service.calendar_files = CalendarDirectory(calendar_dir, today=lambda: clock.now.date())
+        service.config = replace(service.config, calendar=service.calendar_files.calendar)
+        assert service.check_calendar() == 0  # the first check only stores the calendar in use
+    # open: submitted Monday 28 December, contacted, no reply; met: submitted Wednesday 30, replied
+    # the next day (no longer watched, but its deadline was provisional); old: counted in 2026 only
+    open_pid, met_pid, old_pid = "JZ20261228000001", "JZ20261230000002", "JZ20261221000003"
+    contacted = lambda pid, at: event("petition.contacted", pid, f"{pid}-c", staff_id="S1", contacted_at=iso(at))  # noqa: E731
+    a.on_event(submitted(open_pid, at=cst_instant("2026-12-28", 10)))
+    a.on_event(contacted(open_pid, cst_instant("2026-12-28", 11)))
+    a.on_event(submitted(old_pid, at=cst_instant("2026-12-21", 10)))
+    a.on_event(contacted(old_pid, cst_instant("2026-12-21", 11)))
+    clock.now = cst_instant("2026-12-31", 12)
+    a.on_event(submitted(met_pid, at=cst_instant("2026-12-30", 10)))
+    a.on_event(contacted(met_pid, cst_instant("2026-12-30", 11)))
+    reply = event(
+        "petition.replied",
+        met_pid,
+        f"{met_pid}-r",
+        staff_id="S1",
+        replied_at=iso(clock.now),
+        resolution="resolved",
+        summary="好",
+    )
+    a.on_event(reply)
+    staff = Staff("D", "county_dispatcher")
+    view = a.petition(open_pid, staff)["clocks"][1]
+    # provisional: 29, 30, 31 December, 4 and 5 January (1 January off, then the weekend)
+    assert view["provisional"] is True and view["deadline"] == iso(cst_instant("2027-01-06", 0))
+    assert a.petition(old_pid, staff)["clocks"][1]["provisional"] is False
+    assert a.provisional_clocks.find_one({"_id": met_pid}) is not None  # the met one stays findable
+    clock.now = cst_instant("2027-01-04", 12)
+    a.scan()
+    assert a.metrics.provisional_clocks._value.get() == 1  # type: ignore[attr-defined]
+    [warning] = [c for c in real_notice_commits(a) if c["aggregate_id"] == notice_id(open_pid, "reply.0:warning:1")]
+    assert warning["events"][0]["body"]["data"]["provisional"] is True
+
+    # the notice is imported while both instances run: each takes it up, the changes are published once
+    (calendar_dir / "2027.yaml").write_text(NOTICE_2027, encoding="utf-8")
+    barrier = threading.Barrier(2)
+    published: list[int] = []
+
+    def check(service: SlaService) -> None:
+        barrier.wait()
+        published.append(service.check_calendar())
+
+    threads = [threading.Thread(target=check, args=(s,)) for s in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    changes = [c for c in real_notice_commits(a) if ":deadline:" in c["aggregate_id"]]
+    assert sorted(c["aggregate_id"].split("|")[0] for c in changes) == [open_pid, met_pid]  # once each
+    assert sum(published) == 2
+    by_pid = {c["aggregate_id"].split("|")[0]: c["events"][0]["body"] for c in changes}
+    for body in by_pid.values():
+        assert body["type"] == "sla.deadline_changed" and body["data"]["provisional"] is False
+    # 29, 30, 31 December, 2 (make-up) and 4 January: a day earlier
+    assert by_pid[open_pid]["data"]["deadline"] == iso(cst_instant("2027-01-05", 0))
+    assert by_pid[open_pid]["data"]["previous_deadline"] == iso(cst_instant("2027-01-06", 0))
+    assert by_pid[open_pid]["data"]["corrected"] == []  # its warning point (80 %) had passed either way
+    assert by_pid[met_pid]["data"]["deadline"] == iso(cst_instant("2027-01-07", 0))
+    assert a.provisional_clocks.find_one({"_id": met_pid}) is None  # official now: nothing left to move
+    assert a.petition(open_pid, staff)["clocks"][1]["provisional"] is False
+
+    # after the import the new deadline passes: the breach follows it, on the official calendar
+    clock.now = cst_instant("2027-01-05", 1)
+    assert a.scan().emitted == [notice_id(open_pid, "reply.0:breached:1")]
+    assert a.metrics.provisional_clocks._value.get() == 0  # type: ignore[attr-defined]
+
+    # a restarted instance (its calendar read after the import) finds nothing left to change
+    for service in (a, b):
+        assert service.check_calendar() == 0

@@ -7,8 +7,16 @@ of a 放假调休 range). Which days those are is announced each year by the Sta
 
 The base data is the `chinese_calendar` library. A file `config/calendar/<year>.yaml` replaces the
 library's data for that year entirely, so it can correct the library or add a year the library does not
-know yet. A year covered by neither is refused with `YearNotCovered`: guessing "no holidays" would
-silently move every deadline that touches a holiday.
+know yet. Together these are the *official* years.
+
+A year after the last official one is *provisional* (`provisional_schedule`): weekends plus the statutory
+public holidays of the national regulation (全国年节及纪念日放假办法, as amended from 2025), with the
+working-day make-up for a holiday that falls on a weekend (its 第六条: 适逢周六、周日，应当在工作日补假),
+computed by the `holidays` library. It has no make-up working days (调休上班), because only the notice
+says which those are. Supervision therefore never stops for want of a file, and every deadline that
+counts a day of a provisional year says so (`WorkCalendar.is_provisional_span`) until the notice is
+imported. A year covered by none of these (before the library's first year, or past the provisional
+horizon) is refused with `YearNotCovered`: guessing "no holidays" would silently move deadlines.
 
 `WorkCalendar` itself does no I/O; `load_year_overrides` (and `WorkCalendar.load`, which calls it) are the
 only functions that read files.
@@ -16,18 +24,21 @@ only functions that read files.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import chinese_calendar
+import holidays as holiday_rules
 import yaml
 from chinese_calendar import constants as _library_data
 
 __all__ = [
+    "CalendarDirectory",
     "CalendarFileError",
     "WorkCalendar",
     "YearNotCovered",
@@ -35,7 +46,11 @@ __all__ = [
     "library_schedules",
     "load_year_overrides",
     "parse_year_schedule",
+    "provisional_schedule",
 ]
+
+# How many years past the last official one get a provisional calendar (see WorkCalendar.load).
+PROVISIONAL_YEARS_AHEAD = 2
 
 _WEEKEND = (5, 6)  # date.weekday(): Saturday, Sunday
 _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -69,6 +84,7 @@ class YearSchedule:
     workdays: frozenset[date]
     source: str
     notice: str | None = None
+    provisional: bool = False  # computed from the regulation, not taken from a notice
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,7 @@ class WorkCalendar:
     holidays: frozenset[date]
     workdays: frozenset[date]
     sources: Mapping[int, str] = field(default_factory=dict)
+    provisional_years: frozenset[int] = frozenset()
 
     # -- construction -------------------------------------------------------------------------
 
@@ -90,7 +107,8 @@ class WorkCalendar:
         holidays = frozenset(d for s in by_year.values() for d in s.holidays)
         workdays = frozenset(d for s in by_year.values() for d in s.workdays)
         sources = {year: by_year[year].source for year in sorted(by_year)}
-        return cls(holidays=holidays, workdays=workdays, sources=sources)
+        provisional = frozenset(year for year, schedule in by_year.items() if schedule.provisional)
+        return cls(holidays=holidays, workdays=workdays, sources=sources, provisional_years=provisional)
 
     @classmethod
     def from_library(cls, overrides: Iterable[YearSchedule] = ()) -> WorkCalendar:
@@ -98,15 +116,107 @@ class WorkCalendar:
         return cls.from_schedules([*library_schedules(), *overrides])
 
     @classmethod
-    def load(cls, override_dir: str | Path | None = None) -> WorkCalendar:
-        """The library plus the `<year>.yaml` files of `override_dir` (reads files)."""
+    def load(cls, override_dir: str | Path | None = None, *, today: date | None = None) -> WorkCalendar:
+        """The library plus the `<year>.yaml` files of `override_dir` (reads files), plus provisional
+        years after the last official one up to PROVISIONAL_YEARS_AHEAD years past it or past `today`,
+        whichever is later (the services pass their clock's date, so a calendar never runs out)."""
         overrides = load_year_overrides(override_dir) if override_dir is not None else []
-        return cls.from_library(overrides)
+        return cls.from_library(overrides).with_provisional(through=None if today is None else today.year)
+
+    def with_provisional(self, through: int | None = None) -> WorkCalendar:
+        """This calendar plus a provisional schedule for every year without an official one, up to
+        PROVISIONAL_YEARS_AHEAD years past the later of the last official year and `through`."""
+        official = self.official_years()
+        if not official:
+            return self
+        last = max(official[-1], through or official[-1])
+        schedules = [self._schedule(year) for year in official]
+        missing = [year for year in range(official[0], last + PROVISIONAL_YEARS_AHEAD + 1) if year not in official]
+        schedules += [provisional_schedule(year) for year in missing]
+        return WorkCalendar.from_schedules(schedules)
+
+    def _schedule(self, year: int) -> YearSchedule:
+        return YearSchedule(
+            year=year,
+            holidays=frozenset(d for d in self.holidays if d.year == year),
+            workdays=frozenset(d for d in self.workdays if d.year == year),
+            source=self.sources[year],
+            provisional=year in self.provisional_years,
+        )
 
     # -- queries -----------------------------------------------------------------------------
 
     def covered_years(self) -> tuple[int, ...]:
         return tuple(sorted(self.sources))
+
+    def official_years(self) -> tuple[int, ...]:
+        """The years whose days come from a notice (the library's data or a file), not from the regulation."""
+        return tuple(year for year in sorted(self.sources) if year not in self.provisional_years)
+
+    def is_provisional_span(self, start: date, end: date) -> bool:
+        """Whether any day d with start < d <= end lies in a provisional year: a deadline counted over
+        those days may still move when the year's notice is imported."""
+        start, end = _as_date(start), _as_date(end)
+        first = start + timedelta(days=1)
+        return any(year in self.provisional_years for year in range(first.year, end.year + 1))
+
+    def year_schedules(self) -> dict[int, YearSchedule]:
+        """Every covered year's schedule (to store, and to compare with a later calendar)."""
+        return {year: self._schedule(year) for year in self.covered_years()}
+
+    def revision(self, since: int | None = None) -> str:
+        """A digest of the days and provisional marks of the covered years (from `since` on): two
+        calendars that count every deadline alike have the same revision."""
+        digest = hashlib.sha256()
+        for year, schedule in self.year_schedules().items():
+            if since is not None and year < since:
+                continue
+            digest.update(f"{year}|{int(schedule.provisional)}|".encode())
+            digest.update(",".join(sorted(d.isoformat() for d in schedule.holidays)).encode() + b"|")
+            digest.update(",".join(sorted(d.isoformat() for d in schedule.workdays)).encode() + b";")
+        return digest.hexdigest()[:16]
+
+    def to_doc(self, since: int) -> dict[str, Any]:
+        """The years from `since` on as a JSON/BSON-ready dict (the sla service stores the calendar its
+        deadlines were derived with, to tell after a restart what a new calendar changes)."""
+        return {
+            "revision": self.revision(since),
+            "since": since,
+            "years": {
+                str(year): {
+                    "holidays": sorted(d.isoformat() for d in s.holidays),
+                    "workdays": sorted(d.isoformat() for d in s.workdays),
+                    "provisional": s.provisional,
+                    "source": s.source,
+                }
+                for year, s in self.year_schedules().items()
+                if year >= since
+            },
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> WorkCalendar:
+        """The calendar `to_doc` stored (only its years)."""
+        return cls.from_schedules(
+            YearSchedule(
+                year=int(year),
+                holidays=frozenset(date.fromisoformat(d) for d in raw["holidays"]),
+                workdays=frozenset(date.fromisoformat(d) for d in raw["workdays"]),
+                source=raw.get("source", "stored"),
+                provisional=bool(raw.get("provisional")),
+            )
+            for year, raw in doc["years"].items()
+        )
+
+    def changed_years(self, other: WorkCalendar) -> tuple[int, ...]:
+        """The years both calendars cover whose days off, make-up days or provisional flag differ."""
+        mine, theirs = self.year_schedules(), other.year_schedules()
+        return tuple(
+            year
+            for year in sorted(set(mine) & set(theirs))
+            if (mine[year].holidays, mine[year].workdays, mine[year].provisional)
+            != (theirs[year].holidays, theirs[year].workdays, theirs[year].provisional)
+        )
 
     def covers(self, d: date) -> bool:
         return _as_date(d).year in self.sources
@@ -168,6 +278,30 @@ def library_schedules() -> list[YearSchedule]:
         )
         for year in range(min(years), max(years) + 1)
     ]
+
+
+# -- provisional years ---------------------------------------------------------------------------
+
+# The `holidays` library names the make-up days it knows from past notices "Day off (substituted from …)";
+# a provisional year must not contain any (a notice decides them), so they are left out should the library
+# ever know some for a year that has no file here.
+_SUBSTITUTED = "Day off (substituted"
+
+
+def provisional_schedule(year: int) -> YearSchedule:
+    """Weekends plus the statutory holidays of the amended regulation (New Year's Day 1, Spring Festival 4
+    with the eve, Qingming 1, Labour Day 2, Dragon Boat 1, Mid-Autumn 1, National Day 3), with a
+    weekday off for one that falls on a weekend; no make-up working days."""
+    rules = holiday_rules.country_holidays("CN", years=year, categories=("public",))
+    days = frozenset(d for d, name in rules.items() if d.year == year and not name.startswith(_SUBSTITUTED))
+    version = getattr(holiday_rules, "__version__", "?")
+    return YearSchedule(
+        year=year,
+        holidays=days,
+        workdays=frozenset(),
+        source=f"provisional (holidays {version}: 全国年节及纪念日放假办法, no notice yet)",
+        provisional=True,
+    )
 
 
 # -- override files -----------------------------------------------------------------------------
@@ -252,3 +386,36 @@ def load_year_overrides(directory: str | Path) -> list[YearSchedule]:
             raise CalendarFileError(f"{file}: not valid YAML: {exc}") from exc
         schedules.append(parse_year_schedule(int(match.group(1)), content, str(file)))
     return schedules
+
+
+class CalendarDirectory:
+    """The calendar of an override directory, loaded again when its files change (or when the year
+    turns, which moves the provisional horizon): an operator adds next year's file without a restart."""
+
+    def __init__(self, directory: str | Path | None, today: Callable[[], date]):
+        self.directory = Path(directory) if directory is not None else None
+        self.today = today
+        self._fingerprint = self._read_fingerprint()
+        self.calendar = WorkCalendar.load(self.directory, today=today())
+
+    def _read_fingerprint(self) -> tuple[Any, ...]:
+        year = self.today().year
+        if self.directory is None or not self.directory.is_dir():
+            return (year,)
+        files = sorted(f for f in self.directory.iterdir() if f.suffix in (".yaml", ".yml"))
+        return (year, *((f.name, hashlib.sha256(f.read_bytes()).hexdigest()) for f in files))
+
+    def refresh(self) -> WorkCalendar | None:
+        """The new calendar if the files (or the year) changed since the last load, else None.
+
+        Raises CalendarFileError for a malformed file; the calendar in use stays as it was.
+        """
+        fingerprint = self._read_fingerprint()
+        if fingerprint == self._fingerprint:
+            return None
+        calendar = WorkCalendar.load(self.directory, today=self.today())
+        self._fingerprint = fingerprint
+        if calendar == self.calendar:
+            return None
+        self.calendar = calendar
+        return calendar

@@ -22,17 +22,26 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .calendar import WorkCalendar, YearNotCovered
-from .deadlines import Pause, apply_pauses, contact_deadline, reply_deadline, warning_point
+from .deadlines import (
+    Pause,
+    apply_pauses,
+    contact_deadline,
+    reply_deadline,
+    reply_deadline_is_provisional,
+    warning_point,
+)
 from .policy import ClockRules, SlaPolicy
 from .record import PauseMark, SlaRecord, apply, mark_emitted
 from .tz import format_instant, to_utc
 
 __all__ = [
     "ClockState",
+    "DeadlineChange",
     "Notice",
     "SlaRecord",
     "apply",
     "clock_states",
+    "deadline_changes",
     "due_notices",
     "mark_emitted",
     "next_due_at",
@@ -54,6 +63,7 @@ class ClockState:
     ended_at: datetime | None  # when it was met or stopped; None while running
     outcome: str | None  # "met" | "stopped" | None
     paused: timedelta  # pause time counted
+    provisional: bool = False  # the deadline counts days of a provisional calendar year
 
     @property
     def id(self) -> str:
@@ -89,6 +99,7 @@ class Notice:
     town: str | None
     remaining_seconds: int | None = None
     overdue_seconds: int | None = None
+    provisional: bool = False
 
     @property
     def key(self) -> str:
@@ -107,6 +118,8 @@ class Notice:
             "town": self.town,
             "level": self.level,
             "generation": self.generation,  # optional addition: which reply clock (0 = before any reopening)
+            # optional addition: the deadline counts days of a year whose holiday notice is not imported yet
+            "provisional": self.provisional,
         }
         if self.kind == WARNING:
             out["remaining_seconds"] = self.remaining_seconds
@@ -195,6 +208,7 @@ def _reply_clocks(
             outcome = STOPPED if ended is not None else None
         try:
             base = reply_deadline(start, rules.reply_working_days, calendar)
+            provisional = reply_deadline_is_provisional(start, rules.reply_working_days, calendar)
         except YearNotCovered:
             if skip_uncovered:
                 return  # later clocks start later, and their pauses depend on this one's share of the cap
@@ -218,6 +232,7 @@ def _reply_clocks(
             ended_at=ended,
             outcome=outcome,
             paused=moved.paused,
+            provisional=provisional,
         )
 
 
@@ -317,6 +332,7 @@ def due_notices(
                 town=record.town,
                 remaining_seconds=remaining,
                 overdue_seconds=overdue,
+                provisional=clock.provisional,
             )
         )
     return sorted(notices, key=lambda n: (n.due_at, n.clock, n.generation, n.level, n.kind))
@@ -364,3 +380,80 @@ def _all_reply_clocks(record: SlaRecord, clocks: list[ClockState]) -> bool:
 
 def _whole_seconds(delta: timedelta) -> int:
     return int(delta // timedelta(seconds=1))
+
+
+# -- deadlines derived again after a calendar change --------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadlineChange:
+    """A reply clock whose deadline (or its provisional mark) differs between two calendars."""
+
+    petition_id: str
+    generation: int
+    previous_deadline: datetime
+    previous_provisional: bool
+    deadline: datetime
+    provisional: bool
+    grid_id: str | None
+    town: str | None
+    corrected: tuple[str, ...]  # keys of notices sent that the new deadline would not have called for yet
+
+    def data(self, calendar_years: tuple[int, ...]) -> dict[str, Any]:
+        """The `sla.deadline_changed` event's data (contract/schemas/events/sla.deadline_changed.json)."""
+        return {
+            "petition_id": self.petition_id,
+            "clock": REPLY,
+            "generation": self.generation,
+            "deadline": format_instant(self.deadline),
+            "previous_deadline": format_instant(self.previous_deadline),
+            "provisional": self.provisional,
+            "previous_provisional": self.previous_provisional,
+            "grid_id": self.grid_id,
+            "town": self.town,
+            "reason": "calendar",
+            "calendar_years": list(calendar_years),
+            "corrected": [
+                {"key": key, "type": f"sla.{key.split(':')[1]}", "level": int(key.split(":")[2])}
+                for key in self.corrected
+            ],
+        }
+
+
+def deadline_changes(
+    record: SlaRecord, now: datetime, policy: SlaPolicy, before: WorkCalendar, after: WorkCalendar
+) -> list[DeadlineChange]:
+    """The reply clocks whose deadline or provisional mark `after` changes from what `before` gave.
+
+    Both are derived as of `now` (pause time counted so far), so a difference is the calendar's alone.
+    A clock `before` could not compute (its year was not covered) had no deadline to change: the scanner
+    computes it for the first time. Notices already sent stay sent; those the new deadline would not
+    have called for by `now` are listed in `corrected`.
+    """
+    now = to_utc(now)
+    old = {c.id: c for c in clock_states(record, now, policy, before, skip_uncovered=True) if c.clock == REPLY}
+    new_clocks = clock_states(record, now, policy, after, skip_uncovered=True)
+    rules = policy.rules_for(record.category)
+    called_for = {plan.key for plan in _planned(new_clocks, rules) if plan.due_at <= now}
+    changes = []
+    for clock in new_clocks:
+        previous = old.get(clock.id)
+        if clock.clock != REPLY or previous is None:
+            continue
+        if (previous.deadline, previous.provisional) == (clock.deadline, clock.provisional):
+            continue
+        sent = [key for key in record.emitted if key.startswith(f"{clock.id}:")]
+        changes.append(
+            DeadlineChange(
+                petition_id=record.petition_id,
+                generation=clock.generation,
+                previous_deadline=previous.deadline,
+                previous_provisional=previous.provisional,
+                deadline=clock.deadline,
+                provisional=clock.provisional,
+                grid_id=record.grid_id,
+                town=record.town,
+                corrected=tuple(sorted(key for key in sent if key not in called_for)),
+            )
+        )
+    return changes

@@ -49,6 +49,7 @@ __all__ = [
     "apply_pauses",
     "contact_deadline",
     "reply_deadline",
+    "reply_deadline_is_provisional",
     "warning_point",
 ]
 
@@ -67,6 +68,13 @@ def reply_deadline(started_at: datetime, working_days: int, calendar: WorkCalend
     """
     last_day = calendar.add_working_days(local_date(started_at), working_days)
     return local_day_start(last_day + timedelta(days=1))
+
+
+def reply_deadline_is_provisional(started_at: datetime, working_days: int, calendar: WorkCalendar) -> bool:
+    """Whether the reply deadline counts a day of a provisional calendar year: it may still move when
+    that year's State Council notice is imported (a make-up working day, a longer holiday)."""
+    start = local_date(started_at)
+    return calendar.is_provisional_span(start, calendar.add_working_days(start, working_days))
 
 
 def warning_point(started_at: datetime, deadline: datetime, fraction: float) -> datetime:

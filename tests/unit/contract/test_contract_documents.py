@@ -56,8 +56,11 @@ TOPICS = {
     "petitions.alerts.v1": ("stats", "alerts", ["alert.hotspot"]),
 }
 DEADLETTER_TOPIC = "petitions.deadletter.v1"
-EVENT_TYPES = [t for _, _, types in TOPICS.values() for t in types]
-TOPIC_OF = {t: topic for topic, (_, _, types) in TOPICS.items() for t in types}
+# event types added since v1 (contract/README.md), by topic
+ADDED_TYPES = {"petitions.sla.v1": ["sla.deadline_changed"]}
+TOPICS_NOW = {topic: (w, c, [*types, *ADDED_TYPES.get(topic, [])]) for topic, (w, c, types) in TOPICS.items()}
+EVENT_TYPES = [t for _, _, types in TOPICS_NOW.values() for t in types]
+TOPIC_OF = {t: topic for topic, (_, _, types) in TOPICS_NOW.items() for t in types}
 
 # Required fields of each event's data, as in CONTRACT.md.
 REQUIRED = {
@@ -92,6 +95,17 @@ REQUIRED = {
     "petition.withdrawn": ["petition_id", "withdrawn_at"],
     "sla.warning": ["petition_id", "clock", "deadline", "grid_id", "town", "level", "remaining_seconds"],
     "sla.breached": ["petition_id", "clock", "deadline", "grid_id", "town", "level", "overdue_seconds"],
+    "sla.deadline_changed": [
+        "petition_id",
+        "clock",
+        "generation",
+        "deadline",
+        "previous_deadline",
+        "provisional",
+        "grid_id",
+        "town",
+        "reason",
+    ],
     "alert.hotspot": [
         "alert_id",
         "kind",
@@ -221,6 +235,22 @@ VALID: dict[str, dict[str, Any]] = {
         "level": 3,
         "overdue_seconds": 7200,
         "occurred_seq": 2,
+        "provisional": False,
+    },
+    "sla.deadline_changed": {
+        "petition_id": PID,
+        "clock": "reply",
+        "generation": 0,
+        "deadline": "2027-01-04T16:00:00Z",
+        "previous_deadline": "2027-01-05T16:00:00Z",
+        "provisional": False,
+        "previous_provisional": True,
+        "grid_id": None,
+        "town": None,
+        "reason": "calendar",
+        "calendar_years": [2027],
+        "corrected": [{"type": "sla.breached", "level": 1, "key": "reply.0:breached:1"}],
+        "occurred_seq": 1,
     },
     "alert.hotspot": {
         "alert_id": "HS-1",
@@ -779,7 +809,7 @@ def test_asyncapi_channels_are_the_topics_with_optional_prefix() -> None:
 
 def test_asyncapi_each_event_type_is_a_message_of_its_topics_channel() -> None:
     doc = load(ASYNCAPI)
-    for topic, (_, channel, types) in TOPICS.items():
+    for topic, (_, channel, types) in TOPICS_NOW.items():
         assert sorted(doc["channels"][channel]["messages"]) == sorted(types), topic
     assert list(doc["channels"]["deadletter"]["messages"]) == ["deadletter"]
 
@@ -845,7 +875,7 @@ def test_asyncapi_operations() -> None:
         ("stats", "alerts"),
         ("ops", "deadletter"),
     }
-    for writer, channel, types in TOPICS.values():
+    for writer, channel, types in TOPICS_NOW.values():
         op = doc["operations"][f"{writer}.send.{channel}"]
         assert sorted(m["$ref"].rsplit("/", 1)[1] for m in op["messages"]) == sorted(types)
 

@@ -315,6 +315,7 @@ def test_notice_data_follows_the_contract(policy: SlaPolicy, calendar: WorkCalen
         "level": 1,
         "generation": 0,
         "remaining_seconds": 3600,
+        "provisional": False,
     }
     [breach] = due_notices(record, cst("2025-03-10 15:30"), policy, calendar)
     assert breach.event_type == "sla.breached"
