@@ -152,4 +152,6 @@ def _start_background(
 
     runtime.start_thread("stats-consumer", consume)
     runtime.start_periodic("stats-refresh", config.refresh_interval_s, loader.refresh)
+    # a new calendar file, or a new year's provisional calendar, without a restart
+    runtime.start_periodic("stats-calendar", 60.0, config.rules.refresh_calendar)
     runtime.start_relay([ctx.alerts.store])

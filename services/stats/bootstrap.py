@@ -12,13 +12,15 @@ Settings (environment, via petition_common.config; defaults in brackets):
 - STATS_CHECK_CRCS [auto]: verify Kafka record CRCs. kafka-python computes CRC32C in pure Python
   (~100 us a record, most of a catch-up's time) unless the `crc32c` C package is installed; "auto"
   checks only when it is. The broker checks every batch's CRC when it is produced.
-The SLA policy (config/sla-policy.yaml) and working-day calendar (config/calendar/) are the sla
-service's own files: stats decides "on time" with the same rules.
+The SLA policy (config/sla-policy.yaml) and working-day calendar (CALENDAR_DIR, default
+config/calendar/) are the sla service's own files: stats decides "on time" with the same rules, and
+reads the calendar again when sla says a deadline changed (sla.deadline_changed) or the files change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kafka import KafkaConsumer
@@ -26,8 +28,9 @@ from kafka import KafkaConsumer
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
 from petition_common.taxonomy import Category, load_categories
-from services.sla.domain.calendar import WorkCalendar
+from services.sla.domain.calendar import CalendarDirectory
 from services.sla.domain.policy import load_policy
+from services.sla.domain.tz import local_date
 from services.stats.alerts import AlertPublisher
 from services.stats.domain.facts import SlaRules
 from services.stats.domain.hotspot_config import HotspotConfig, config_from_yaml
@@ -51,10 +54,12 @@ class StatsConfig:
 def load_config(settings: Settings) -> StatsConfig:
     extra = settings.extra
     categories = load_categories(settings.config_dir / "categories.yaml")
-    calendar_dir = settings.config_dir / "calendar"
+    calendar_dir = settings.calendar_dir if settings.calendar_dir.is_dir() else None
+    calendar_files = CalendarDirectory(calendar_dir, today=lambda: local_date(datetime.now(UTC)))
     rules = SlaRules(
         policy=load_policy(settings.config_dir / "sla-policy.yaml", set(categories)),
-        calendar=WorkCalendar.load(calendar_dir if calendar_dir.is_dir() else None),
+        calendar=calendar_files.calendar,
+        calendar_files=calendar_files,
     )
     hotspots_file = Path(extra.get("STATS_HOTSPOTS_FILE", str(settings.config_dir / "hotspots.yaml")))
     hotspots = config_from_yaml(hotspots_file.read_text(encoding="utf-8"), categories=set(categories))

@@ -25,6 +25,7 @@ from typing import Any
 
 from services.stats.checkpoints import pack, unpack
 from services.stats.domain.facts import (
+    N_COUNTERS,
     CalendarGaps,
     CellKey,
     Change,
@@ -86,7 +87,9 @@ def decode_cells_raw(blob: bytes) -> tuple[list[list[Any]], list[list[int]]]:
     doc = unpack(blob)
     if doc.get("v") != BLOCK_VERSION:
         raise ValueError(f"unsupported cells block version {doc.get('v')!r}")
-    return doc["k"], doc["n"]
+    # a block written before a counter was added has shorter rows: the new counters are 0 there
+    values = [row if len(row) == N_COUNTERS else [*row, *[0] * (N_COUNTERS - len(row))] for row in doc["n"]]
+    return doc["k"], values
 
 
 def decode_cells(blob: bytes) -> dict[CellKey, list[int]]:

@@ -52,7 +52,12 @@ def counts(v: np.ndarray | list[int]) -> dict[str, Any]:
             "basically_satisfied": g["basically_satisfied"],
             "dissatisfied": g["dissatisfied"],
         },
-        "sla": {"warned": g["sla_warned"], "breached": g["sla_breached"]},
+        "sla": {
+            "warned": g["sla_warned"],
+            "breached": g["sla_breached"],
+            # replied petitions whose on-time verdict rests on a provisional calendar year
+            "replied_provisional": g["replied_provisional"],
+        },
         "averages": {
             "hours_to_contact": _ratio(g["contact_seconds"], g["contacted"] * 3600),
             "working_days_to_reply": _ratio(g["reply_working_days"], g["replied"]),

@@ -44,6 +44,7 @@ from petition_common.kafka_io import EventPublisher, PublishFailed
 from petition_common.metrics import PlatformMetrics
 from petition_common.store import Conflict
 from petition_common.topics import DEADLETTER, INTAKE, ROUTING, SLA
+from services.sla.domain.calendar import CalendarFileError
 from services.stats.alerts import AlertPublisher
 from services.stats.checkpoints import Checkpoint, CheckpointStore, namespace, sweep
 from services.stats.domain.changes import HANDLED_TYPES, BadEvent, change_of
@@ -390,8 +391,17 @@ class PartitionWorker:
         if change is None:
             consumed.labels(service, logical, event_type or "-", "ignored").inc()
             return
+        if change.kind == "deadline_changed":
+            self._refresh_calendar()  # sla took up a new calendar: derive the verdicts with it too
         applied = owned.state.apply(change)
         consumed.labels(service, logical, event_type, "applied" if applied else "duplicate").inc()
+
+    def _refresh_calendar(self) -> None:
+        try:
+            if self.ctx.rules.refresh_calendar():
+                log.warning("working-day calendar reloaded")
+        except CalendarFileError as exc:
+            log.error("calendar file refused; the calendar in use stays", extra={"error": str(exc)})
 
     # ---- checkpoints
 

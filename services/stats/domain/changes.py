@@ -35,6 +35,7 @@ HANDLED_TYPES = frozenset(
         "petition.feedback_received",
         "sla.warning",
         "sla.breached",
+        "sla.deadline_changed",
     }
 )
 
@@ -108,6 +109,10 @@ def change_of(event_type: str, data: Mapping[str, Any], event_id: str) -> Change
     if event_type == "petition.feedback_received":
         satisfaction = _choice(event_type, data, "satisfaction", SATISFACTION)
         return Change(pid, "feedback", parse_time(event_type, data, "received_at"), event_id, (satisfaction,))
+    if event_type == "sla.deadline_changed":
+        # which deadline does not matter here: stats derives the verdicts again with the same calendar
+        _choice(event_type, data, "clock", ("reply",))
+        return Change(pid, "deadline_changed", 0, event_id)
     # sla.warning / sla.breached: only the fact that one was issued counts
     _choice(event_type, data, "clock", ("contact", "reply"))
     return Change(pid, "sla_warning" if event_type == "sla.warning" else "sla_breached", 0, event_id)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from services.sla.domain.calendar import WorkCalendar, YearNotCovered
+from services.sla.domain.calendar import CalendarDirectory, WorkCalendar, YearNotCovered
 from services.sla.domain.clock import ClockState, clock_states
 from services.sla.domain.policy import SlaPolicy
 from services.sla.domain.record import PauseMark, SlaRecord
@@ -57,6 +57,8 @@ COUNTERS: tuple[str, ...] = (
     "dissatisfied",
     "sla_warned",  # accepted with at least one sla.warning
     "sla_breached",  # accepted with at least one sla.breached
+    # ... (added later, so stored cells may be shorter: read as 0)
+    "replied_provisional",  # replied, whose first reply deadline counts days of a provisional calendar year
 )
 INDEX: dict[str, int] = {name: i for i, name in enumerate(COUNTERS)}
 N_COUNTERS = len(COUNTERS)
@@ -92,6 +94,9 @@ class Facts:
     pauses: tuple[tuple[int, int, str | None], ...] = ()  # (at, PAUSE|RESUME, reason), sorted, distinct
     feedback: tuple[int, str] | None = None  # the latest: (received at, satisfaction)
     sla: int = 0  # SLA_WARNED | SLA_BREACHED bits
+    # ids of the sla.deadline_changed events seen: each one means "derive the on-time verdicts again",
+    # with the working-day calendar as it is now (the event follows an imported holiday notice)
+    rederived: tuple[str, ...] = ()
 
     def to_list(self) -> list[Any]:
         """A JSON-able form (stored inside compressed blocks, never as a MongoDB document)."""
@@ -107,11 +112,13 @@ class Facts:
             self.pauses,
             self.feedback,
             self.sla,
+            self.rederived,
         ]
 
     @classmethod
     def from_list(cls, raw: list[Any]) -> Facts:
-        sub, asg, transferred, contacted, replied, reopened, closed, withdrawn, pauses, feedback, sla = raw
+        sub, asg, transferred, contacted, replied, reopened, closed, withdrawn, pauses, feedback, sla = raw[:11]
+        rederived = raw[11] if len(raw) > 11 else ()  # blocks written before the field existed
         return cls(
             submitted=(sub[0], sub[1], sub[2], bool(sub[3])) if sub else None,
             assignment=(asg[0], asg[1], asg[2], asg[3], asg[4]) if asg else None,
@@ -124,6 +131,7 @@ class Facts:
             pauses=tuple((p[0], p[1], p[2]) for p in pauses),
             feedback=(feedback[0], feedback[1]) if feedback else None,
             sla=int(sla),
+            rederived=tuple(rederived),
         )
 
 
@@ -156,6 +164,7 @@ KINDS = (
     "feedback",  # value: (satisfaction,)
     "sla_warning",
     "sla_breached",
+    "deadline_changed",  # sla derived a reply deadline again (calendar change): the verdicts follow
 )
 
 
@@ -211,6 +220,10 @@ def merge(facts: Facts | None, change: Change) -> Facts:
         case "sla_warning" | "sla_breached":
             bits = f.sla | (SLA_WARNED if change.kind == "sla_warning" else SLA_BREACHED)
             return f if bits == f.sla else replace(f, sla=bits)
+        case "deadline_changed":
+            if change.event_id in f.rederived:
+                return f
+            return replace(f, rederived=tuple(sorted((*f.rederived, change.event_id))))
     raise ValueError(f"unknown change kind {change.kind!r}")
 
 
@@ -236,12 +249,27 @@ class Contribution(NamedTuple):
         return cls(tuple(key), tuple(values))  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
+@dataclass
 class SlaRules:
-    """The sla service's policy and working-day calendar: "on time" means what it means to sla."""
+    """The sla service's policy and working-day calendar: "on time" means what it means to sla.
+
+    `calendar` is replaced when the calendar files change (`refresh_calendar`, with a directory): the
+    petitions whose deadlines that moves are recomputed when sla's sla.deadline_changed arrives."""
 
     policy: SlaPolicy
     calendar: WorkCalendar
+    calendar_files: CalendarDirectory | None = None
+
+    def refresh_calendar(self) -> bool:
+        """Read the calendar files again if they changed; True if the calendar did. A malformed file
+        raises CalendarFileError and leaves the calendar as it was."""
+        if self.calendar_files is None:
+            return False
+        fresh = self.calendar_files.refresh()
+        if fresh is None:
+            return False
+        self.calendar = fresh
+        return True
 
 
 @dataclass
@@ -312,10 +340,15 @@ def cell_key(f: Facts) -> CellKey | None:
 
 def _sla_inputs(f: Facts) -> tuple[Any, ...]:
     """What the on-time verdicts depend on (an assignment or a rating changes none of them)."""
-    return (f.submitted, f.contacted, f.replied, f.reopened, f.closed, f.withdrawn, f.pauses)
+    return (f.submitted, f.contacted, f.replied, f.reopened, f.closed, f.withdrawn, f.pauses, f.rederived)
 
 
-_ON_TIME = (INDEX["contacted_on_time"], INDEX["replied_on_time"], INDEX["reply_working_days"])
+_ON_TIME = (
+    INDEX["contacted_on_time"],
+    INDEX["replied_on_time"],
+    INDEX["reply_working_days"],
+    INDEX["replied_provisional"],
+)
 
 
 def contribution(
@@ -351,7 +384,7 @@ def contribution(
     if reuse:
         assert previous is not None
         for i in _ON_TIME:
-            values[i] = previous.values[i]
+            values[i] = previous.values[i] if i < len(previous.values) else 0
     elif f.contacted is not None or f.replied:
         clocks = _clocks(petition_id, f, rules, gaps)
         contact = clocks[0] if clocks else None
@@ -359,6 +392,7 @@ def contribution(
         values[INDEX["contacted_on_time"]] = int(f.contacted is not None and _on_time(contact))
         if f.replied:
             values[INDEX["replied_on_time"]] = int(_on_time(first_reply_clock))
+            values[INDEX["replied_provisional"]] = int(first_reply_clock is not None and first_reply_clock.provisional)
             values[INDEX["reply_working_days"]] = _working_days(submitted_at, f.replied[0], rules, gaps)
     if f.contacted is not None:
         values[INDEX["contacted"]] = 1
