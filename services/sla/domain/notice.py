@@ -258,7 +258,7 @@ def _read_days_off(sentence: str, line: _Line, year: int) -> set[dt.date]:
             raise line.error(f"clause not understood: 「{clause}」 in 「{sentence}」")
     for count in counts:
         if count != len(days):
-            raise line.error(f"says {count} days but {_span(days)} is {len(days)} days")
+            raise line.error(f"says {count} days but {_span(days)} is {len(days)} day{'s' if len(days) > 1 else ''}")
     return set(days)
 
 
@@ -303,7 +303,7 @@ def _read_dates(text: str, separator: str, line: _Line, year: int) -> list[dt.da
 
 
 def _resolve(match: re.Match[str], previous: dt.date | None, line: _Line, year: int) -> dt.date:
-    written = match.group(0)
+    written = match.group(0).split("(")[0]  # 1月1日, without the bracket after it
     if match["month"]:
         month = int(match["month"])
     elif previous is not None:
