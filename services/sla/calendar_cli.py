@@ -90,9 +90,10 @@ def import_notice(args: argparse.Namespace) -> int:
         if not args.force:
             return _fail(f"{target} exists and differs ({_difference(existing, notice, target)}); --force replaces it")
 
+    expected = notice.schedule(str(target))  # the service's own checks, before the disk is touched
     _write_atomically(target, content)
     loaded = _reload(target, notice.year)
-    if (loaded.holidays, loaded.workdays) != (notice.holidays, notice.workdays):
+    if (loaded.holidays, loaded.workdays, loaded.notice) != (expected.holidays, expected.workdays, expected.notice):
         # Cannot happen unless render_year_file is wrong; say so rather than leave a wrong file unnoticed.
         return _fail(f"{target} was written but reads back different days; fix or delete it", EXIT_NOT_WRITTEN)
     print(

@@ -51,9 +51,10 @@ _COMPENSATORY = re.compile(r"^(?P<dates>.+)补休$")  # older notices: "1月1日
 _NO_EXTRA = frozenset({"不调休", "与周末连休"})
 _WEEKDAY_NOTE = re.compile(r"^(?:周|星期)(?P<day>[一二三四五六日天])$")
 # Lunar-calendar notes beside a date: （农历腊月二十八、周日）, （农历除夕、周二）, （除夕）, （正月初七）.
-_LUNAR_NOTE = re.compile(r"^(?:农历.+|除夕|小年|(?:正月|腊月)?初[一二三四五六七八九十]+|(?:正月|腊月).+)$")
+_LUNAR_NOTE = re.compile(r"^(?:农历.+|除夕|小年|初[一二三四五六七八九十]+|(?:正月|腊月).+)$")
 
-_TITLE = re.compile(r"关于(?P<year>\d{4})年[^。]*节假日安排的通知$")
+# The title may share its line with the document number: 国务院办公厅关于…的通知（国办发明电〔2023〕7号）.
+_TITLE = re.compile(r"^(?P<title>[^。]*关于(?P<year>\d{4})年[^。]*?节假日安排的通知)")
 _PREAMBLE_YEAR = re.compile(r"现将(?P<year>\d{4})年")
 _DOCUMENT_NUMBER = re.compile(r"国办发明电[〔\[]\d{4}[〕\]]\d+号")
 _SIGNING_DATE = re.compile(r"^\(?(?P<date>\d{4}年\d{1,2}月\d{1,2}日)\)?$")
@@ -161,8 +162,8 @@ def _read_frame(lines: list[tuple[int, str, str]]) -> tuple[str | None, str | No
     for _, _, text in lines:
         if _ITEM_NUMBER.match(text):
             continue
-        if title is None and (match := _TITLE.search(text)):
-            title, title_year = text, int(match["year"])
+        if title is None and (match := _TITLE.match(text)):
+            title, title_year = match["title"], int(match["year"])
         if number is None and (match := _DOCUMENT_NUMBER.search(text)):
             number = match.group(0)
         if preamble_year is None and (match := _PREAMBLE_YEAR.search(text)):

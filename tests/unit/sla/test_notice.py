@@ -136,6 +136,12 @@ def test_year_from_the_preamble_or_the_argument() -> None:
     assert parse_notice(_notice(NEW_YEAR_2027, title_year=2072), year=2027).year == 2027
 
 
+def test_title_on_one_line_with_the_document_number() -> None:
+    text = _read(2024).replace("的通知\n国办发明电〔2023〕7号", "的通知（国办发明电〔2023〕7号）")
+    notice = parse_notice(text)
+    assert (notice.title, notice.number) == ("国务院办公厅关于2024年部分节假日安排的通知", "国办发明电〔2023〕7号")
+
+
 def test_explicit_years_and_single_days() -> None:
     notice = parse_notice(
         _notice(
