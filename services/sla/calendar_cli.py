@@ -5,8 +5,9 @@
 Save the notice's text (国务院办公厅关于XXXX年部分节假日安排的通知, from gov.cn) as a UTF-8 file, or pipe
 it in with `-`. The command prints what it understood, item by item, so an operator can compare it with
 the notice; writes `<dir>/<year>.yaml` in the layout of `config/calendar/2026.yaml`; and reads the
-written file back exactly as the sla service does, so a file it wrote always loads. Restart the sla
-service afterwards (it reads the calendar at start-up).
+written file back exactly as the sla service does, so a file it wrote always loads. A running sla
+service notices the new file by itself (CalendarDirectory, every SLA_CALENDAR_CHECK_S) and derives the
+affected deadlines again; the file is replaced in one step, so it never reads half of it.
 
 Exit codes: 0 written, unchanged or dry run; 1 not written (an existing file differs and --force was not
 given, the directory does not exist, the notice cannot be read); 2 the notice is malformed (the offending
@@ -55,7 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     imports.add_argument("notice", metavar="NOTICE", help="the notice's text (UTF-8), or - for stdin")
     imports.add_argument(
-        "--dir", type=Path, default=DEFAULT_DIR, help=f"where the year files are (default: {DEFAULT_DIR})"
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIR,
+        help=f"where the year files are (default: {DEFAULT_DIR}; pass the deployment's CALENDAR_DIR if set)",
     )
     imports.add_argument("--year", type=int, help="the notice's year, when its title and preamble do not say")
     imports.add_argument("--dry-run", action="store_true", help="print the file instead of writing it")
@@ -98,7 +102,7 @@ def import_notice(args: argparse.Namespace) -> int:
         return _fail(f"{target} was written but reads back different days; fix or delete it", EXIT_NOT_WRITTEN)
     print(
         f"wrote {target}: {len(loaded.holidays)} days off, {len(loaded.workdays)} make-up working days; "
-        "it loads as the sla service reads it (restart sla to use it)"
+        "it loads as the sla service reads it"
     )
     return EXIT_OK
 
