@@ -127,9 +127,13 @@ ROWS = [
                 width=8,
             ),
             Panel(
-                "Open petitions without a calendar year",
-                {"petitions": "max(petitions_sla_calendar_uncovered_petitions)"},
-                description="Reply deadlines cannot be computed: add config/calendar/<year>.yaml (docs/sla.md).",
+                "Calendar: provisional deadlines / none",
+                {
+                    "provisional": "max(petitions_sla_calendar_provisional_open_clocks)",
+                    "no calendar": "max(petitions_sla_calendar_uncovered_petitions)",
+                },
+                description="Running reply deadlines on a provisional calendar (import the year's notice: "
+                "petitions-calendar import), and open petitions with none at all (docs/sla.md).",
                 stat=True,
                 width=8,
             ),

@@ -85,11 +85,15 @@ def _int(raw: str | None, name: str, low: int, high: int, problems: dict[str, st
     return value
 
 
+def calendar_dir(settings: Settings) -> Path:
+    """The calendar's year files: SLA_CALENDAR_DIR, else CALENDAR_DIR (shared with stats)."""
+    return Path(settings.extra.get("SLA_CALENDAR_DIR", str(settings.calendar_dir)))
+
+
 def calendar_files(settings: Settings, clock: Clock) -> CalendarDirectory:
-    """The calendar directory (SLA_CALENDAR_DIR, else CALENDAR_DIR), reloaded when its files change;
-    raises CalendarFileError (the service refuses to start) on a malformed file."""
-    calendar_dir = Path(settings.extra.get("SLA_CALENDAR_DIR", str(settings.calendar_dir)))
-    return CalendarDirectory(calendar_dir, today=lambda: local_date(clock()))
+    """The calendar directory, reloaded when its files change; raises CalendarFileError (the service
+    refuses to start) on a malformed file."""
+    return CalendarDirectory(calendar_dir(settings), today=lambda: local_date(clock()))
 
 
 def load_config(settings: Settings, calendar: CalendarDirectory) -> SlaConfig:

@@ -27,11 +27,13 @@ from pathlib import Path
 
 import yaml
 
-from petition_common.config import REPO_ROOT
+from petition_common.config import Settings
+from services.sla.app import calendar_dir
 from services.sla.domain.calendar import CalendarFileError, YearSchedule, parse_year_schedule
 from services.sla.domain.notice import WEEKDAYS, Notice, NoticeError, parse_notice
 
-DEFAULT_DIR = REPO_ROOT / "config" / "calendar"
+# the directory the services read (SLA_CALENDAR_DIR or CALENDAR_DIR, default config/calendar)
+DEFAULT_DIR = calendar_dir(Settings.from_env("sla"))
 
 EXIT_OK = 0
 EXIT_NOT_WRITTEN = 1
@@ -59,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         "--dir",
         type=Path,
         default=DEFAULT_DIR,
-        help=f"where the year files are (default: {DEFAULT_DIR}; pass the deployment's CALENDAR_DIR if set)",
+        help=f"where the year files are (default: the services' calendar directory, here {DEFAULT_DIR})",
     )
     imports.add_argument("--year", type=int, help="the notice's year, when its title and preamble do not say")
     imports.add_argument("--dry-run", action="store_true", help="print the file instead of writing it")
