@@ -5,8 +5,9 @@
   idempotent (each service says how in its handlers module).
 - A message that can never succeed (unparseable, schema-invalid, or a handler that keeps failing
   with a non-transient error) goes to the dead-letter topic with headers saying who gave up, when
-  and why, and the loop moves on. More than `deadletter_limit` of them in a minute stops the loop
-  (a bad deploy must not dead-letter a whole topic).
+  and why, and the loop moves on. More than `deadletter_limit` of them in a minute on one partition
+  pause that partition with a backoff (petition_common.dlq): a bad deploy or junk on a topic is
+  neither dead-lettered at full speed nor able to stop the service's other partitions.
 - A transient error (database or broker unreachable) is retried with capped backoff for as long as
   it lasts; meanwhile readiness reports 503. Stop requests are honoured between attempts.
 - A service may also give a batch handler: it gets a poll batch's valid events at once, so it can
@@ -21,7 +22,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,12 +32,12 @@ from kafka.structs import OffsetAndMetadata
 
 from petition_common.config import Settings
 from petition_common.contract import ContractValidator, SchemaViolation
-from petition_common.envelope import EnvelopeError, Event, format_time, utc_now
+from petition_common.dlq import DeadLetterFlood, DeadLetterSink, FloodGuard, FloodHold, StopRequested
+from petition_common.envelope import EnvelopeError, Event
 from petition_common.kafka_io import EventPublisher, PublishFailed
 from petition_common.metrics import PlatformMetrics
 from petition_common.mongo import TRANSIENT_ERRORS
 from petition_common.store import Conflict
-from petition_common.topics import DEADLETTER
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +99,6 @@ class LagReporter:
         self._reported = seen
 
 
-class StopRequested(Exception):
-    """Raised inside a retry wait when shutdown was asked for; the message stays uncommitted."""
-
-
-class DeadLetterFlood(RuntimeError):
-    """Too many dead letters in a short time: stop rather than dead-letter everything."""
-
-
 class ConsumerLoop:
     def __init__(
         self,
@@ -133,7 +125,8 @@ class ConsumerLoop:
         self.deadletter_limit = deadletter_limit
         self.max_poll_records = max_poll_records
         self.batch_handler = batch_handler
-        self._recent_deadletters: deque[float] = deque()
+        self.sink = DeadLetterSink.for_settings(publisher, settings, self.group_id, stop)
+        self.floods = FloodHold(FloodGuard(limit=deadletter_limit))
         self._logical_topic = {settings.topic(t): t for t in topics}
 
     def _consumer(self) -> KafkaConsumer:
@@ -173,7 +166,8 @@ class ConsumerLoop:
         log.info("consumer started", extra={"topics": self.topics, "group": self.group_id})
         try:
             while not self.stop.is_set():
-                batch = consumer.poll(timeout_ms=500)
+                self._release_due()
+                batch = self.floods.without_held(consumer, consumer.poll(timeout_ms=500))
                 done: dict[TopicPartition, OffsetAndMetadata] = {}
                 try:
                     if self._process_batch([r for records in batch.values() for r in records]):
@@ -181,7 +175,11 @@ class ConsumerLoop:
                     else:
                         for tp, records in batch.items():
                             for record in records:
-                                self._process(record)
+                                try:
+                                    self._process(record)
+                                except DeadLetterFlood as flood:
+                                    self._hold(consumer, tp, record.offset, flood)
+                                    break  # the rest of this partition's records wait too
                                 done[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
                 except StopRequested:
                     log.info("stop requested mid-batch; committing what is done")
@@ -195,6 +193,24 @@ class ConsumerLoop:
             except KafkaError as exc:  # closing against a dead broker; the consumer is gone either way
                 log.info("consumer closed uncleanly", extra={"error": repr(exc)})
             log.info("consumer stopped", extra={"group": self.group_id})
+
+    def _hold(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int, flood: DeadLetterFlood) -> None:
+        """Stop reading a flooding partition for the guard's backoff, from the message that flooded it."""
+        self.floods.hold(consumer, tp, offset)
+        topic_label = self._logical_topic.get(tp.topic, tp.topic)
+        self.metrics.deadletter_floods.labels(self.settings.service, topic_label).inc()
+        self.metrics.paused_partitions.labels(self.settings.service).set(len(self.floods.held))
+        log.error(
+            "dead-letter flood: partition paused",
+            extra={"topic": tp.topic, "partition": tp.partition, "offset": offset, "pause_s": flood.pause_s},
+        )
+
+    def _release_due(self) -> None:
+        for tp in self.floods.release_due():
+            log.info(
+                "partition resumed after a dead-letter flood", extra={"topic": tp.topic, "partition": tp.partition}
+            )
+            self.metrics.paused_partitions.labels(self.settings.service).set(len(self.floods.held))
 
     def _commit(self, consumer: KafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         try:
@@ -283,34 +299,9 @@ class ConsumerLoop:
             raise StopRequested
 
     def _dead_letter(self, record, reason: str, error: str) -> None:  # type: ignore[no-untyped-def]
-        now = time.monotonic()
-        self._recent_deadletters.append(now)
-        while self._recent_deadletters and now - self._recent_deadletters[0] > 60:
-            self._recent_deadletters.popleft()
-        if len(self._recent_deadletters) > self.deadletter_limit:
-            raise DeadLetterFlood(f"more than {self.deadletter_limit} dead letters in a minute; stopping")
-        headers = [
-            *list(record.headers or []),
-            ("dlq_reason", reason.encode()),
-            ("dlq_consumer", f"{self.settings.service}/{self.group_id}".encode()),
-            ("dlq_at", format_time(utc_now()).encode()),
-            ("dlq_original_topic", record.topic.encode()),
-            ("dlq_original_partition", str(record.partition).encode()),
-            ("dlq_original_offset", str(record.offset).encode()),
-            ("dlq_error", error[:2000].encode("utf-8", "replace")),
-        ]
-        backoff = self.settings.retry_backoff_s
-        while True:
-            try:
-                self.publisher.send_raw(self.settings.topic(DEADLETTER), record.key, record.value, headers)
-                break
-            except PublishFailed:
-                self._wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+        """Give up on the message, unless its partition floods: then DeadLetterFlood (it is paused)."""
+        self.floods.admit(TopicPartition(record.topic, record.partition))
+        self.sink.send(record, reason, error)
         self.metrics.deadlettered.labels(self.settings.service, reason).inc()
         topic_label = self._logical_topic.get(record.topic, record.topic)
         self.metrics.consumed.labels(self.settings.service, topic_label, "-", "deadlettered").inc()
-        log.warning(
-            "dead-lettered",
-            extra={"reason": reason, "topic": record.topic, "offset": record.offset, "error": error[:500]},
-        )

@@ -35,6 +35,17 @@ class PlatformMetrics:
             "petitions_deadlettered_total", "Messages sent to the dead-letter topic", ["service", "reason"], **labels
         )
         # handler attempts that failed with a transient error and were retried
+        # dead-letter floods: a partition that dead-lettered too many messages in a minute was paused
+        self.deadletter_floods = Counter(
+            "petitions_deadletter_floods_total",
+            "Partitions paused for a flood of dead letters",
+            ["service", "topic"],
+            **labels,
+        )
+        # partitions paused for a dead-letter flood right now (they resume after a backoff)
+        self.paused_partitions = Gauge(
+            "petitions_consumer_paused_partitions", "Partitions paused for a dead-letter flood", ["service"], **labels
+        )
         self.retries = Counter("petitions_consumer_retries_total", "Handler retries", ["service"], **labels)
         # events published to Kafka (acknowledged)
         self.published = Counter(

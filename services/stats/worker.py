@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,11 +38,12 @@ from pymongo.database import Database
 
 from petition_common.config import Settings
 from petition_common.consumer import LagReporter
-from petition_common.envelope import EnvelopeError, Event, format_time, utc_now
-from petition_common.kafka_io import EventPublisher, PublishFailed
+from petition_common.dlq import DeadLetterFlood, DeadLetterSink, FloodHold, StopRequested
+from petition_common.envelope import EnvelopeError, Event
+from petition_common.kafka_io import EventPublisher
 from petition_common.metrics import PlatformMetrics
 from petition_common.store import Conflict
-from petition_common.topics import DEADLETTER, INTAKE, ROUTING, SLA
+from petition_common.topics import INTAKE, ROUTING, SLA
 from services.sla.domain.calendar import CalendarFileError
 from services.stats.alerts import AlertPublisher
 from services.stats.checkpoints import Checkpoint, CheckpointStore, namespace, sweep
@@ -113,51 +113,6 @@ def decode(record: Any, wanted: frozenset[str] = HANDLED_TYPES) -> tuple[str | N
     return event.type, change
 
 
-class Stopping(Exception):
-    """Shutdown was asked for while waiting for the broker; the message stays unapplied."""
-
-
-class DeadLetterFlood(RuntimeError):
-    """Too many dead letters in a minute: stop rather than dead-letter a whole topic (a bad deploy)."""
-
-
-class DeadLetters:
-    def __init__(self, ctx: Context, stop: threading.Event, limit_per_minute: int = 100):
-        self.ctx = ctx
-        self.stop = stop
-        self.limit = limit_per_minute
-        self._recent: deque[float] = deque()
-
-    def send(self, record: Any, reason: str, error: str) -> None:
-        now = time.monotonic()
-        self._recent.append(now)
-        while self._recent and now - self._recent[0] > 60:
-            self._recent.popleft()
-        if len(self._recent) > self.limit:
-            raise DeadLetterFlood(f"more than {self.limit} dead letters in a minute; stopping")
-        s = self.ctx.settings
-        headers = [
-            *list(record.headers or []),
-            ("dlq_reason", reason.encode()),
-            ("dlq_consumer", f"{s.service}/{s.consumer_group}".encode()),
-            ("dlq_at", format_time(utc_now()).encode()),
-            ("dlq_original_topic", record.topic.encode()),
-            ("dlq_original_partition", str(record.partition).encode()),
-            ("dlq_original_offset", str(record.offset).encode()),
-            ("dlq_error", error[:2000].encode("utf-8", "replace")),
-        ]
-        backoff = s.retry_backoff_s
-        while True:
-            try:
-                self.ctx.publisher.send_raw(s.topic(DEADLETTER), record.key, record.value, headers)
-                break
-            except PublishFailed:
-                if self.stop.wait(backoff):
-                    raise Stopping from None
-                backoff = min(backoff * 2, 5.0)
-        log.warning("dead-lettered", extra={"reason": reason, "topic": record.topic, "offset": record.offset})
-
-
 @dataclass
 class Owned:
     state: PartitionState
@@ -185,7 +140,8 @@ class PartitionWorker:
         self.max_poll_records = max_poll_records
         self.owned: dict[int, Owned] = {}
         self.parked: dict[int, Owned] = {}
-        self.dead_letters = DeadLetters(ctx, stop)
+        self.dead_letters = DeadLetterSink.for_settings(ctx.publisher, ctx.settings, ctx.settings.consumer_group, stop)
+        self.floods = FloodHold()
         self.logical = {ctx.topic(t): t for t in PETITION_TOPICS}
         self._consumer: KafkaConsumer | None = None
         self._generation_checked = 0.0
@@ -288,8 +244,6 @@ class PartitionWorker:
             try:
                 self._run_consumer()
                 return
-            except DeadLetterFlood:
-                raise
             except Exception as exc:
                 failures = 1 if self._saved_count > saved else failures + 1
                 if failures >= max_failures:
@@ -332,13 +286,14 @@ class PartitionWorker:
         clean = False
         try:
             while not self.stop.is_set():
-                batch = consumer.poll(timeout_ms=300)
+                self._release_due()
+                batch = self.floods.without_held(consumer, consumer.poll(timeout_ms=300))
                 lag.report(consumer)
                 self._apply_batch(batch)
                 self._maybe_save(consumer, idle=not batch)
                 self._maybe_switch_generation(consumer)
             clean = True
-        except Stopping:
+        except StopRequested:
             clean = True
             log.info("stop requested while dead-lettering; the message will be read again")
         finally:
@@ -374,6 +329,9 @@ class PartitionWorker:
                     self._reload(p, str(exc))
                     reloaded.add(p)
                     break
+                except DeadLetterFlood as flood:
+                    self._hold(tp, record.offset, flood)
+                    break  # the rest of this partition's records wait for it to run again
                 owned.state.advance(key, record.offset)
                 owned.unsaved += 1
 
@@ -384,6 +342,7 @@ class PartitionWorker:
             event_type, change = decode(record)
         except (EnvelopeError, BadEvent) as exc:
             reason = "unparseable" if isinstance(exc, EnvelopeError) else "schema_invalid"
+            self.floods.admit(TopicPartition(record.topic, record.partition))  # DeadLetterFlood: pause instead
             self.dead_letters.send(record, reason, str(exc))
             self.ctx.platform.deadlettered.labels(service, reason).inc()
             consumed.labels(service, logical, "-", "deadlettered").inc()
@@ -395,6 +354,20 @@ class PartitionWorker:
             self._refresh_calendar()  # sla took up a new calendar: derive the verdicts with it too
         applied = owned.state.apply(change)
         consumed.labels(service, logical, event_type, "applied" if applied else "duplicate").inc()
+
+    def _hold(self, tp: TopicPartition, offset: int, flood: DeadLetterFlood) -> None:
+        """Stop reading a flooding partition for the guard's backoff, from the message that flooded it."""
+        assert self._consumer is not None
+        self.floods.hold(self._consumer, tp, offset)
+        service = self.ctx.settings.service
+        self.ctx.platform.deadletter_floods.labels(service, self.logical.get(tp.topic, tp.topic)).inc()
+        self.ctx.platform.paused_partitions.labels(service).set(len(self.floods.held))
+        extra = {"topic": tp.topic, "offset": offset, "pause_s": flood.pause_s}
+        log.error("dead-letter flood: partition paused", extra=extra)
+
+    def _release_due(self) -> None:
+        if self.floods.release_due():
+            self.ctx.platform.paused_partitions.labels(self.ctx.settings.service).set(len(self.floods.held))
 
     def _refresh_calendar(self) -> None:
         try:
