@@ -9,11 +9,13 @@ from flask import Blueprint, Flask, Response, current_app, request
 from petition_common import logs
 from petition_common.auth import Staff, TokenDirectory
 from petition_common.config import Settings
+from petition_common.contract import SchemaViolation
+from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.taxonomy import load_categories
 from petition_common.timesource import clock_from_env
 from petition_common.topics import EVENT_TYPES, ROUTING
-from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object
+from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object, validated
 from services.intake import domain
 from services.intake.service import IdempotencyMismatch, IntakeService, NotFound
 
@@ -34,13 +36,22 @@ def _staff() -> Staff | None:
     return staff
 
 
-def _invalid(exc: domain.InvalidInput) -> ApiError:
-    return ApiError(
-        422 if set(exc.fields) <= {"category"} else 400,
-        "invalid_petition",
-        "the petition has invalid fields",
-        exc.fields,
-    )
+def _schemas() -> RequestSchemas:
+    return current_app.extensions["schemas"]
+
+
+def _submission(body: dict[str, Any]) -> domain.Submission:
+    """The petition, checked against the contract's schema and then the domain's rules; every problem
+    found by either is reported (422 when only the category is unknown, else 400)."""
+    fields = _schemas().errors("PetitionSubmission", body)
+    try:
+        submission = domain.validate_submission(body, _service().categories)
+    except domain.InvalidInput as exc:
+        fields = {**exc.fields, **fields}
+    if fields:
+        status = 422 if set(fields) <= {"category"} else 400
+        raise ApiError(status, "invalid_petition", "the petition has invalid fields", fields)
+    return submission
 
 
 @bp.post("/v1/petitions")
@@ -54,10 +65,11 @@ def submit() -> Response:
             "Idempotency-Key must be 1-200 characters",
             {"Idempotency-Key": "must be 1-200 characters"},
         )
+    submission = _submission(body)
     try:
-        receipt, replayed = _service().submit(body, key)
-    except domain.InvalidInput as exc:
-        raise _invalid(exc) from exc
+        receipt, replayed = _service().submit(submission, domain.body_fingerprint(body), key)
+    except SchemaViolation as exc:  # a bug, but caught before anything was written
+        raise ApiError(422, "invalid_petition", "the petition cannot be published as given", exc.fields) from exc
     except IdempotencyMismatch as exc:
         raise ApiError(
             422,
@@ -146,29 +158,22 @@ def read(petition_id: str) -> Response:
         raise ApiError(404, "not_found", "no such petition for this tracking code or token") from exc
 
 
-def _citizen_body(allowed: set[str]) -> dict[str, Any]:
+def _citizen_body(schema: str) -> dict[str, Any]:
+    """A citizen's action body: the contract's schema (which includes the tracking code), no unknown fields."""
     body = read_json_object()
+    allowed = _schemas().properties(schema)
     unknown = {k: "unknown field" for k in body if k not in allowed}
     if unknown:
         raise ApiError(400, "invalid_request", "the request has unknown fields", unknown)
-    if not isinstance(body.get("tracking_code"), str) or not body["tracking_code"]:
-        raise ApiError(400, "invalid_request", "tracking_code is required", {"tracking_code": "is required"})
+    validated(_schemas(), schema, body)
     return body
 
 
 @bp.post("/v1/petitions/<petition_id>/feedback")
 def feedback(petition_id: str) -> Response:
-    body = _citizen_body({"tracking_code", "satisfaction", "comment"})
-    fields = {}
-    if body.get("satisfaction") not in domain.SATISFACTION:
-        fields["satisfaction"] = f"must be one of {', '.join(domain.SATISFACTION)}"
-    comment = body.get("comment")
-    if comment is not None and (not isinstance(comment, str) or len(comment) > 1000):
-        fields["comment"] = "must be a string of at most 1000 characters"
-    if fields:
-        raise ApiError(400, "invalid_feedback", "the feedback has invalid fields", fields)
+    body = _citizen_body("FeedbackRequest")
     try:
-        state = _service().give_feedback(petition_id, body["tracking_code"], body["satisfaction"], comment)
+        state = _service().give_feedback(petition_id, body["tracking_code"], body["satisfaction"], body.get("comment"))
     except NotFound as exc:
         raise ApiError(404, "not_found", "no such petition for this tracking code") from exc
     except domain.ActionRefused as exc:
@@ -178,7 +183,7 @@ def feedback(petition_id: str) -> Response:
 
 @bp.post("/v1/petitions/<petition_id>/withdraw")
 def withdraw(petition_id: str) -> Response:
-    body = _citizen_body({"tracking_code"})
+    body = _citizen_body("WithdrawRequest")
     try:
         state = _service().withdraw(petition_id, body["tracking_code"])
     except NotFound as exc:
@@ -206,6 +211,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     app.extensions["runtime"] = runtime
     app.extensions["intake"] = service
     app.extensions["tokens"] = TokenDirectory.load(settings.staff_tokens_file)
+    app.extensions["schemas"] = RequestSchemas(settings.contract_dir, "intake")
     app.register_blueprint(bp)
     mount_metrics(app, runtime.metrics)
     if start_background:

@@ -67,27 +67,27 @@ class IntakeService:
 
     # ---- submit
 
-    def submit(self, body: dict[str, Any], idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
-        """Accept a petition; returns (response, replayed). Raises domain.InvalidInput."""
-        submission = domain.validate_submission(body, self.categories)
-        now = self.clock()
-        if idempotency_key is None:
-            pid = self.numbers.next_id(now.astimezone(BEIJING).date())
-            code = secrets.token_urlsafe(12)
-            return self._create(pid, code, submission, now), False
+    def submit(
+        self, sub: domain.Submission, fingerprint: str, idempotency_key: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Accept a validated petition; returns (response, replayed).
 
-        fingerprint = domain.body_fingerprint(body)
+        Raises SchemaViolation before anything is written if its event would not be the contract's
+        (a bug: the request checks should have caught it), IdempotencyMismatch for a key reused with
+        another body, and Conflict (503) while another request holds the petition's first version.
+        """
+        now = self.clock()
+        pid = self.numbers.next_id(now.astimezone(BEIJING).date())
+        code = secrets.token_urlsafe(12)
+        # the event this petition will publish, checked now: after this point a write may happen
+        self.petitions.check([self._submitted(pid, code, sub, now, duplicate_of=None)[1]])
+        if idempotency_key is None:
+            return self._create(pid, code, sub, now)
         key_id = "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
-        claim = {
-            "_id": key_id,
-            "fingerprint": fingerprint,
-            "at": now,
-            "petition_id": self.numbers.next_id(now.astimezone(BEIJING).date()),
-            "tracking_code": secrets.token_urlsafe(12),
-        }
-        replayed = False
+        claim = {"_id": key_id, "fingerprint": fingerprint, "at": now, "petition_id": pid, "tracking_code": code}
         try:
             self.idempotency.insert_one(claim)
+            replayed = False
         except DuplicateKeyError:
             existing = self.idempotency.find_one({"_id": key_id})
             if existing is None:  # pragma: no cover - keys are never deleted while in use
@@ -95,21 +95,46 @@ class IntakeService:
             if existing["fingerprint"] != fingerprint:
                 raise IdempotencyMismatch from None
             claim, replayed = existing, True
-        if replayed:  # a number this request just claimed has no petition yet: no need to look
-            loaded = self.petitions.load(claim["petition_id"])
-            if loaded.exists:
-                assert loaded.state is not None
-                return self._receipt(loaded.state, claim["tracking_code"]), replayed
-        # first attempt, or a retry after the first attempt died before its commit
-        try:
-            return self._create(claim["petition_id"], claim["tracking_code"], submission, claim["at"]), replayed
-        except Conflict:
-            state = self.petitions.load(claim["petition_id"]).state
-            assert state is not None
-            return self._receipt(state, claim["tracking_code"]), True
+        # The claim is not undone when what follows fails: a failure may hide a commit that happened
+        # (a lost acknowledgement), and the client's retry with the same key completes or replays
+        # this very petition number, never a second one.
+        receipt, committed_before = self._create(
+            claim["petition_id"], claim["tracking_code"], sub, _as_utc(claim["at"])
+        )
+        return receipt, replayed or committed_before
 
-    def _create(self, pid: str, code: str, sub: domain.Submission, now: datetime) -> dict[str, Any]:
-        duplicate_of = self._link_duplicate(pid, sub, now)
+    def _create(self, pid: str, code: str, sub: domain.Submission, now: datetime) -> tuple[dict[str, Any], bool]:
+        """Commit the petition `pid` unless an earlier attempt did; returns (receipt, whether an earlier
+        attempt had). Its duplicate-index entry, written before the commit, is taken back when the
+        commit fails."""
+        loaded = self.petitions.load(pid)
+        if loaded.exists:  # an earlier attempt with this Idempotency-Key got as far as its commit
+            assert loaded.state is not None
+            return self._receipt(loaded.state, code), True
+        key = domain.duplicate_key(sub.citizen_phone, sub.category)
+        duplicate_of, indexed = self._index_for_duplicates(key, pid, sub, now)
+        state, event = self._submitted(pid, code, sub, now, duplicate_of)
+        try:
+            # on top of whatever the number holds: nothing, or the void commit the relay wrote for an
+            # attempt that died between its outbox marker and its commit
+            self.petitions.commit(Loaded(pid, loaded.seq, None), state, [event])
+        except Conflict:
+            current = self.petitions.load(pid)
+            if current.exists:  # a concurrent attempt with the same key committed it
+                assert current.state is not None
+                return self._receipt(current.state, code), True
+            self._undo_index(indexed, key, pid)
+            raise  # an attempt is between its marker and its commit: 503, retry shortly
+        except BaseException:
+            self._undo_index(indexed, key, pid)
+            raise
+        self._after_submit(pid, sub, submitted_at=state["submitted_at"], duplicate_of=duplicate_of)
+        return self._receipt(state, code), False
+
+    def _submitted(
+        self, pid: str, code: str, sub: domain.Submission, now: datetime, duplicate_of: str | None
+    ) -> tuple[dict[str, Any], Event]:
+        """The new petition's first state and its `petition.submitted` event."""
         submitted_at = format_time(now)
         masked = {
             "name_masked": domain.mask_name(sub.citizen_name),
@@ -142,21 +167,29 @@ class IntakeService:
             "feedback_round": 0,
         }
         event = Event(type="petition.submitted", source=SOURCE, subject=pid, data=data, time=submitted_at)
-        self.petitions.commit(Loaded(pid, 0, None), state, [event])
-        if "lat" in sub.location and duplicate_of is None:
-            self.open_points.replace_one(
-                {"_id": pid},
-                {
-                    "_id": pid,
-                    "category": sub.category,
-                    "lat": sub.location["lat"],
-                    "lon": sub.location["lon"],
-                    "submitted_at": submitted_at,
-                    "content": sub.content[:200],
-                },
-                upsert=True,
-            )
-        return self._receipt(state, code)
+        return state, event
+
+    def _after_submit(self, pid: str, sub: domain.Submission, submitted_at: str, duplicate_of: str | None) -> None:
+        """What follows an accepted petition; it is accepted whatever happens here (201), so a failure
+        is logged and costs only a count or a "near me" entry."""
+        try:
+            if duplicate_of is not None:
+                self._update(duplicate_of, lambda s: {**s, "affected_citizens": int(s.get("affected_citizens", 1)) + 1})
+            elif "lat" in sub.location:
+                self.open_points.replace_one(
+                    {"_id": pid},
+                    {
+                        "_id": pid,
+                        "category": sub.category,
+                        "lat": sub.location["lat"],
+                        "lon": sub.location["lon"],
+                        "submitted_at": submitted_at,
+                        "content": sub.content[:200],
+                    },
+                    upsert=True,
+                )
+        except Exception as exc:
+            log.warning("after-submit step failed", extra={"petition_id": pid, "error": repr(exc)})
 
     @staticmethod
     def _receipt(state: dict[str, Any], code: str) -> dict[str, Any]:
@@ -167,26 +200,52 @@ class IntakeService:
             "duplicate_of": state.get("duplicate_of"),
         }
 
-    def _link_duplicate(self, pid: str, sub: domain.Submission, now: datetime) -> str | None:
-        """Link to an earlier near-identical petition of the same phone and category (24 h)."""
-        key = domain.duplicate_key(sub.citizen_phone, sub.category)
+    def _index_for_duplicates(
+        self, key: str, pid: str, sub: domain.Submission, now: datetime
+    ) -> tuple[str | None, bool]:
+        """Record the petition in its citizen's duplicate index (same phone and category, 24 h) and
+        link it to an earlier near-identical one; returns (duplicate_of, whether an entry was written).
+
+        Entries of petitions that never committed (their commit failed and the undo did too, or the
+        process died in between) are dropped when met: they must not refuse or mislink anyone.
+        """
         for _ in range(MAX_CONFLICT_RETRIES):
             loaded = self.duplicates.load(key)
-            recent = (loaded.state or {}).get("recent", [])
-            recent = [{**e, "at": _as_utc(e["at"])} for e in recent]
+            recent = [{**e, "at": _as_utc(e["at"])} for e in (loaded.state or {}).get("recent", [])]
+            mine = next((e for e in recent if e["petition_id"] == pid), None)
+            if mine is not None:  # a retry of this very petition
+                return mine.get("duplicate_of"), False
             first = domain.find_duplicate(sub.content, now, recent)
+            while first is not None and not self.petitions.load(first).exists:
+                recent = [e for e in recent if first not in (e["petition_id"], e.get("duplicate_of"))]
+                first = domain.find_duplicate(sub.content, now, recent)
             try:
                 self.duplicates.commit(
                     loaded, {"recent": domain.remember_for_duplicates(recent, pid, sub.content, now, first)}
                 )
-                break
+                return first, True
             except Conflict:
                 continue
-        else:
-            return None
-        if first is not None:
-            self._update(first, lambda s: {**s, "affected_citizens": int(s.get("affected_citizens", 1)) + 1})
-        return first
+        return None, False  # a burst from one phone: this one goes unlinked rather than refused
+
+    def _undo_index(self, indexed: bool, key: str, pid: str) -> None:
+        """Take the petition's entry out of the duplicate index again (its commit failed)."""
+        if not indexed:
+            return
+        try:
+            for _ in range(MAX_CONFLICT_RETRIES):
+                loaded = self.duplicates.load(key)
+                recent = (loaded.state or {}).get("recent", [])
+                kept = [e for e in recent if e["petition_id"] != pid]
+                if len(kept) == len(recent):
+                    return
+                try:
+                    self.duplicates.commit(loaded, {"recent": kept})
+                    return
+                except Conflict:
+                    continue
+        except Exception as exc:  # the entry stays; _index_for_duplicates drops it when it meets it
+            log.warning("could not undo a duplicate-index entry", extra={"petition_id": pid, "error": repr(exc)})
 
     # ---- read
 
