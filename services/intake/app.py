@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -10,6 +11,7 @@ from petition_common import logs
 from petition_common.auth import Staff, TokenDirectory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
+from petition_common.credentials import Signer
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.taxonomy import load_categories
@@ -17,9 +19,10 @@ from petition_common.timesource import clock_from_env
 from petition_common.topics import EVENT_TYPES, ROUTING
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object, validated
 from services.intake import domain
-from services.intake.service import IdempotencyMismatch, IntakeService, NotFound
+from services.intake.service import SUBMITTER, IdempotencyMismatch, IntakeService, NotFound
 
 bp = Blueprint("intake", __name__)
+log = logging.getLogger(__name__)
 
 
 def _service() -> IntakeService:
@@ -114,26 +117,15 @@ def nearby() -> Response:
 
 @bp.post("/v1/petitions/<petition_id>/join")
 def join(petition_id: str) -> Response:
-    body = read_json_object()
-    fields = {k: "unknown field" for k in body if k != "citizen"}
-    citizen = body.get("citizen")
-    if not isinstance(citizen, dict):
-        fields["citizen"] = "must be an object with name and phone"
-        citizen = {}
-    name = citizen.get("name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 30:
-        fields["citizen.name"] = "must be 1-30 characters"
-    phone = domain.normalize_phone(citizen["phone"]) if isinstance(citizen.get("phone"), str) else None
-    if phone is None:
-        fields["citizen.phone"] = "must be a mainland mobile or a landline with area code"
-    if fields:
-        raise ApiError(400, "invalid_request", "the request has invalid fields", fields)
+    body = _citizen_body("JoinRequest")
     try:
-        receipt = _service().join(petition_id, str(name).strip(), str(phone))
+        follower = domain.validate_follower(body)
+        receipt = _service().join(petition_id, follower)
+    except domain.InvalidInput as exc:
+        raise ApiError(400, "invalid_request", "the request has invalid fields", exc.fields) from exc
     except NotFound as exc:
-        raise ApiError(404, "not_found", "no such petition") from exc
-    except domain.ActionRefused as exc:
-        raise ApiError(409, exc.code, exc.message) from exc
+        # absent, closed or withdrawn alike: probing numbers tells only "open or not"
+        raise ApiError(404, "not_found", "no open petition with this id") from exc
     return json_response(receipt, 201)
 
 
@@ -153,13 +145,15 @@ def read(petition_id: str) -> Response:
                 "unauthorized",
                 "present the tracking code (tracking_code or X-Tracking-Code) or a staff bearer token",
             )
-        return json_response(service.citizen_view(service.authorize_citizen(petition_id, code)))
+        access = service.authorize_reader(petition_id, code)
+        view = service.citizen_view if access.role == SUBMITTER else service.follower_view
+        return json_response(view(access.state))
     except NotFound as exc:
         raise ApiError(404, "not_found", "no such petition for this tracking code or token") from exc
 
 
 def _citizen_body(schema: str) -> dict[str, Any]:
-    """A citizen's action body: the contract's schema (which includes the tracking code), no unknown fields."""
+    """A citizen's body: the contract's schema, and no fields it does not name."""
     body = read_json_object()
     allowed = _schemas().properties(schema)
     unknown = {k: "unknown field" for k in body if k not in allowed}
@@ -196,6 +190,8 @@ def withdraw(petition_id: str) -> Response:
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("intake")
     logs.configure("intake", settings.log_level)
+    if settings.uses_development_key:
+        log.warning("SECRET_KEYS is not set: citizens' credentials are signed with the development key")
     runtime = ServiceRuntime(settings)
     categories = load_categories(settings.config_dir / "categories.yaml")
     petitions = runtime.store("petitions")
@@ -204,6 +200,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         petitions,
         runtime.store("duplicates"),
         set(categories),
+        Signer(settings.secret_keys),
         id_prefix=settings.extra.get("INTAKE_ID_PREFIX", "JZ"),
         clock=clock_from_env("intake", settings.extra),
     )

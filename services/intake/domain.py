@@ -54,6 +54,32 @@ class Submission:
     citizen_phone: str
 
 
+@dataclass(frozen=True)
+class Follower:
+    """A citizen joining someone else's open petition."""
+
+    name: str
+    phone: str
+    channel: str
+    comment: str | None
+
+
+def validate_follower(body: Mapping[str, Any]) -> Follower:
+    """The joining citizen; the body's types and lengths were checked against JoinRequest already."""
+    errors: dict[str, str] = {}
+    citizen = body.get("citizen") if isinstance(body.get("citizen"), dict) else {}
+    name = _text(citizen.get("name"), "citizen.name", errors, min_len=1, max_len=30, allowed_controls="")
+    phone = normalize_phone(citizen["phone"]) if isinstance(citizen.get("phone"), str) else None
+    if phone is None:
+        errors["citizen.phone"] = "must be a mainland mobile (11 digits, 1[3-9]...) or a landline with area code"
+    comment = body.get("comment")
+    if comment is not None:
+        comment = _text(comment, "comment", errors, min_len=0, max_len=1000)
+    if errors:
+        raise InvalidInput(errors)
+    return Follower(name, str(phone), str(body.get("channel")), comment)
+
+
 def normalize_phone(raw: str) -> str | None:
     """A mainland mobile (13812341234) or landline with area code (0532-88881234), else None."""
     text = re.sub(r"[\s()]", "", raw)

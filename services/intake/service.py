@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
+from petition_common.credentials import Signer
 from petition_common.envelope import Event, format_time, utc_now
 from petition_common.store import AggregateStore, Conflict, Loaded
 from services.intake import domain
@@ -34,8 +37,21 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 MAX_CONFLICT_RETRIES = 8
 
 
+SUBMITTER, FOLLOWER = "submitter", "follower"
+# a follower's credential: "F<follower id>.<signature>"; submitters' codes are URL-safe base64
+# (token_urlsafe), which can start with "F" too but never contain ".", and a wrong guess only fails
+FOLLOWER_PREFIX = "F"
+_PETITION_ID = re.compile(r"^[A-Z]{2}[0-9]{14}$")
+
+
 class NotFound(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Access:
+    state: dict[str, Any]
+    role: str  # SUBMITTER: may read and act; FOLLOWER: may read the follower's view only
 
 
 class IdempotencyMismatch(Exception):
@@ -53,10 +69,14 @@ class IntakeService:
         petitions: AggregateStore,
         duplicates: AggregateStore,
         categories: set[str],
+        signer: Signer,
         id_prefix: str = "JZ",
         clock: Callable[[], datetime] = utc_now,
     ):
         self.petitions = petitions
+        self.signer = signer
+        # citizens who joined a petition, one document each: `<petition id>:<follower id>`
+        self.followers = db["followers"]
         self.duplicates = duplicates
         self.idempotency = db["idempotency"]
         # open petitions that carry a point, for "near me" before filing; small: closed ones leave
@@ -256,15 +276,36 @@ class IntakeService:
         return state
 
     def authorize_citizen(self, petition_id: str, tracking_code: str | None) -> dict[str, Any]:
-        """The petition if the code matches; NotFound otherwise (never reveal that it exists)."""
+        """The petition if `tracking_code` is its submitter's; NotFound otherwise (never reveal that it
+        exists). Only the submitter may act on a petition (withdraw, rate); see `authorize_reader`."""
+        access = self.authorize_reader(petition_id, tracking_code)
+        if access.role != SUBMITTER:
+            raise NotFound(petition_id)
+        return access.state
+
+    def authorize_reader(self, petition_id: str, tracking_code: str | None) -> Access:
+        """The petition and who presents the code: its submitter, or a follower who joined it."""
         if not tracking_code:
             raise NotFound(petition_id)
+        if _is_follower_credential(tracking_code):
+            return Access(self._follower_state(petition_id, tracking_code), FOLLOWER)
         state = self.load(petition_id)
+        if hmac.compare_digest(state["tracking_digest"], _tracking_digest(tracking_code)):
+            return Access(state, SUBMITTER)
         digest = _tracking_digest(tracking_code)
-        known = [state["tracking_digest"], *(f["tracking_digest"] for f in state.get("followers", []))]
-        if not any(hmac.compare_digest(k, digest) for k in known):
+        # followers of petitions joined before followers had their own credentials: follow-only now
+        if any(hmac.compare_digest(f.get("tracking_digest", ""), digest) for f in state.get("followers", [])):
+            return Access(state, FOLLOWER)
+        raise NotFound(petition_id)
+
+    def _follower_state(self, petition_id: str, credential: str) -> dict[str, Any]:
+        follower_id, _, tag = credential.removeprefix(FOLLOWER_PREFIX).partition(".")
+        if not self.signer.verify(tag, "follow", petition_id, follower_id):
             raise NotFound(petition_id)
-        return state
+        # signed, and still there: a follower whose join was taken back has no access
+        if self.followers.find_one({"_id": f"{petition_id}:{follower_id}"}, {"_id": 1}) is None:
+            raise NotFound(petition_id)
+        return self.load(petition_id)
 
     @staticmethod
     def authorize_staff(state: dict[str, Any], staff: Staff) -> None:
@@ -289,6 +330,18 @@ class IntakeService:
             "reply": state.get("reply"),
             "feedback": state.get("feedback"),
             "timeline": state.get("timeline", []),
+        }
+
+    @classmethod
+    def follower_view(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """What a citizen who joined sees: how the shared problem progresses, not what the submitter
+        wrote or was told (notes, the reply's text, the rating's comment may be about them)."""
+        view = cls.citizen_view(state)
+        reply = view.get("reply")
+        return {
+            **{k: v for k, v in view.items() if k not in ("reply", "feedback", "timeline", "duplicate_of")},
+            "reply": {"resolution": reply.get("resolution"), "replied_at": reply.get("replied_at")} if reply else None,
+            "timeline": [{k: e.get(k) for k in ("at", "event", "status")} for e in view["timeline"]],
         }
 
     @classmethod
@@ -437,32 +490,63 @@ class IntakeService:
                 )
         return sorted(found, key=lambda f: f["distance_m"])[:limit]
 
-    def join(self, petition_id: str, name: str, phone: str) -> dict[str, Any]:
-        """Add a citizen to an open petition; they get their own tracking code to follow it."""
-        code = secrets.token_urlsafe(12)
-        now = format_time(self.clock())
+    def join(self, petition_id: str, citizen: domain.Follower) -> dict[str, Any]:
+        """Add a citizen to an open petition as a follower of their own: a document keyed by the
+        petition and their phone (so one phone joins once, and the petition does not grow with its
+        followers), and a credential that lets them follow it and nothing more.
 
-        def change(state: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
-            if state["status"] in domain.TERMINAL:
-                raise domain.ActionRefused("not_open", f"the petition is {state['status']}; file a new one")
-            followers = [
-                *state.get("followers", []),
-                {"tracking_digest": _tracking_digest(code), "name": name, "phone": phone, "joined_at": now},
-            ]
-            return {
-                **state,
-                "followers": followers,
-                "affected_citizens": int(state.get("affected_citizens", 1)) + 1,
-                "timeline": [*state["timeline"], {"at": now, "event": "joined", "status": state["status"]}],
-            }, []
+        NotFound for a petition that does not exist and for one that is no longer open alike, so
+        that probing sequential numbers tells no more than "open or not" (docs/security.md).
+        """
+        follower_id = self.signer.sign("follower", petition_id, citizen.phone, length=16)
+        doc_id = f"{petition_id}:{follower_id}"
+        state = self._open_petition(petition_id)
+        try:
+            self.followers.insert_one(
+                {
+                    "_id": doc_id,
+                    "petition_id": petition_id,
+                    "name": citizen.name,
+                    "phone": citizen.phone,
+                    "channel": citizen.channel,
+                    "comment": citizen.comment,
+                    "joined_at": format_time(self.clock()),
+                }
+            )
+        except DuplicateKeyError:  # this phone joined before: the same follower again
+            return self._joined(state, follower_id)
+        try:
+            state = self._act(petition_id, _count_one_more)
+        except BaseException:
+            # the follower counted nowhere must not hold a credential either
+            self.followers.delete_one({"_id": doc_id})
+            raise
+        return self._joined(state, follower_id)
 
-        state = self._act(petition_id, change)
+    def _open_petition(self, petition_id: str) -> dict[str, Any]:
+        state = self.petitions.load(petition_id).state if _PETITION_ID.match(petition_id) else None
+        if state is None or state["status"] in domain.TERMINAL:
+            raise NotFound(petition_id)
+        return state
+
+    def _joined(self, state: dict[str, Any], follower_id: str) -> dict[str, Any]:
+        pid = state["petition_id"]
         return {
-            "petition_id": petition_id,
-            "tracking_code": code,
+            "petition_id": pid,
+            "tracking_code": f"{FOLLOWER_PREFIX}{follower_id}.{self.signer.sign('follow', pid, follower_id)}",
             "status": state["status"],
-            "affected_citizens": state["affected_citizens"],
+            "affected_citizens": state.get("affected_citizens", 1),
         }
+
+
+def _is_follower_credential(code: str) -> bool:
+    return code.startswith(FOLLOWER_PREFIX) and "." in code
+
+
+def _count_one_more(state: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
+    if state["status"] in domain.TERMINAL:  # closed while the follower was being added
+        raise NotFound(state["petition_id"])
+    return {**state, "affected_citizens": int(state.get("affected_citizens", 1)) + 1}, []
 
 
 def _as_utc(value: datetime) -> datetime:
