@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -88,31 +89,31 @@ def submit() -> Response:
 
 @bp.get("/v1/petitions/nearby")
 def nearby() -> Response:
-    args = request.args
-    fields: dict[str, str] = {}
-    point: dict[str, float] = {}
-    for key, bound in (("lat", 90), ("lon", 180)):
-        try:
-            point[key] = float(args[key])
-            if not -bound <= point[key] <= bound:
-                fields[key] = f"must be between -{bound} and {bound}"
-        except KeyError:
-            fields[key] = "is required"
-        except ValueError:
-            fields[key] = "must be a number"
-    category = args.get("category", "")
-    if category not in _service().categories:
+    query = _nearby_query(request.args.to_dict(flat=True))
+    fields = _schemas().errors("NearbyQuery", query)
+    if "category" not in fields and query.get("category") not in _service().categories:
         fields["category"] = "unknown category"
-    try:
-        radius = float(args.get("radius_m", 500))
-        if not 1 <= radius <= 5000:
-            fields["radius_m"] = "must be between 1 and 5000"
-    except ValueError:
-        fields["radius_m"] = "must be a number"
     if fields:
         raise ApiError(400, "invalid_query", "the query has invalid parameters", fields)
-    found = _service().nearby(point["lat"], point["lon"], category, radius)
-    return json_response({"petitions": found, "count": len(found)})
+    found = _service().nearby(
+        query["lat"], query["lon"], query["category"], query.get("radius_m", 500), query.get("limit", 10)
+    )
+    return json_response({"items": found, "count": len(found)})
+
+
+def _nearby_query(args: dict[str, str]) -> dict[str, Any]:
+    """Query strings as the numbers they stand for, so the contract's schema can judge them; a value
+    that is no number stays a string and fails the schema's type."""
+    query: dict[str, Any] = dict(args)
+    for key, kind in (("lat", float), ("lon", float), ("radius_m", int), ("limit", int)):
+        if key in query:
+            try:
+                value = kind(query[key])
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                query[key] = value
+    return query
 
 
 @bp.post("/v1/petitions/<petition_id>/join")

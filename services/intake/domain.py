@@ -217,6 +217,25 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * 6_371_000 * math.asin(math.sqrt(a))
 
 
+# "near me": positions are kept and compared only as the cell of a 0.001° grid they fall in (~111 m
+# north-south, ~90 m east-west at the county's latitude), distances told in 100 m bands
+CELL_DEGREES = 0.001
+DISTANCE_BAND_M = 100
+
+
+def coarse_point(lat: float, lon: float) -> tuple[float, float]:
+    """The centre of the grid cell the point falls in."""
+    return (
+        round((math.floor(lat / CELL_DEGREES) + 0.5) * CELL_DEGREES, 4),
+        round((math.floor(lon / CELL_DEGREES) + 0.5) * CELL_DEGREES, 4),
+    )
+
+
+def distance_band(distance_m: float) -> int:
+    """The distance rounded up to its band: 100 means "within 100 m", 200 "100 to 200 m"."""
+    return max(1, math.ceil(distance_m / DISTANCE_BAND_M)) * DISTANCE_BAND_M
+
+
 def body_fingerprint(body: Mapping[str, Any]) -> str:
     """What an Idempotency-Key is bound to: a retry must send the same body."""
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()

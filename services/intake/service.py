@@ -79,7 +79,8 @@ class IntakeService:
         self.followers = db["followers"]
         self.duplicates = duplicates
         self.idempotency = db["idempotency"]
-        # open petitions that carry a point, for "near me" before filing; small: closed ones leave
+        # open petitions that carry a point (only its ~100 m cell), for "near me" before filing;
+        # small: closed ones leave
         self.open_points = db["open_points"]
         self.numbers = PetitionNumbers(db["petition_numbers"], id_prefix)
         self.categories = categories
@@ -148,7 +149,7 @@ class IntakeService:
         except BaseException:
             self._undo_index(indexed, key, pid)
             raise
-        self._after_submit(pid, sub, submitted_at=state["submitted_at"], duplicate_of=duplicate_of)
+        self._after_submit(pid, sub, duplicate_of=duplicate_of)
         return self._receipt(state, code), False
 
     def _submitted(
@@ -189,23 +190,17 @@ class IntakeService:
         event = Event(type="petition.submitted", source=SOURCE, subject=pid, data=data, time=submitted_at)
         return state, event
 
-    def _after_submit(self, pid: str, sub: domain.Submission, submitted_at: str, duplicate_of: str | None) -> None:
+    def _after_submit(self, pid: str, sub: domain.Submission, duplicate_of: str | None) -> None:
         """What follows an accepted petition; it is accepted whatever happens here (201), so a failure
         is logged and costs only a count or a "near me" entry."""
         try:
             if duplicate_of is not None:
                 self._update(duplicate_of, lambda s: {**s, "affected_citizens": int(s.get("affected_citizens", 1)) + 1})
             elif "lat" in sub.location:
+                cell_lat, cell_lon = domain.coarse_point(sub.location["lat"], sub.location["lon"])
                 self.open_points.replace_one(
                     {"_id": pid},
-                    {
-                        "_id": pid,
-                        "category": sub.category,
-                        "lat": sub.location["lat"],
-                        "lon": sub.location["lon"],
-                        "submitted_at": submitted_at,
-                        "content": sub.content[:200],
-                    },
+                    {"_id": pid, "category": sub.category, "cell_lat": cell_lat, "cell_lon": cell_lon},
                     upsert=True,
                 )
         except Exception as exc:
@@ -471,24 +466,39 @@ class IntakeService:
 
     # ---- near me, and joining an open petition instead of filing again
 
-    def nearby(self, lat: float, lon: float, category: str, radius_m: float, limit: int = 20) -> list[dict[str, Any]]:
-        """Open petitions of this category within `radius_m` of the point: content excerpt, no personal data."""
-        found = []
+    def nearby(self, lat: float, lon: float, category: str, radius_m: float, limit: int = 10) -> list[dict[str, Any]]:
+        """Open petitions of this category near the point, nearest first: what, how far in 100 m
+        bands, and the village and town routing placed it in. Never its text or its position: the
+        index keeps only the ~100 m cell a point falls in (domain.coarse_point), so no number of
+        queries from well-chosen points locates a petition closer than its cell."""
+        candidates = []
         for doc in self.open_points.find({}):
             if doc["category"] != category:
                 continue
-            distance = domain.distance_m(lat, lon, doc["lat"], doc["lon"])
+            # documents written before cells were kept hold the exact point: coarsen it here too
+            cell = domain.coarse_point(doc.get("cell_lat", doc.get("lat")), doc.get("cell_lon", doc.get("lon")))
+            distance = domain.distance_m(lat, lon, *cell)
             if distance <= radius_m:
-                found.append(
-                    {
-                        "petition_id": doc["_id"],
-                        "category": doc["category"],
-                        "distance_m": round(distance),
-                        "submitted_at": doc["submitted_at"],
-                        "content": doc["content"],
-                    }
-                )
-        return sorted(found, key=lambda f: f["distance_m"])[:limit]
+                candidates.append((distance, doc["_id"]))
+        found = []
+        for distance, pid in sorted(candidates):
+            state = self.petitions.load(pid).state
+            if state is None or state["status"] in domain.TERMINAL:
+                continue  # closed since: its index entry goes with the next routing event
+            assignment = state.get("assignment") or {}
+            found.append(
+                {
+                    "petition_id": pid,  # what a citizen needs to join it
+                    "category": state["category"],
+                    "status": state["status"],
+                    "distance_m": domain.distance_band(distance),
+                    "village": assignment.get("village"),
+                    "town": assignment.get("town"),
+                }
+            )
+            if len(found) >= limit:
+                break
+        return found
 
     def join(self, petition_id: str, citizen: domain.Follower) -> dict[str, Any]:
         """Add a citizen to an open petition as a follower of their own: a document keyed by the
