@@ -28,6 +28,17 @@ RETRY_AFTER_S = "2"
 
 View = Callable[..., Response]
 
+# On every response of every service, /metrics included. Every API answer may carry personal data
+# (a petition, a citizen's contact details, a work order), so nothing is cached anywhere; the
+# answers are JSON for programs, so nothing may sniff, frame, embed or refer from them either.
+SECURITY_HEADERS = (
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
 
 class ApiError(Exception):
     """An error the client can act on; rendered as the contract's JSON error shape."""
@@ -140,6 +151,7 @@ def create_base_app(service: str, metrics: PlatformMetrics, checks: dict[str, Ch
     # the cap for any body, applied before it is read; @body_limit raises it for one endpoint
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -209,5 +221,23 @@ def _unavailable(code: str, message: str) -> Response:
     return error_response(503, code, message, headers={"Retry-After": RETRY_AFTER_S})
 
 
+class SecurityHeaders:
+    """WSGI middleware adding SECURITY_HEADERS to every response (that does not set its own), around
+    everything the process serves: Flask's views and errors, and the Prometheus app on /metrics."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            present = {name.lower() for name, _ in headers}
+            headers = [*headers, *((n, v) for n, v in SECURITY_HEADERS if n.lower() not in present)]
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
+
+
 def mount_metrics(app: Flask, metrics: PlatformMetrics) -> None:
-    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/metrics": make_wsgi_app(metrics.registry)})  # type: ignore[method-assign]
+    inner = app.wsgi_app.app if isinstance(app.wsgi_app, SecurityHeaders) else app.wsgi_app
+    dispatcher = DispatcherMiddleware(inner, {"/metrics": make_wsgi_app(metrics.registry)})
+    app.wsgi_app = SecurityHeaders(dispatcher)  # type: ignore[method-assign]
