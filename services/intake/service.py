@@ -9,7 +9,6 @@ durably queued, even if Kafka is down at that moment.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -58,8 +57,7 @@ class IdempotencyMismatch(Exception):
     pass
 
 
-def _tracking_digest(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
+TRACKING = "tracking"  # the purpose of tracking-code digests and derivations (credentials.Signer)
 
 
 class IntakeService:
@@ -99,13 +97,15 @@ class IntakeService:
         """
         now = self.clock()
         pid = self.numbers.next_id(now.astimezone(BEIJING).date())
-        code = secrets.token_urlsafe(12)
+        nonce = secrets.token_urlsafe(12)
+        code = self._tracking_code(pid, nonce)
         # the event this petition will publish, checked now: after this point a write may happen
         self.petitions.check([self._submitted(pid, code, sub, now, duplicate_of=None)[1]])
         if idempotency_key is None:
             return self._create(pid, code, sub, now)
         key_id = "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
-        claim = {"_id": key_id, "fingerprint": fingerprint, "at": now, "petition_id": pid, "tracking_code": code}
+        # no tracking code in the claim: the nonce it is derived from, useless without the server key
+        claim = {"_id": key_id, "fingerprint": fingerprint, "at": now, "petition_id": pid, "nonce": nonce}
         try:
             self.idempotency.insert_one(claim)
             replayed = False
@@ -119,10 +119,14 @@ class IntakeService:
         # The claim is not undone when what follows fails: a failure may hide a commit that happened
         # (a lost acknowledgement), and the client's retry with the same key completes or replays
         # this very petition number, never a second one.
-        receipt, committed_before = self._create(
-            claim["petition_id"], claim["tracking_code"], sub, _as_utc(claim["at"])
-        )
+        code = self._tracking_code(claim["petition_id"], claim["nonce"]) if "nonce" in claim else claim["tracking_code"]
+        receipt, committed_before = self._create(claim["petition_id"], code, sub, _as_utc(claim["at"]))
         return receipt, replayed or committed_before
+
+    def _tracking_code(self, pid: str, nonce: str) -> str:
+        """A submitter's tracking code: 96 bits the server derives from a random nonce with its key, so
+        that a replayed Idempotency-Key can be answered with the same code without storing it."""
+        return self.signer.sign(TRACKING, pid, nonce, length=16)
 
     def _create(self, pid: str, code: str, sub: domain.Submission, now: datetime) -> tuple[dict[str, Any], bool]:
         """Commit the petition `pid` unless an earlier attempt did; returns (receipt, whether an earlier
@@ -173,7 +177,7 @@ class IntakeService:
         }
         state = {
             "petition_id": pid,
-            "tracking_digest": _tracking_digest(code),
+            "tracking_digest": self.signer.digest(TRACKING, code),
             "channel": sub.channel,
             "category": sub.category,
             "content": sub.content,
@@ -285,11 +289,13 @@ class IntakeService:
         if _is_follower_credential(tracking_code):
             return Access(self._follower_state(petition_id, tracking_code), FOLLOWER)
         state = self.load(petition_id)
-        if hmac.compare_digest(state["tracking_digest"], _tracking_digest(tracking_code)):
+        if self.signer.matches(state["tracking_digest"], TRACKING, tracking_code):
             return Access(state, SUBMITTER)
-        digest = _tracking_digest(tracking_code)
         # followers of petitions joined before followers had their own credentials: follow-only now
-        if any(hmac.compare_digest(f.get("tracking_digest", ""), digest) for f in state.get("followers", [])):
+        if any(
+            self.signer.matches(f.get("tracking_digest", ""), TRACKING, tracking_code)
+            for f in state.get("followers", [])
+        ):
             return Access(state, FOLLOWER)
         raise NotFound(petition_id)
 
