@@ -80,14 +80,34 @@ def body_limit(max_bytes: int) -> Callable[[View], View]:
     return mark
 
 
+# An over-limit body up to this size is read and thrown away (in 64 KB pieces, never kept) before
+# the 413, so that the client, which is still sending it, gets the answer and keeps its connection;
+# gunicorn would otherwise close it (it drains at most 64 KB) and the client's next request on it
+# would fail. A larger body is refused without reading another byte.
+DISCARD_MAX_BYTES = 1024 * 1024
+
+
 def _too_large(limit: int) -> ApiError:
+    _discard_rest()
     return ApiError(413, "body_too_large", f"the body may be at most {limit} bytes")
+
+
+def _discard_rest() -> None:
+    declared = request.content_length
+    if declared is not None and declared > DISCARD_MAX_BYTES:
+        return
+    stream = request.environ["wsgi.input"]  # what werkzeug left unread, bounded by the server
+    budget = DISCARD_MAX_BYTES
+    while budget > 0:
+        piece = stream.read(min(64 * 1024, budget))
+        if not piece:
+            return
+        budget -= len(piece)
 
 
 def _enforce_body_limit() -> None:
     """Before anything reads the body: refuse a declared length over the endpoint's limit at once, and
-    make werkzeug stop a chunked body (no Content-Length) as soon as it grows past it. gunicorn then
-    discards (never buffers) what the client still sends, within its own bounds, or closes."""
+    make werkzeug stop a chunked body (no Content-Length) as soon as it grows past it."""
     view = current_app.view_functions.get(request.endpoint or "")
     limit = getattr(view, "max_body_bytes", MAX_BODY_BYTES)
     request.max_content_length = limit
