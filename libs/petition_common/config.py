@@ -14,6 +14,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_PORTS = {"intake": 8081, "routing": 8082, "sla": 8083, "stats": 8084}
+# signs citizens' credentials (petition_common/credentials.py); production sets its own SECRET_KEYS
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-deploy"
 
 
 def _env(name: str, default: str) -> str:
@@ -45,7 +47,13 @@ class Settings:
     staff_tokens_file: Path = field(default=REPO_ROOT / "config" / "staff-tokens.yaml")
     # the working-day calendar's year files (sla counts reply deadlines with it, stats decides "on time")
     calendar_dir: Path = field(default=REPO_ROOT / "config" / "calendar")
+    # server keys for citizens' credentials: the first signs, all verify (rotation)
+    secret_keys: tuple[str, ...] = (DEVELOPMENT_SECRET_KEY,)
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uses_development_key(self) -> bool:
+        return DEVELOPMENT_SECRET_KEY in self.secret_keys
 
     @property
     def database(self) -> str:
@@ -82,5 +90,6 @@ class Settings:
             retry_backoff_s=float(_env("CONSUMER_RETRY_BACKOFF_S", "0.2")),
             staff_tokens_file=Path(_env("STAFF_TOKENS_FILE", str(config_dir / "staff-tokens.yaml"))),
             calendar_dir=Path(_env("CALENDAR_DIR", str(config_dir / "calendar"))),
+            secret_keys=tuple(k.strip() for k in _env("SECRET_KEYS", DEVELOPMENT_SECRET_KEY).split(",") if k.strip()),
             extra={k: v for k, v in os.environ.items() if k.startswith(f"{prefix}_")},
         )

@@ -233,6 +233,13 @@ class AggregateStore:
 
     # ---- writing
 
+    def check(self, events: Sequence[Event]) -> None:
+        """Validate events as `commit` will (raises SchemaViolation), for a caller that must know before
+        it writes anything else that its commit cannot fail on them."""
+        if self._validate is not None:
+            for event in events:
+                self._validate(event)
+
     def commit(self, loaded: Loaded, state: dict[str, Any], events: Sequence[Event] = ()) -> Commit:
         """Commit `state` as the version after `loaded`; raises Conflict if someone was first.
 
@@ -254,10 +261,8 @@ class AggregateStore:
         ids = [loaded.aggregate_id for loaded, _, _ in items]
         if len(set(ids)) != len(ids):
             raise ValueError("commit_many takes one version per aggregate")
-        if self._validate is not None:
-            for _, _, events in items:
-                for event in events:
-                    self._validate(event)
+        for _, _, events in items:
+            self.check(events)
         now = utc_now()
         cids = [commit_id(loaded.aggregate_id, loaded.seq + 1) for loaded, _, _ in items]
         conflicts: dict[int, Conflict] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -9,15 +11,19 @@ from flask import Blueprint, Flask, Response, current_app, request
 from petition_common import logs
 from petition_common.auth import Staff, TokenDirectory
 from petition_common.config import Settings
+from petition_common.contract import SchemaViolation
+from petition_common.credentials import Signer
+from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.taxonomy import load_categories
 from petition_common.timesource import clock_from_env
 from petition_common.topics import EVENT_TYPES, ROUTING
-from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object
+from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object, validated
 from services.intake import domain
-from services.intake.service import IdempotencyMismatch, IntakeService, NotFound
+from services.intake.service import SUBMITTER, IdempotencyMismatch, IntakeService, NotFound
 
 bp = Blueprint("intake", __name__)
+log = logging.getLogger(__name__)
 
 
 def _service() -> IntakeService:
@@ -34,13 +40,22 @@ def _staff() -> Staff | None:
     return staff
 
 
-def _invalid(exc: domain.InvalidInput) -> ApiError:
-    return ApiError(
-        422 if set(exc.fields) <= {"category"} else 400,
-        "invalid_petition",
-        "the petition has invalid fields",
-        exc.fields,
-    )
+def _schemas() -> RequestSchemas:
+    return current_app.extensions["schemas"]
+
+
+def _submission(body: dict[str, Any]) -> domain.Submission:
+    """The petition, checked against the contract's schema and then the domain's rules; every problem
+    found by either is reported (422 when only the category is unknown, else 400)."""
+    fields = _schemas().errors("PetitionSubmission", body)
+    try:
+        submission = domain.validate_submission(body, _service().categories)
+    except domain.InvalidInput as exc:
+        fields = {**exc.fields, **fields}
+    if fields:
+        status = 422 if set(fields) <= {"category"} else 400
+        raise ApiError(status, "invalid_petition", "the petition has invalid fields", fields)
+    return submission
 
 
 @bp.post("/v1/petitions")
@@ -54,10 +69,11 @@ def submit() -> Response:
             "Idempotency-Key must be 1-200 characters",
             {"Idempotency-Key": "must be 1-200 characters"},
         )
+    submission = _submission(body)
     try:
-        receipt, replayed = _service().submit(body, key)
-    except domain.InvalidInput as exc:
-        raise _invalid(exc) from exc
+        receipt, replayed = _service().submit(submission, domain.body_fingerprint(body), key)
+    except SchemaViolation as exc:  # a bug, but caught before anything was written
+        raise ApiError(422, "invalid_petition", "the petition cannot be published as given", exc.fields) from exc
     except IdempotencyMismatch as exc:
         raise ApiError(
             422,
@@ -73,55 +89,44 @@ def submit() -> Response:
 
 @bp.get("/v1/petitions/nearby")
 def nearby() -> Response:
-    args = request.args
-    fields: dict[str, str] = {}
-    point: dict[str, float] = {}
-    for key, bound in (("lat", 90), ("lon", 180)):
-        try:
-            point[key] = float(args[key])
-            if not -bound <= point[key] <= bound:
-                fields[key] = f"must be between -{bound} and {bound}"
-        except KeyError:
-            fields[key] = "is required"
-        except ValueError:
-            fields[key] = "must be a number"
-    category = args.get("category", "")
-    if category not in _service().categories:
+    query = _nearby_query(request.args.to_dict(flat=True))
+    fields = _schemas().errors("NearbyQuery", query)
+    if "category" not in fields and query.get("category") not in _service().categories:
         fields["category"] = "unknown category"
-    try:
-        radius = float(args.get("radius_m", 500))
-        if not 1 <= radius <= 5000:
-            fields["radius_m"] = "must be between 1 and 5000"
-    except ValueError:
-        fields["radius_m"] = "must be a number"
     if fields:
         raise ApiError(400, "invalid_query", "the query has invalid parameters", fields)
-    found = _service().nearby(point["lat"], point["lon"], category, radius)
-    return json_response({"petitions": found, "count": len(found)})
+    found = _service().nearby(
+        query["lat"], query["lon"], query["category"], query.get("radius_m", 500), query.get("limit", 10)
+    )
+    return json_response({"items": found, "count": len(found)})
+
+
+def _nearby_query(args: dict[str, str]) -> dict[str, Any]:
+    """Query strings as the numbers they stand for, so the contract's schema can judge them; a value
+    that is no number stays a string and fails the schema's type."""
+    query: dict[str, Any] = dict(args)
+    for key, kind in (("lat", float), ("lon", float), ("radius_m", int), ("limit", int)):
+        if key in query:
+            try:
+                value = kind(query[key])
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                query[key] = value
+    return query
 
 
 @bp.post("/v1/petitions/<petition_id>/join")
 def join(petition_id: str) -> Response:
-    body = read_json_object()
-    fields = {k: "unknown field" for k in body if k != "citizen"}
-    citizen = body.get("citizen")
-    if not isinstance(citizen, dict):
-        fields["citizen"] = "must be an object with name and phone"
-        citizen = {}
-    name = citizen.get("name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 30:
-        fields["citizen.name"] = "must be 1-30 characters"
-    phone = domain.normalize_phone(citizen["phone"]) if isinstance(citizen.get("phone"), str) else None
-    if phone is None:
-        fields["citizen.phone"] = "must be a mainland mobile or a landline with area code"
-    if fields:
-        raise ApiError(400, "invalid_request", "the request has invalid fields", fields)
+    body = _citizen_body("JoinRequest")
     try:
-        receipt = _service().join(petition_id, str(name).strip(), str(phone))
+        follower = domain.validate_follower(body)
+        receipt = _service().join(petition_id, follower)
+    except domain.InvalidInput as exc:
+        raise ApiError(400, "invalid_request", "the request has invalid fields", exc.fields) from exc
     except NotFound as exc:
-        raise ApiError(404, "not_found", "no such petition") from exc
-    except domain.ActionRefused as exc:
-        raise ApiError(409, exc.code, exc.message) from exc
+        # absent, closed or withdrawn alike: probing numbers tells only "open or not"
+        raise ApiError(404, "not_found", "no open petition with this id") from exc
     return json_response(receipt, 201)
 
 
@@ -141,34 +146,29 @@ def read(petition_id: str) -> Response:
                 "unauthorized",
                 "present the tracking code (tracking_code or X-Tracking-Code) or a staff bearer token",
             )
-        return json_response(service.citizen_view(service.authorize_citizen(petition_id, code)))
+        access = service.authorize_reader(petition_id, code)
+        view = service.citizen_view if access.role == SUBMITTER else service.follower_view
+        return json_response(view(access.state))
     except NotFound as exc:
         raise ApiError(404, "not_found", "no such petition for this tracking code or token") from exc
 
 
-def _citizen_body(allowed: set[str]) -> dict[str, Any]:
+def _citizen_body(schema: str) -> dict[str, Any]:
+    """A citizen's body: the contract's schema, and no fields it does not name."""
     body = read_json_object()
+    allowed = _schemas().properties(schema)
     unknown = {k: "unknown field" for k in body if k not in allowed}
     if unknown:
         raise ApiError(400, "invalid_request", "the request has unknown fields", unknown)
-    if not isinstance(body.get("tracking_code"), str) or not body["tracking_code"]:
-        raise ApiError(400, "invalid_request", "tracking_code is required", {"tracking_code": "is required"})
+    validated(_schemas(), schema, body)
     return body
 
 
 @bp.post("/v1/petitions/<petition_id>/feedback")
 def feedback(petition_id: str) -> Response:
-    body = _citizen_body({"tracking_code", "satisfaction", "comment"})
-    fields = {}
-    if body.get("satisfaction") not in domain.SATISFACTION:
-        fields["satisfaction"] = f"must be one of {', '.join(domain.SATISFACTION)}"
-    comment = body.get("comment")
-    if comment is not None and (not isinstance(comment, str) or len(comment) > 1000):
-        fields["comment"] = "must be a string of at most 1000 characters"
-    if fields:
-        raise ApiError(400, "invalid_feedback", "the feedback has invalid fields", fields)
+    body = _citizen_body("FeedbackRequest")
     try:
-        state = _service().give_feedback(petition_id, body["tracking_code"], body["satisfaction"], comment)
+        state = _service().give_feedback(petition_id, body["tracking_code"], body["satisfaction"], body.get("comment"))
     except NotFound as exc:
         raise ApiError(404, "not_found", "no such petition for this tracking code") from exc
     except domain.ActionRefused as exc:
@@ -178,7 +178,7 @@ def feedback(petition_id: str) -> Response:
 
 @bp.post("/v1/petitions/<petition_id>/withdraw")
 def withdraw(petition_id: str) -> Response:
-    body = _citizen_body({"tracking_code"})
+    body = _citizen_body("WithdrawRequest")
     try:
         state = _service().withdraw(petition_id, body["tracking_code"])
     except NotFound as exc:
@@ -191,6 +191,8 @@ def withdraw(petition_id: str) -> Response:
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("intake")
     logs.configure("intake", settings.log_level)
+    if settings.uses_development_key:
+        log.warning("SECRET_KEYS is not set: citizens' credentials are signed with the development key")
     runtime = ServiceRuntime(settings)
     categories = load_categories(settings.config_dir / "categories.yaml")
     petitions = runtime.store("petitions")
@@ -199,6 +201,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         petitions,
         runtime.store("duplicates"),
         set(categories),
+        Signer(settings.secret_keys),
         id_prefix=settings.extra.get("INTAKE_ID_PREFIX", "JZ"),
         clock=clock_from_env("intake", settings.extra),
     )
@@ -206,6 +209,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     app.extensions["runtime"] = runtime
     app.extensions["intake"] = service
     app.extensions["tokens"] = TokenDirectory.load(settings.staff_tokens_file)
+    app.extensions["schemas"] = RequestSchemas(settings.contract_dir, "intake")
     app.register_blueprint(bp)
     mount_metrics(app, runtime.metrics)
     if start_background:

@@ -54,6 +54,32 @@ class Submission:
     citizen_phone: str
 
 
+@dataclass(frozen=True)
+class Follower:
+    """A citizen joining someone else's open petition."""
+
+    name: str
+    phone: str
+    channel: str
+    comment: str | None
+
+
+def validate_follower(body: Mapping[str, Any]) -> Follower:
+    """The joining citizen; the body's types and lengths were checked against JoinRequest already."""
+    errors: dict[str, str] = {}
+    citizen = body.get("citizen") if isinstance(body.get("citizen"), dict) else {}
+    name = _text(citizen.get("name"), "citizen.name", errors, min_len=1, max_len=30, allowed_controls="")
+    phone = normalize_phone(citizen["phone"]) if isinstance(citizen.get("phone"), str) else None
+    if phone is None:
+        errors["citizen.phone"] = "must be a mainland mobile (11 digits, 1[3-9]...) or a landline with area code"
+    comment = body.get("comment")
+    if comment is not None:
+        comment = _text(comment, "comment", errors, min_len=0, max_len=1000)
+    if errors:
+        raise InvalidInput(errors)
+    return Follower(name, str(phone), str(body.get("channel")), comment)
+
+
 def normalize_phone(raw: str) -> str | None:
     """A mainland mobile (13812341234) or landline with area code (0532-88881234), else None."""
     text = re.sub(r"[\s()]", "", raw)
@@ -66,12 +92,18 @@ def normalize_phone(raw: str) -> str | None:
     return None
 
 
-def _text(value: Any, name: str, errors: dict[str, str], *, min_len: int, max_len: int) -> str:
+def _has_controls(text: str, allowed: str = "\n\t\r") -> bool:
+    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text)
+
+
+def _text(
+    value: Any, name: str, errors: dict[str, str], *, min_len: int, max_len: int, allowed_controls: str = "\n\t\r"
+) -> str:
     if not isinstance(value, str):
         errors[name] = "must be a string"
         return ""
     stripped = value.strip()
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t\r" for ch in stripped):
+    if _has_controls(stripped, allowed_controls):
         errors[name] = "must not contain control characters"
     elif len(stripped) < min_len:
         errors[name] = "is required" if min_len == 1 and not stripped else f"must be at least {min_len} characters"
@@ -103,14 +135,11 @@ def validate_submission(body: Mapping[str, Any], categories: Collection[str]) ->
         errors["location"] = "must be an object with town and village"
     else:
         _unknown(raw_loc, _LOCATION_FIELDS, "location.", errors)
-        for key, max_len in (("town", 50), ("village", 50)):
-            value = raw_loc.get(key, "")
-            if not isinstance(value, str):
-                errors[f"location.{key}"] = "must be a string"
-            elif len(value.strip()) > max_len:
-                errors[f"location.{key}"] = f"must be at most {max_len} characters"
-            else:
-                location[key] = value.strip()
+        for key in ("town", "village"):
+            # may be empty: the citizen did not know it
+            location[key] = _text(
+                raw_loc.get(key, ""), f"location.{key}", errors, min_len=0, max_len=50, allowed_controls=""
+            )
         if "town" not in raw_loc:
             errors["location.town"] = "is required (may be empty if unknown)"
         if raw_loc.get("grid_id") is not None:
@@ -139,7 +168,7 @@ def validate_submission(body: Mapping[str, Any], categories: Collection[str]) ->
         errors["citizen"] = "must be an object with name and phone"
     else:
         _unknown(raw_cit, _CITIZEN_FIELDS, "citizen.", errors)
-        name = _text(raw_cit.get("name"), "citizen.name", errors, min_len=1, max_len=30)
+        name = _text(raw_cit.get("name"), "citizen.name", errors, min_len=1, max_len=30, allowed_controls="")
         raw_phone = raw_cit.get("phone")
         if not isinstance(raw_phone, str):
             errors["citizen.phone"] = "must be a string"
@@ -155,8 +184,14 @@ def validate_submission(body: Mapping[str, Any], categories: Collection[str]) ->
 
 
 def mask_name(name: str) -> str:
-    """刘洋 -> 刘*, 欧阳娜娜 -> 欧***: only the family-name character stays."""
-    return name[:1] + "*" * max(1, len(name) - 1)
+    """刘洋 -> 刘*, 欧阳娜娜 -> 欧***: only the family-name character stays, and only if it is a letter.
+
+    A name may start with anything a citizen types ("1号楼住户", an emoji, a right-to-left mark); the
+    contract's masked name shows no digit, space or '*' (common.json#/$defs/name_masked), and a
+    character that is not a letter is no family name worth showing: it is masked too.
+    """
+    first = name[:1] if name[:1].isalpha() else "*"
+    return first + "*" * max(1, len(name) - 1)
 
 
 def mask_phone(phone: str) -> str:
@@ -180,6 +215,25 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
+# "near me": positions are kept and compared only as the cell of a 0.001° grid they fall in (~111 m
+# north-south, ~90 m east-west at the county's latitude), distances told in 100 m bands
+CELL_DEGREES = 0.001
+DISTANCE_BAND_M = 100
+
+
+def coarse_point(lat: float, lon: float) -> tuple[float, float]:
+    """The centre of the grid cell the point falls in."""
+    return (
+        round((math.floor(lat / CELL_DEGREES) + 0.5) * CELL_DEGREES, 4),
+        round((math.floor(lon / CELL_DEGREES) + 0.5) * CELL_DEGREES, 4),
+    )
+
+
+def distance_band(distance_m: float) -> int:
+    """The distance rounded up to its band: 100 means "within 100 m", 200 "100 to 200 m"."""
+    return max(1, math.ceil(distance_m / DISTANCE_BAND_M)) * DISTANCE_BAND_M
 
 
 def body_fingerprint(body: Mapping[str, Any]) -> str:

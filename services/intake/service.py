@@ -9,10 +9,11 @@ durably queued, even if Kafka is down at that moment.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
+import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
+from petition_common.credentials import Signer
 from petition_common.envelope import Event, format_time, utc_now
 from petition_common.store import AggregateStore, Conflict, Loaded
 from services.intake import domain
@@ -34,16 +36,28 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 MAX_CONFLICT_RETRIES = 8
 
 
+SUBMITTER, FOLLOWER = "submitter", "follower"
+# a follower's credential: "F<follower id>.<signature>"; submitters' codes are URL-safe base64
+# (token_urlsafe), which can start with "F" too but never contain ".", and a wrong guess only fails
+FOLLOWER_PREFIX = "F"
+_PETITION_ID = re.compile(r"^[A-Z]{2}[0-9]{14}$")
+
+
 class NotFound(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Access:
+    state: dict[str, Any]
+    role: str  # SUBMITTER: may read and act; FOLLOWER: may read the follower's view only
 
 
 class IdempotencyMismatch(Exception):
     pass
 
 
-def _tracking_digest(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
+TRACKING = "tracking"  # the purpose of tracking-code digests and derivations (credentials.Signer)
 
 
 class IntakeService:
@@ -53,13 +67,18 @@ class IntakeService:
         petitions: AggregateStore,
         duplicates: AggregateStore,
         categories: set[str],
+        signer: Signer,
         id_prefix: str = "JZ",
         clock: Callable[[], datetime] = utc_now,
     ):
         self.petitions = petitions
+        self.signer = signer
+        # citizens who joined a petition, one document each: `<petition id>:<follower id>`
+        self.followers = db["followers"]
         self.duplicates = duplicates
         self.idempotency = db["idempotency"]
-        # open petitions that carry a point, for "near me" before filing; small: closed ones leave
+        # open petitions that carry a point (only its ~100 m cell), for "near me" before filing;
+        # small: closed ones leave
         self.open_points = db["open_points"]
         self.numbers = PetitionNumbers(db["petition_numbers"], id_prefix)
         self.categories = categories
@@ -67,27 +86,29 @@ class IntakeService:
 
     # ---- submit
 
-    def submit(self, body: dict[str, Any], idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
-        """Accept a petition; returns (response, replayed). Raises domain.InvalidInput."""
-        submission = domain.validate_submission(body, self.categories)
-        now = self.clock()
-        if idempotency_key is None:
-            pid = self.numbers.next_id(now.astimezone(BEIJING).date())
-            code = secrets.token_urlsafe(12)
-            return self._create(pid, code, submission, now), False
+    def submit(
+        self, sub: domain.Submission, fingerprint: str, idempotency_key: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Accept a validated petition; returns (response, replayed).
 
-        fingerprint = domain.body_fingerprint(body)
+        Raises SchemaViolation before anything is written if its event would not be the contract's
+        (a bug: the request checks should have caught it), IdempotencyMismatch for a key reused with
+        another body, and Conflict (503) while another request holds the petition's first version.
+        """
+        now = self.clock()
+        pid = self.numbers.next_id(now.astimezone(BEIJING).date())
+        nonce = secrets.token_urlsafe(12)
+        code = self._tracking_code(pid, nonce)
+        # the event this petition will publish, checked now: after this point a write may happen
+        self.petitions.check([self._submitted(pid, code, sub, now, duplicate_of=None)[1]])
+        if idempotency_key is None:
+            return self._create(pid, code, sub, now)
         key_id = "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
-        claim = {
-            "_id": key_id,
-            "fingerprint": fingerprint,
-            "at": now,
-            "petition_id": self.numbers.next_id(now.astimezone(BEIJING).date()),
-            "tracking_code": secrets.token_urlsafe(12),
-        }
-        replayed = False
+        # no tracking code in the claim: the nonce it is derived from, useless without the server key
+        claim = {"_id": key_id, "fingerprint": fingerprint, "at": now, "petition_id": pid, "nonce": nonce}
         try:
             self.idempotency.insert_one(claim)
+            replayed = False
         except DuplicateKeyError:
             existing = self.idempotency.find_one({"_id": key_id})
             if existing is None:  # pragma: no cover - keys are never deleted while in use
@@ -95,21 +116,50 @@ class IntakeService:
             if existing["fingerprint"] != fingerprint:
                 raise IdempotencyMismatch from None
             claim, replayed = existing, True
-        if replayed:  # a number this request just claimed has no petition yet: no need to look
-            loaded = self.petitions.load(claim["petition_id"])
-            if loaded.exists:
-                assert loaded.state is not None
-                return self._receipt(loaded.state, claim["tracking_code"]), replayed
-        # first attempt, or a retry after the first attempt died before its commit
-        try:
-            return self._create(claim["petition_id"], claim["tracking_code"], submission, claim["at"]), replayed
-        except Conflict:
-            state = self.petitions.load(claim["petition_id"]).state
-            assert state is not None
-            return self._receipt(state, claim["tracking_code"]), True
+        # The claim is not undone when what follows fails: a failure may hide a commit that happened
+        # (a lost acknowledgement), and the client's retry with the same key completes or replays
+        # this very petition number, never a second one.
+        code = self._tracking_code(claim["petition_id"], claim["nonce"]) if "nonce" in claim else claim["tracking_code"]
+        receipt, committed_before = self._create(claim["petition_id"], code, sub, _as_utc(claim["at"]))
+        return receipt, replayed or committed_before
 
-    def _create(self, pid: str, code: str, sub: domain.Submission, now: datetime) -> dict[str, Any]:
-        duplicate_of = self._link_duplicate(pid, sub, now)
+    def _tracking_code(self, pid: str, nonce: str) -> str:
+        """A submitter's tracking code: 96 bits the server derives from a random nonce with its key, so
+        that a replayed Idempotency-Key can be answered with the same code without storing it."""
+        return self.signer.sign(TRACKING, pid, nonce, length=16)
+
+    def _create(self, pid: str, code: str, sub: domain.Submission, now: datetime) -> tuple[dict[str, Any], bool]:
+        """Commit the petition `pid` unless an earlier attempt did; returns (receipt, whether an earlier
+        attempt had). Its duplicate-index entry, written before the commit, is taken back when the
+        commit fails."""
+        loaded = self.petitions.load(pid)
+        if loaded.exists:  # an earlier attempt with this Idempotency-Key got as far as its commit
+            assert loaded.state is not None
+            return self._receipt(loaded.state, code), True
+        key = domain.duplicate_key(sub.citizen_phone, sub.category)
+        duplicate_of, indexed = self._index_for_duplicates(key, pid, sub, now)
+        state, event = self._submitted(pid, code, sub, now, duplicate_of)
+        try:
+            # on top of whatever the number holds: nothing, or the void commit the relay wrote for an
+            # attempt that died between its outbox marker and its commit
+            self.petitions.commit(Loaded(pid, loaded.seq, None), state, [event])
+        except Conflict:
+            current = self.petitions.load(pid)
+            if current.exists:  # a concurrent attempt with the same key committed it
+                assert current.state is not None
+                return self._receipt(current.state, code), True
+            self._undo_index(indexed, key, pid)
+            raise  # an attempt is between its marker and its commit: 503, retry shortly
+        except BaseException:
+            self._undo_index(indexed, key, pid)
+            raise
+        self._after_submit(pid, sub, duplicate_of=duplicate_of)
+        return self._receipt(state, code), False
+
+    def _submitted(
+        self, pid: str, code: str, sub: domain.Submission, now: datetime, duplicate_of: str | None
+    ) -> tuple[dict[str, Any], Event]:
+        """The new petition's first state and its `petition.submitted` event."""
         submitted_at = format_time(now)
         masked = {
             "name_masked": domain.mask_name(sub.citizen_name),
@@ -127,7 +177,7 @@ class IntakeService:
         }
         state = {
             "petition_id": pid,
-            "tracking_digest": _tracking_digest(code),
+            "tracking_digest": self.signer.digest(TRACKING, code),
             "channel": sub.channel,
             "category": sub.category,
             "content": sub.content,
@@ -142,21 +192,23 @@ class IntakeService:
             "feedback_round": 0,
         }
         event = Event(type="petition.submitted", source=SOURCE, subject=pid, data=data, time=submitted_at)
-        self.petitions.commit(Loaded(pid, 0, None), state, [event])
-        if "lat" in sub.location and duplicate_of is None:
-            self.open_points.replace_one(
-                {"_id": pid},
-                {
-                    "_id": pid,
-                    "category": sub.category,
-                    "lat": sub.location["lat"],
-                    "lon": sub.location["lon"],
-                    "submitted_at": submitted_at,
-                    "content": sub.content[:200],
-                },
-                upsert=True,
-            )
-        return self._receipt(state, code)
+        return state, event
+
+    def _after_submit(self, pid: str, sub: domain.Submission, duplicate_of: str | None) -> None:
+        """What follows an accepted petition; it is accepted whatever happens here (201), so a failure
+        is logged and costs only a count or a "near me" entry."""
+        try:
+            if duplicate_of is not None:
+                self._update(duplicate_of, lambda s: {**s, "affected_citizens": int(s.get("affected_citizens", 1)) + 1})
+            elif "lat" in sub.location:
+                cell_lat, cell_lon = domain.coarse_point(sub.location["lat"], sub.location["lon"])
+                self.open_points.replace_one(
+                    {"_id": pid},
+                    {"_id": pid, "category": sub.category, "cell_lat": cell_lat, "cell_lon": cell_lon},
+                    upsert=True,
+                )
+        except Exception as exc:
+            log.warning("after-submit step failed", extra={"petition_id": pid, "error": repr(exc)})
 
     @staticmethod
     def _receipt(state: dict[str, Any], code: str) -> dict[str, Any]:
@@ -167,26 +219,52 @@ class IntakeService:
             "duplicate_of": state.get("duplicate_of"),
         }
 
-    def _link_duplicate(self, pid: str, sub: domain.Submission, now: datetime) -> str | None:
-        """Link to an earlier near-identical petition of the same phone and category (24 h)."""
-        key = domain.duplicate_key(sub.citizen_phone, sub.category)
+    def _index_for_duplicates(
+        self, key: str, pid: str, sub: domain.Submission, now: datetime
+    ) -> tuple[str | None, bool]:
+        """Record the petition in its citizen's duplicate index (same phone and category, 24 h) and
+        link it to an earlier near-identical one; returns (duplicate_of, whether an entry was written).
+
+        Entries of petitions that never committed (their commit failed and the undo did too, or the
+        process died in between) are dropped when met: they must not refuse or mislink anyone.
+        """
         for _ in range(MAX_CONFLICT_RETRIES):
             loaded = self.duplicates.load(key)
-            recent = (loaded.state or {}).get("recent", [])
-            recent = [{**e, "at": _as_utc(e["at"])} for e in recent]
+            recent = [{**e, "at": _as_utc(e["at"])} for e in (loaded.state or {}).get("recent", [])]
+            mine = next((e for e in recent if e["petition_id"] == pid), None)
+            if mine is not None:  # a retry of this very petition
+                return mine.get("duplicate_of"), False
             first = domain.find_duplicate(sub.content, now, recent)
+            while first is not None and not self.petitions.load(first).exists:
+                recent = [e for e in recent if first not in (e["petition_id"], e.get("duplicate_of"))]
+                first = domain.find_duplicate(sub.content, now, recent)
             try:
                 self.duplicates.commit(
                     loaded, {"recent": domain.remember_for_duplicates(recent, pid, sub.content, now, first)}
                 )
-                break
+                return first, True
             except Conflict:
                 continue
-        else:
-            return None
-        if first is not None:
-            self._update(first, lambda s: {**s, "affected_citizens": int(s.get("affected_citizens", 1)) + 1})
-        return first
+        return None, False  # a burst from one phone: this one goes unlinked rather than refused
+
+    def _undo_index(self, indexed: bool, key: str, pid: str) -> None:
+        """Take the petition's entry out of the duplicate index again (its commit failed)."""
+        if not indexed:
+            return
+        try:
+            for _ in range(MAX_CONFLICT_RETRIES):
+                loaded = self.duplicates.load(key)
+                recent = (loaded.state or {}).get("recent", [])
+                kept = [e for e in recent if e["petition_id"] != pid]
+                if len(kept) == len(recent):
+                    return
+                try:
+                    self.duplicates.commit(loaded, {"recent": kept})
+                    return
+                except Conflict:
+                    continue
+        except Exception as exc:  # the entry stays; _index_for_duplicates drops it when it meets it
+            log.warning("could not undo a duplicate-index entry", extra={"petition_id": pid, "error": repr(exc)})
 
     # ---- read
 
@@ -197,15 +275,38 @@ class IntakeService:
         return state
 
     def authorize_citizen(self, petition_id: str, tracking_code: str | None) -> dict[str, Any]:
-        """The petition if the code matches; NotFound otherwise (never reveal that it exists)."""
+        """The petition if `tracking_code` is its submitter's; NotFound otherwise (never reveal that it
+        exists). Only the submitter may act on a petition (withdraw, rate); see `authorize_reader`."""
+        access = self.authorize_reader(petition_id, tracking_code)
+        if access.role != SUBMITTER:
+            raise NotFound(petition_id)
+        return access.state
+
+    def authorize_reader(self, petition_id: str, tracking_code: str | None) -> Access:
+        """The petition and who presents the code: its submitter, or a follower who joined it."""
         if not tracking_code:
             raise NotFound(petition_id)
+        if _is_follower_credential(tracking_code):
+            return Access(self._follower_state(petition_id, tracking_code), FOLLOWER)
         state = self.load(petition_id)
-        digest = _tracking_digest(tracking_code)
-        known = [state["tracking_digest"], *(f["tracking_digest"] for f in state.get("followers", []))]
-        if not any(hmac.compare_digest(k, digest) for k in known):
+        if self.signer.matches(state["tracking_digest"], TRACKING, tracking_code):
+            return Access(state, SUBMITTER)
+        # followers of petitions joined before followers had their own credentials: follow-only now
+        if any(
+            self.signer.matches(f.get("tracking_digest", ""), TRACKING, tracking_code)
+            for f in state.get("followers", [])
+        ):
+            return Access(state, FOLLOWER)
+        raise NotFound(petition_id)
+
+    def _follower_state(self, petition_id: str, credential: str) -> dict[str, Any]:
+        follower_id, _, tag = credential.removeprefix(FOLLOWER_PREFIX).partition(".")
+        if not self.signer.verify(tag, "follow", petition_id, follower_id):
             raise NotFound(petition_id)
-        return state
+        # signed, and still there: a follower whose join was taken back has no access
+        if self.followers.find_one({"_id": f"{petition_id}:{follower_id}"}, {"_id": 1}) is None:
+            raise NotFound(petition_id)
+        return self.load(petition_id)
 
     @staticmethod
     def authorize_staff(state: dict[str, Any], staff: Staff) -> None:
@@ -230,6 +331,18 @@ class IntakeService:
             "reply": state.get("reply"),
             "feedback": state.get("feedback"),
             "timeline": state.get("timeline", []),
+        }
+
+    @classmethod
+    def follower_view(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """What a citizen who joined sees: how the shared problem progresses, not what the submitter
+        wrote or was told (notes, the reply's text, the rating's comment may be about them)."""
+        view = cls.citizen_view(state)
+        reply = view.get("reply")
+        return {
+            **{k: v for k, v in view.items() if k not in ("reply", "feedback", "timeline", "duplicate_of")},
+            "reply": {"resolution": reply.get("resolution"), "replied_at": reply.get("replied_at")} if reply else None,
+            "timeline": [{k: e.get(k) for k in ("at", "event", "status")} for e in view["timeline"]],
         }
 
     @classmethod
@@ -359,51 +472,97 @@ class IntakeService:
 
     # ---- near me, and joining an open petition instead of filing again
 
-    def nearby(self, lat: float, lon: float, category: str, radius_m: float, limit: int = 20) -> list[dict[str, Any]]:
-        """Open petitions of this category within `radius_m` of the point: content excerpt, no personal data."""
-        found = []
+    def nearby(self, lat: float, lon: float, category: str, radius_m: float, limit: int = 10) -> list[dict[str, Any]]:
+        """Open petitions of this category near the point, nearest first: what, how far in 100 m
+        bands, and the village and town routing placed it in. Never its text or its position: the
+        index keeps only the ~100 m cell a point falls in (domain.coarse_point), so no number of
+        queries from well-chosen points locates a petition closer than its cell."""
+        candidates = []
         for doc in self.open_points.find({}):
             if doc["category"] != category:
                 continue
-            distance = domain.distance_m(lat, lon, doc["lat"], doc["lon"])
+            # documents written before cells were kept hold the exact point: coarsen it here too
+            cell = domain.coarse_point(doc.get("cell_lat", doc.get("lat")), doc.get("cell_lon", doc.get("lon")))
+            distance = domain.distance_m(lat, lon, *cell)
             if distance <= radius_m:
-                found.append(
-                    {
-                        "petition_id": doc["_id"],
-                        "category": doc["category"],
-                        "distance_m": round(distance),
-                        "submitted_at": doc["submitted_at"],
-                        "content": doc["content"],
-                    }
-                )
-        return sorted(found, key=lambda f: f["distance_m"])[:limit]
+                candidates.append((distance, doc["_id"]))
+        found = []
+        for distance, pid in sorted(candidates):
+            state = self.petitions.load(pid).state
+            if state is None or state["status"] in domain.TERMINAL:
+                continue  # closed since: its index entry goes with the next routing event
+            assignment = state.get("assignment") or {}
+            found.append(
+                {
+                    "petition_id": pid,  # what a citizen needs to join it
+                    "category": state["category"],
+                    "status": state["status"],
+                    "distance_m": domain.distance_band(distance),
+                    "village": assignment.get("village"),
+                    "town": assignment.get("town"),
+                }
+            )
+            if len(found) >= limit:
+                break
+        return found
 
-    def join(self, petition_id: str, name: str, phone: str) -> dict[str, Any]:
-        """Add a citizen to an open petition; they get their own tracking code to follow it."""
-        code = secrets.token_urlsafe(12)
-        now = format_time(self.clock())
+    def join(self, petition_id: str, citizen: domain.Follower) -> dict[str, Any]:
+        """Add a citizen to an open petition as a follower of their own: a document keyed by the
+        petition and their phone (so one phone joins once, and the petition does not grow with its
+        followers), and a credential that lets them follow it and nothing more.
 
-        def change(state: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
-            if state["status"] in domain.TERMINAL:
-                raise domain.ActionRefused("not_open", f"the petition is {state['status']}; file a new one")
-            followers = [
-                *state.get("followers", []),
-                {"tracking_digest": _tracking_digest(code), "name": name, "phone": phone, "joined_at": now},
-            ]
-            return {
-                **state,
-                "followers": followers,
-                "affected_citizens": int(state.get("affected_citizens", 1)) + 1,
-                "timeline": [*state["timeline"], {"at": now, "event": "joined", "status": state["status"]}],
-            }, []
+        NotFound for a petition that does not exist and for one that is no longer open alike, so
+        that probing sequential numbers tells no more than "open or not" (docs/security.md).
+        """
+        follower_id = self.signer.sign("follower", petition_id, citizen.phone, length=16)
+        doc_id = f"{petition_id}:{follower_id}"
+        state = self._open_petition(petition_id)
+        try:
+            self.followers.insert_one(
+                {
+                    "_id": doc_id,
+                    "petition_id": petition_id,
+                    "name": citizen.name,
+                    "phone": citizen.phone,
+                    "channel": citizen.channel,
+                    "comment": citizen.comment,
+                    "joined_at": format_time(self.clock()),
+                }
+            )
+        except DuplicateKeyError:  # this phone joined before: the same follower again
+            return self._joined(state, follower_id)
+        try:
+            state = self._act(petition_id, _count_one_more)
+        except BaseException:
+            # the follower counted nowhere must not hold a credential either
+            self.followers.delete_one({"_id": doc_id})
+            raise
+        return self._joined(state, follower_id)
 
-        state = self._act(petition_id, change)
+    def _open_petition(self, petition_id: str) -> dict[str, Any]:
+        state = self.petitions.load(petition_id).state if _PETITION_ID.match(petition_id) else None
+        if state is None or state["status"] in domain.TERMINAL:
+            raise NotFound(petition_id)
+        return state
+
+    def _joined(self, state: dict[str, Any], follower_id: str) -> dict[str, Any]:
+        pid = state["petition_id"]
         return {
-            "petition_id": petition_id,
-            "tracking_code": code,
+            "petition_id": pid,
+            "tracking_code": f"{FOLLOWER_PREFIX}{follower_id}.{self.signer.sign('follow', pid, follower_id)}",
             "status": state["status"],
-            "affected_citizens": state["affected_citizens"],
+            "affected_citizens": state.get("affected_citizens", 1),
         }
+
+
+def _is_follower_credential(code: str) -> bool:
+    return code.startswith(FOLLOWER_PREFIX) and "." in code
+
+
+def _count_one_more(state: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
+    if state["status"] in domain.TERMINAL:  # closed while the follower was being added
+        raise NotFound(state["petition_id"])
+    return {**state, "affected_citizens": int(state.get("affected_citizens", 1)) + 1}, []
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -10,15 +10,35 @@ from flask import Blueprint, Flask, Response, current_app, request
 from petition_common import logs
 from petition_common.auth import TokenDirectory
 from petition_common.config import Settings
+from petition_common.contract import SchemaViolation
+from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.timesource import clock_from_env
 from petition_common.topics import INTAKE
-from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object, require_staff
+from petition_common.web import (
+    ApiError,
+    body_limit,
+    create_base_app,
+    json_response,
+    mount_metrics,
+    read_json_object,
+    require_staff,
+    validated,
+)
 from services.routing import domain
 from services.routing.service import NotFound, RegistryHolder, RoutingConfig, RoutingService
 
 bp = Blueprint("routing", __name__)
 ACTIONS = ("contact", "reply", "transfer", "pause", "resume", "close")
+# the contract's schema of each action's body (contract/openapi/routing.yaml)
+ACTION_SCHEMAS = {
+    "contact": "ContactRequest",
+    "reply": "ReplyRequest",
+    "transfer": "TransferRequest",
+    "pause": "PauseRequest",
+    "resume": "EmptyRequest",
+    "close": "EmptyRequest",
+}
 ACTION_FIELDS = {
     "contact": {"note"},
     "reply": {"resolution", "summary"},
@@ -35,11 +55,12 @@ def _service() -> RoutingService:
 
 
 @bp.post("/v1/grids/import")
+@body_limit(MAX_REGISTRY_BYTES)
 def import_grids() -> Response:
     staff = require_staff()
     if staff.role != "county_dispatcher":
         raise ApiError(404, "not_found", "only the county dispatch centre imports the grid registry")
-    body = read_json_object(max_bytes=MAX_REGISTRY_BYTES)
+    body = read_json_object()
     if body.get("type") != "FeatureCollection" or not isinstance(body.get("features"), list):
         raise ApiError(
             400,
@@ -103,6 +124,9 @@ def act(petition_id: str, action: str) -> Response:
     unknown = {k: "unknown field" for k in body if k not in ACTION_FIELDS[action]}
     if unknown:
         raise ApiError(400, "invalid_request", "the request has unknown fields", unknown)
+    # types and lengths before anything is looked up or written: a grid id that is an object, or a
+    # reason longer than the event may carry, is the client's error (400), not the service's (500)
+    validated(current_app.extensions["schemas"], ACTION_SCHEMAS[action], body)
     try:
         order = _service().act(petition_id, staff, action, body)
     except NotFound as exc:
@@ -111,6 +135,8 @@ def act(petition_id: str, action: str) -> Response:
         raise ApiError(422, "invalid_argument", exc.message, {exc.field: exc.message}) from exc
     except domain.InvalidTransition as exc:
         raise ApiError(409, exc.code, exc.message) from exc
+    except SchemaViolation as exc:  # a bug the checks above missed; the commit refused it before writing
+        raise ApiError(422, "invalid_argument", "the action's event would not be valid", exc.fields) from exc
     return json_response(order)
 
 
@@ -129,7 +155,11 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     service = RoutingService(runtime.db, orders, registry, config, clock=clock_from_env("routing", extra))
     app = create_base_app("routing", runtime.metrics, runtime.checks())
     app.extensions.update(
-        runtime=runtime, routing=service, registry=registry, tokens=TokenDirectory.load(settings.staff_tokens_file)
+        runtime=runtime,
+        routing=service,
+        registry=registry,
+        tokens=TokenDirectory.load(settings.staff_tokens_file),
+        schemas=RequestSchemas(settings.contract_dir, "routing"),
     )
     app.register_blueprint(bp)
     mount_metrics(app, runtime.metrics)

@@ -148,7 +148,7 @@ class RoutingService:
             return True
         if staff.role == "village_cadre":
             return order.assignment.village_id is not None and order.assignment.village_id == staff.village_id
-        return domain.can_act(domain.Principal(staff.staff_id, staff.role, staff.town_id), order)
+        return domain.can_act(_principal(staff), order)
 
     def list_orders(
         self,
@@ -300,7 +300,9 @@ class RoutingService:
         """Apply a staff action; raises NotFound, domain.InvalidTransition (409), domain.InvalidArgument."""
         for _ in range(MAX_CONFLICT_RETRIES):
             loaded, order = self.load(petition_id)
-            if staff.role == "auditor" or not self._covers(staff, order):
+            # acting is not seeing: a village cadre and an auditor see orders but act on none, so
+            # this is the domain's rule (can_act), not _covers (which grants reading)
+            if not domain.can_act(_principal(staff), order):
                 raise NotFound(petition_id)
             transition = self._transition(order, staff, action, body, self.clock())
             try:
@@ -379,6 +381,10 @@ class RoutingService:
             except (Conflict, domain.InvalidTransition):
                 continue  # another instance or the citizen got there first
         return closed
+
+
+def _principal(staff: Staff) -> domain.Principal:
+    return domain.Principal(staff.staff_id, staff.role, staff.town_id)
 
 
 def _projection(order: domain.WorkOrder, seq: int) -> dict[str, Any]:

@@ -29,6 +29,9 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _CATEGORY = re.compile(r"^[a-z_]{2,40}$")
 MAX_DAYS = 3700  # ten years of days in one timeseries
+# the days a period may name: statistics start long after the first, and a period far in the future
+# would only overflow the calendar arithmetic (year 10000) for an answer that is always empty
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)
 
 
 class InvalidQuery(ValueError):
@@ -57,6 +60,14 @@ class Filters:
 
 
 def _day(name: str, raw: str, errors: dict[str, str]) -> int | None:
+    day = _parse_day(name, raw, errors)
+    if day is not None and not FIRST_DAY.toordinal() <= day <= LAST_DAY.toordinal():
+        errors[name] = f"must fall between {FIRST_DAY} and {LAST_DAY}"
+        return None
+    return day
+
+
+def _parse_day(name: str, raw: str, errors: dict[str, str]) -> int | None:
     if _DATE.match(raw):
         try:
             return date.fromisoformat(raw).toordinal()
@@ -66,10 +77,10 @@ def _day(name: str, raw: str, errors: dict[str, str]) -> int | None:
     if _DATETIME.match(raw):
         try:
             moment = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
-        except ValueError:
-            errors[name] = "not a valid RFC 3339 date-time"
+            day = local_midnight_day(moment)
+        except (ValueError, OverflowError):  # 9999-12-31T16:00:00Z is a day of the year 10000 here
+            errors[name] = f"not a valid RFC 3339 date-time between {FIRST_DAY} and {LAST_DAY}"
             return None
-        day = local_midnight_day(moment)
         if day is None:
             local = moment.astimezone(LOCAL).isoformat()
             errors[name] = (

@@ -133,9 +133,17 @@ def test_bad_input_is_refused_with_field_errors_and_nothing_is_kept(intake, flee
             "feedback with wrong code",
             pid,
             "feedback",
-            {"tracking_code": "wrong", "satisfaction": "satisfied"},
+            {"tracking_code": "wrong-code-0000", "satisfaction": "satisfied"},
             404,
             None,
+        ),
+        (
+            "feedback with a code too short to be one",
+            pid,
+            "feedback",
+            {"tracking_code": "wrong", "satisfaction": "satisfied"},
+            400,
+            "tracking_code",
         ),
         ("feedback before a reply", pid, "feedback", {"tracking_code": code, "satisfaction": "satisfied"}, 409, None),
         (
@@ -155,7 +163,8 @@ def test_bad_input_is_refused_with_field_errors_and_nothing_is_kept(intake, flee
             "stars",
         ),
         ("withdraw without code", pid, "withdraw", {}, 400, "tracking_code"),
-        ("withdraw with wrong code", pid, "withdraw", {"tracking_code": "wrong"}, 404, None),
+        ("withdraw with wrong code", pid, "withdraw", {"tracking_code": "wrong-code-0000"}, 404, None),
+        ("withdraw with a code of the wrong type", pid, "withdraw", {"tracking_code": ["x"]}, 400, "tracking_code"),
     ]
     for name, target, action, body, status, field in actions:
         resp = http.post(f"{intake}/v1/petitions/{target}/{action}", json=body, timeout=10)

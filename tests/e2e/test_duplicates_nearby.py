@@ -28,7 +28,7 @@ def test_duplicate_is_linked_and_nearby_petitions_can_be_joined(fleet):
 
     # near me: the open drainage petitions within 500 m, without personal data
     found = http.get(f"{intake}/v1/petitions/nearby", params={**HERE, "category": "drainage"}, timeout=10).json()
-    ids = [p["petition_id"] for p in found["petitions"]]
+    ids = [p["petition_id"] for p in found["items"]]
     assert first["petition_id"] in ids and second["petition_id"] not in ids  # duplicates are not offered
     text = str(found)
     assert "13812341234" not in text and "138****" not in text and "刘" not in text
@@ -45,7 +45,7 @@ def test_duplicate_is_linked_and_nearby_petitions_can_be_joined(fleet):
     # joining instead of filing: a tracking code of one's own, one more affected citizen, no new petition
     joined = http.post(
         f"{intake}/v1/petitions/{first['petition_id']}/join",
-        json={"citizen": {"name": "赵磊", "phone": "13700002222"}},
+        json={"channel": "web", "citizen": {"name": "赵磊", "phone": "13700002222"}},
         timeout=10,
     )
     assert joined.status_code == 201, joined.text
@@ -57,7 +57,9 @@ def test_duplicate_is_linked_and_nearby_petitions_can_be_joined(fleet):
     # 1 + the duplicate + the joiner
     assert view["affected_citizens"] == 3
     bad_join = http.post(
-        f"{intake}/v1/petitions/{first['petition_id']}/join", json={"citizen": {"phone": "1"}}, timeout=10
+        f"{intake}/v1/petitions/{first['petition_id']}/join",
+        json={"channel": "web", "citizen": {"phone": "1"}},
+        timeout=10,
     )
     assert bad_join.status_code == 400 and "citizen.phone" in bad_join.json()["error"]["fields"]
 

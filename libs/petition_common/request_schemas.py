@@ -1,0 +1,138 @@
+"""Request bodies and query parameters checked against the contract's OpenAPI documents.
+
+Every service validates what it is sent against the schema the contract publishes for it
+(`contract/openapi/<service>.yaml`, `components/schemas/<Name>`), before it writes anything: types,
+lengths, enums and patterns are the contract's, not a second hand-written copy that drifts from it.
+The domain then checks what a schema cannot say (a category that exists, a phone number that
+normalises, a grid in the registry).
+
+A failure is reported field by field, as the contract's error shape wants: a dotted path into the
+request (`citizen.name`, `location.grid_id`) and what is wrong with it, in words that never echo the
+value sent (it may be 20,000 characters, or markup).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+MAX_FIELD_ERRORS = 20
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "object": "an object",
+    "array": "a list",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+class RequestInvalid(ValueError):
+    """The request does not match its schema; `fields` maps a dotted path to what is wrong."""
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+def _load(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+
+
+@functools.cache
+def _registry(contract_dir: Path) -> Registry:
+    """Every contract document by its file URI, so relative `$ref`s between them resolve offline."""
+    files = [*sorted((contract_dir / "openapi").glob("*.yaml")), *sorted((contract_dir / "schemas").rglob("*.json"))]
+    return Registry().with_resources(
+        (p.resolve().as_uri(), Resource.from_contents(_load(p), default_specification=DRAFT202012)) for p in files
+    )
+
+
+class RequestSchemas:
+    """The component schemas of one service's OpenAPI document, compiled once per process."""
+
+    def __init__(self, contract_dir: Path, service: str):
+        self.contract_dir = contract_dir.resolve()
+        self.document = (self.contract_dir / "openapi" / f"{service}.yaml").as_uri()
+
+    @functools.cache  # noqa: B019 - a handful of schemas for the process lifetime
+    def _validator(self, name: str) -> Draft202012Validator:
+        schema = {"$ref": f"{self.document}#/components/schemas/{name}"}
+        return Draft202012Validator(schema, registry=_registry(self.contract_dir), format_checker=FormatChecker())
+
+    def properties(self, name: str) -> set[str]:
+        """The fields the component schema names (a body with any other is refused as unknown)."""
+        resolved = _registry(self.contract_dir).resolver().lookup(f"{self.document}#/components/schemas/{name}")
+        return set(resolved.contents.get("properties", {}))
+
+    def errors(self, name: str, instance: Any) -> dict[str, str]:
+        """What is wrong with `instance` as the component schema `name`, by field (empty if valid)."""
+        fields: dict[str, str] = {}
+        for error in sorted(self._validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path)):
+            path, message = describe(error)
+            fields.setdefault(path, message)
+            if len(fields) >= MAX_FIELD_ERRORS:
+                break
+        return fields
+
+    def check(self, name: str, instance: Any) -> None:
+        fields = self.errors(name, instance)
+        if fields:
+            raise RequestInvalid(fields)
+
+
+def describe(error: ValidationError) -> tuple[str, str]:
+    """(dotted path, message) for one validation error, without repeating the offending value."""
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        if all(e.validator == "type" and not e.relative_path for e in error.context):  # "a string or null"
+            types = [t for e in error.context for t in _as_list(e.validator_value)]
+            return ".".join(str(p) for p in error.absolute_path) or "(body)", _message("type", types)
+        return describe(best_match(error.context))
+    path = [str(p) for p in error.absolute_path]
+    kind, rule = error.validator, error.validator_value
+    if kind == "required":
+        present = error.instance if isinstance(error.instance, dict) else {}
+        missing = next((name for name in rule if name not in present), "?")
+        return ".".join([*path, missing]), "is required"
+    if kind in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        unknown = next((k for k in error.instance if k not in allowed), "?")
+        return ".".join([*path, str(unknown)]), "unknown field"
+    return ".".join(path) or "(body)", _message(kind, rule)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _message(kind: str, rule: Any) -> str:
+    if kind == "type":
+        types = _as_list(rule)
+        return "must be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+    words = {
+        "maxLength": f"must be at most {rule} characters",
+        "minLength": "is required" if rule == 1 else f"must be at least {rule} characters",
+        "enum": "must be one of " + ", ".join(map(str, rule)) if isinstance(rule, list) else "",
+        "const": f"must be {rule}",
+        "pattern": "does not have the expected form",
+        "format": f"must be a valid {rule}",
+        "minimum": f"must be at least {rule}",
+        "maximum": f"must be at most {rule}",
+        "exclusiveMinimum": f"must be more than {rule}",
+        "exclusiveMaximum": f"must be less than {rule}",
+        "minItems": f"must have at least {rule} items",
+        "maxItems": f"must have at most {rule} items",
+        "minProperties": "must not be empty",
+        "maxProperties": f"must have at most {rule} fields",
+    }
+    return words.get(kind) or "is not valid"
