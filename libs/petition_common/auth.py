@@ -9,12 +9,23 @@ county_dispatcher and auditor (the whole county).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from petition_common.config import Settings
+
 ROLES = ("grid_leader", "village_cadre", "town_supervisor", "county_dispatcher", "auditor")
+# tokens whose values are public (the README prints them; config/staff-tokens.yaml holds their digests)
+DEVELOPMENT_TOKENS = ("dev-dispatcher", "dev-auditor")
+# the form of the tokens petition_devtools.tokens gives a generated county's staff (tests, benchmark)
+PUBLIC_TOKEN_PREFIX = "tok-"
+
+
+class InsecureConfiguration(RuntimeError):
+    """A service outside development was given credentials anyone can read in the project's code."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,12 @@ class TokenDirectory:
             )
         return cls(by_digest)
 
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def entries(self) -> Iterator[tuple[str, Staff]]:
+        return iter(self._by_digest.items())
+
     def add(self, token: str, staff: Staff) -> None:
         self._by_digest[token_digest(token)] = staff
 
@@ -70,3 +87,33 @@ class TokenDirectory:
             return None
         # looking up a SHA-256 digest leaks nothing useful about the token through timing
         return self._by_digest.get(token_digest(authorization.removeprefix("Bearer ").strip()))
+
+
+def staff_directory(settings: Settings) -> TokenDirectory:
+    """The staff tokens of STAFF_TOKENS_FILE; outside development, refuses (InsecureConfiguration) a
+    missing or empty file, a token whose value is public (the development tokens, a test county's
+    `tok-<staff id>`), and the development SECRET_KEYS — each named in the message."""
+    path = settings.staff_tokens_file
+    directory = TokenDirectory.load(path)
+    if settings.development:
+        return directory
+    problems = []
+    if not path.exists():
+        problems.append(f"no staff tokens file at {path} (set STAFF_TOKENS_FILE, e.g. a mounted secret)")
+    elif not len(directory):
+        problems.append(f"{path} holds no staff tokens")
+    public = {token_digest(t) for t in DEVELOPMENT_TOKENS}
+    for digest, staff in directory.entries():
+        if digest in public or digest == token_digest(PUBLIC_TOKEN_PREFIX + staff.staff_id):
+            problems.append(
+                f"{path}: the token of {staff.staff_id} is a development token, public in the project's code"
+            )
+    if settings.uses_development_key:
+        problems.append("SECRET_KEYS is not set: citizens' credentials would be signed with the public development key")
+    if problems:
+        raise InsecureConfiguration(
+            f"{settings.service} refuses to start outside development (PETITIONS_ENV={settings.environment}): "
+            + "; ".join(problems)
+            + ". See docs/operations.md, 'Credentials'."
+        )
+    return directory

@@ -49,7 +49,14 @@ class Settings:
     calendar_dir: Path = field(default=REPO_ROOT / "config" / "calendar")
     # server keys for citizens' credentials: the first signs, all verify (rotation)
     secret_keys: tuple[str, ...] = (DEVELOPMENT_SECRET_KEY,)
+    # "development" (bin/run, tests, the benchmark) or "production" (from_env's default): outside
+    # development a service refuses to start with the development credentials (petition_common.auth)
+    environment: str = "development"
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
 
     @property
     def uses_development_key(self) -> bool:
@@ -91,5 +98,6 @@ class Settings:
             staff_tokens_file=Path(_env("STAFF_TOKENS_FILE", str(config_dir / "staff-tokens.yaml"))),
             calendar_dir=Path(_env("CALENDAR_DIR", str(config_dir / "calendar"))),
             secret_keys=tuple(k.strip() for k in _env("SECRET_KEYS", DEVELOPMENT_SECRET_KEY).split(",") if k.strip()),
+            environment=_env("PETITIONS_ENV", "production"),
             extra={k: v for k, v in os.environ.items() if k.startswith(f"{prefix}_")},
         )

@@ -61,7 +61,14 @@ class ServiceFleet:
         port = port or free_port()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{instance}.log"
-        env = {**os.environ, **self.env, **(extra_env or {}), f"{service.upper()}_PORT": str(port)}
+        # development unless told otherwise: bin/run, the tests and the benchmark use development credentials
+        env = {
+            "PETITIONS_ENV": "development",
+            **os.environ,
+            **self.env,
+            **(extra_env or {}),
+            f"{service.upper()}_PORT": str(port),
+        }
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 [

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from petition_common import logs
-from petition_common.auth import Staff, TokenDirectory
+from petition_common.auth import Staff, staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
 from petition_common.credentials import Signer
@@ -191,8 +191,6 @@ def withdraw(petition_id: str) -> Response:
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("intake")
     logs.configure("intake", settings.log_level)
-    if settings.uses_development_key:
-        log.warning("SECRET_KEYS is not set: citizens' credentials are signed with the development key")
     runtime = ServiceRuntime(settings)
     categories = load_categories(settings.config_dir / "categories.yaml")
     petitions = runtime.store("petitions")
@@ -208,7 +206,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     app = create_base_app("intake", runtime.metrics, runtime.checks())
     app.extensions["runtime"] = runtime
     app.extensions["intake"] = service
-    app.extensions["tokens"] = TokenDirectory.load(settings.staff_tokens_file)
+    app.extensions["tokens"] = staff_directory(settings)
     app.extensions["schemas"] = RequestSchemas(settings.contract_dir, "intake")
     app.register_blueprint(bp)
     mount_metrics(app, runtime.metrics)

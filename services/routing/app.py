@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from petition_common import logs
-from petition_common.auth import TokenDirectory
+from petition_common.auth import staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
 from petition_common.request_schemas import RequestSchemas
@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         runtime=runtime,
         routing=service,
         registry=registry,
-        tokens=TokenDirectory.load(settings.staff_tokens_file),
+        tokens=staff_directory(settings),
         schemas=RequestSchemas(settings.contract_dir, "routing"),
     )
     app.register_blueprint(bp)

@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, current_app, request
 
 from petition_common import logs
-from petition_common.auth import TokenDirectory
+from petition_common.auth import staff_directory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
 from petition_common.timesource import Clock, clock_from_env
@@ -121,9 +121,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     calendar_check_s = float(settings.extra.get("SLA_CALENDAR_CHECK_S", 60))
     service = SlaService(runtime.db, clocks, notices, config, metrics, clock, calendar, calendar_check_s)
     app = create_base_app("sla", runtime.metrics, runtime.checks())
-    app.extensions.update(
-        runtime=runtime, sla=service, sla_metrics=metrics, tokens=TokenDirectory.load(settings.staff_tokens_file)
-    )
+    app.extensions.update(runtime=runtime, sla=service, sla_metrics=metrics, tokens=staff_directory(settings))
     app.register_blueprint(bp)
     mount_metrics(app, runtime.metrics)
     if start_background:

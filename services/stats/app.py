@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from petition_common import logs
-from petition_common.auth import Staff, TokenDirectory
+from petition_common.auth import Staff, staff_directory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         stats=service,
         context=ctx,
         categories=set(config.categories),
-        tokens=TokenDirectory.load(settings.staff_tokens_file),
+        tokens=staff_directory(settings),
     )
     app.register_blueprint(bp)
     mount_metrics(app, runtime.metrics)

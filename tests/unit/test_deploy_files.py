@@ -26,5 +26,19 @@ def test_compose_has_every_service_on_its_contract_port():
         assert services[name]["ports"] == [f"{port}:{port}"]
     assert services["prometheus"]["ports"] == ["9090:9090"]
     assert services["grafana"]["ports"] == ["3000:3000"]
-    assert services["mongo"]["ports"] == ["27017:27017"]
-    assert services["kafka"]["ports"] == ["9092:9092"]
+    # the broker and the database are reached only on the compose network (abuse probe: both were open)
+    assert "ports" not in services["mongo"] and "ports" not in services["kafka"]
+
+
+def test_no_credential_ships_and_compose_takes_them_from_secrets():
+    dockerfile = (REPO_ROOT / "deploy" / "Dockerfile").read_text()
+    assert "rm -f ./config/staff-tokens.yaml" in dockerfile.split("COPY config ./config")[1].split("COPY")[0]
+    compose = _compose()
+    assert compose["secrets"]["staff_tokens"]["file"].endswith("secrets/staff-tokens.yaml}")
+    for name in DEFAULT_PORTS:
+        service = compose["services"][name]
+        env = service["environment"]
+        assert env["PETITIONS_ENV"] == "production"
+        assert env["STAFF_TOKENS_FILE"] == "/run/secrets/staff_tokens"
+        assert env["SECRET_KEYS"].startswith("${SECRET_KEYS:?")  # compose refuses to start without it
+        assert service["secrets"] == ["staff_tokens"]
