@@ -240,7 +240,15 @@ def kafka_command(lay: Layout) -> list[str]:
                 "share.coordinator.state.topic.replication.factor=1",
                 "share.coordinator.state.topic.min.isr=1",
                 "group.initial.rebalance.delay.ms=0",
-                "log.retention.hours=168",
+                # Every platform topic states its own retention, replicas and codec
+                # (libs/petition_common/topic_config.py). These defaults only reach topics made
+                # outside it (the benchmark's, some tests'), and keep their history too rather than
+                # delete it after Kafka's 7 days.
+                "log.retention.ms=-1",
+                "log.retention.bytes=-1",
+                "min.insync.replicas=1",
+                "unclean.leader.election.enable=false",
+                "compression.type=producer",
                 "",
             ]
         )

@@ -29,6 +29,14 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = ""
     topic_partitions: int = 4
+    # replicas of every topic and how many must have a write before it is acknowledged (acks=all):
+    # 1/1 on one broker, 3/2 on a cluster (docs/operations.md, "Topics")
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+    # the producers' codec, also the topics' compression.type: zstd, lz4, gzip or none
+    compression: str = "zstd"
+    # dead letters are copies (the original stays in its topic for good), so they may expire
+    deadletter_retention_days: float = 30.0
     mongo_uri: str = "mongodb://127.0.0.1:27017"
     # the service's own database is f"{db_prefix}{service}": tests set a prefix per run
     db_prefix: str = ""
@@ -85,6 +93,10 @@ class Settings:
             kafka_bootstrap=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             topic_prefix=_env("KAFKA_TOPIC_PREFIX", ""),
             topic_partitions=int(_env("KAFKA_TOPIC_PARTITIONS", "4")),
+            replication_factor=int(_env("KAFKA_REPLICATION_FACTOR", "1")),
+            min_insync_replicas=int(_env("KAFKA_MIN_INSYNC_REPLICAS", "1")),
+            compression=_env("KAFKA_COMPRESSION", "zstd"),
+            deadletter_retention_days=float(_env("KAFKA_DEADLETTER_RETENTION_DAYS", "30")),
             mongo_uri=_env("MONGO_URI", "mongodb://127.0.0.1:27017"),
             db_prefix=_env("MONGO_DB_PREFIX", ""),
             http_port=int(_env(f"{prefix}_PORT", str(DEFAULT_PORTS.get(service, 8080)))),

@@ -20,6 +20,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from petition_common.config import Settings
+from petition_common.topic_config import producer_codec
 from petition_common.topics import DEADLETTER
 
 
@@ -70,7 +71,12 @@ def read_all(settings: Settings, timeout_s: float = 5.0) -> list[DeadLetter]:
 
 
 def replay(settings: Settings, letters: list[DeadLetter], to_topic: str | None = None) -> int:
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        compression_type=producer_codec(settings),
+    )
     try:
         for letter in letters:
             topic = to_topic or letter.header("dlq_original_topic")

@@ -1,20 +1,19 @@
-"""Kafka plumbing: the idempotent producer, topic creation, and a ping for readiness."""
+"""Kafka plumbing: the idempotent producer, topic creation (topic_config.py), and a ping for readiness."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
 from petition_common import topics
 from petition_common.config import Settings
 from petition_common.envelope import Event
+from petition_common.topic_config import ensure_topics, producer_codec
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +57,9 @@ class EventPublisher:
                     # outbox marker stays for the relay
                     delivery_timeout_ms=int(self._ack_timeout_s * 2000) + 1000,
                     retry_backoff_ms=100,
+                    # the topics keep their history: compressed, an event takes about a third of
+                    # its size on disk (docs/operations.md, "Topics")
+                    compression_type=producer_codec(self._settings),
                 )
             return self._producer
 
@@ -120,27 +122,6 @@ class EventPublisher:
             if self._producer is not None:
                 self._producer.close(timeout=5)
                 self._producer = None
-
-
-def ensure_topics(settings: Settings, names: Iterable[str]) -> None:
-    """Create the topics this service reads or writes (the broker does not auto-create)."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id=f"petitions-{settings.service}-admin"
-    )
-    try:
-        existing = set(admin.list_topics())
-        wanted = [settings.topic(n) for n in names]
-        missing = [
-            NewTopic(name=t, num_partitions=settings.topic_partitions, replication_factor=1)
-            for t in wanted
-            if t not in existing
-        ]
-        if missing:
-            # another service may create one between our list and our create
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
-    finally:
-        admin.close()
 
 
 def kafka_ping(settings: Settings) -> None:

@@ -23,6 +23,7 @@ from petition_common.envelope import Event
 from petition_common.kafka_io import EventPublisher, ensure_topics, kafka_ping
 from petition_common.metrics import PlatformMetrics
 from petition_common.store import AggregateStore, Flusher, OutboxRelay
+from petition_common.topic_config import TopicMismatch
 from petition_common.topics import ALERTS, DEADLETTER, INTAKE, ROUTING, SLA
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,8 @@ class ServiceRuntime:
                 try:
                     self.ensure_topics()
                     break
+                except TopicMismatch:
+                    raise  # the loop stops and readiness answers 503: an operator must fix the topics
                 except Exception as exc:
                     log.warning("cannot create topics yet", extra={"error": str(exc)})
                     self.stop.wait(2)

@@ -18,6 +18,7 @@ from petition_common import logs
 from petition_common.auth import Staff, staff_directory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
+from petition_common.topic_config import TopicMismatch
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
 from services.stats import params
 from services.stats.alerts import AlertLog
@@ -129,7 +130,7 @@ def _start_background(
             try:
                 runtime.ensure_topics()
                 count = partitions.get()
-            except PartitionMismatch:
+            except (PartitionMismatch, TopicMismatch):
                 raise  # the loop stops and readiness answers 503: an operator must fix the topics
             except Exception as exc:
                 log.warning("waiting for Kafka", extra={"error": repr(exc)})
