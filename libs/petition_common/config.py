@@ -33,7 +33,7 @@ class Settings:
     # 1/1 on one broker, 3/2 on a cluster (docs/operations.md, "Topics")
     replication_factor: int = 1
     min_insync_replicas: int = 1
-    # the producers' codec, also the topics' compression.type: zstd, lz4, gzip or none
+    # the producers' codec (the topics store batches as produced): zstd, lz4, gzip or none
     compression: str = "zstd"
     # dead letters are copies (the original stays in its topic for good), so they may expire
     deadletter_retention_days: float = 30.0

@@ -79,9 +79,9 @@ def spec_for(settings: Settings, logical: str) -> TopicSpec:
         "retention.ms": retention_ms,
         "retention.bytes": "-1",
         "min.insync.replicas": str(min_isr),
-        # what the broker stores; our producers already send this codec, so it does not recompress, and
-        # a producer outside the platform that sends uncompressed is compressed on the way in
-        "compression.type": "uncompressed" if settings.compression == "none" else settings.compression,
+        # the broker stores batches as the producer compressed them: ours send KAFKA_COMPRESSION, and
+        # recompressing other producers' batches would cost the broker CPU on every append
+        "compression.type": "producer",
         # an out-of-sync replica elected leader would drop acknowledged events: never
         "unclean.leader.election.enable": "false",
     }

@@ -65,7 +65,7 @@ def test_a_fresh_deployment_creates_every_topic_with_its_stated_settings(unique_
         "cleanup.policy": "delete",
         "retention.bytes": "-1",
         "min.insync.replicas": "1",
-        "compression.type": "zstd",
+        "compression.type": "producer",
         "unclean.leader.election.enable": "false",
     }
     for name in (topics.INTAKE, topics.ROUTING, topics.SLA, topics.ALERTS):
