@@ -229,6 +229,57 @@ def test_a_double_click_submits_once(platform: Platform, browser: Browser) -> No
     eventually(submitted_once, timeout_s=20)
 
 
+def test_a_citizen_joins_a_similar_open_petition_nearby(platform: Platform, browser: Browser) -> None:
+    d = browser.driver
+    browser.viewport(PHONE)
+    grid = platform.county.grids[0]
+    point = grid.polygon.representative_point()
+    first = requests.post(
+        f"{platform.urls['intake']}/v1/petitions",
+        json={
+            "channel": "web",
+            "category": "environment",
+            "content": "垃圾桶满了没人清运",
+            "location": {"town": "城关街道", "village": "下龙河新村", "lat": point.y, "lon": point.x},
+            "citizen": {"name": "赵敏", "phone": "13700002222"},
+        },
+        timeout=10,
+    )
+    assert first.status_code == 201, first.text
+    petition_id = first.json()["petition_id"]
+
+    def offered(d: WebDriver) -> bool:
+        fill_petition(browser, platform, "这里的垃圾好几天没清运了")
+        Select(css(d, "#category")).select_by_value("environment")
+        css(d, "details.hint-box summary").click()
+        css(d, "#lat").send_keys(f"{point.y:.6f}")
+        css(d, "#lon").send_keys(f"{point.x:.6f}")
+        css(d, "[data-submit]").click()
+        return bool(d.find_elements(By.CSS_SELECTOR, f"form[action$='/join/{petition_id}']"))
+
+    # the nearby index learns of the first petition when routing has placed it
+    WebDriverWait(d, 30, poll_frequency=1).until(offered)
+    browser.axe("nearby")
+    browser.shoot("citizen-nearby", PHONE)
+    css(d, f"form[action$='/join/{petition_id}'] button").click()
+    until(d, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-tracking-code]"))
+    assert css(d, "[data-petition-id]").text == petition_id
+    assert "已加入" in css(d, "h1").text
+
+
+def test_the_citizen_pages_read_at_desktop_size_too(platform: Platform, browser: Browser) -> None:
+    d = browser.driver
+    browser.viewport(DESKTOP)
+    d.get(f"{platform.web}/submit")
+    assert not browser.axe("submit-desktop")
+    # nothing wider than the window: no sideways scrolling at 1366 or at 360
+    assert d.execute_script("return document.documentElement.scrollWidth") <= DESKTOP[0]
+    browser.shoot("citizen-submit-desktop", DESKTOP)
+    browser.viewport(PHONE)
+    d.get(f"{platform.web}/submit")
+    assert d.execute_script("return document.documentElement.scrollWidth") <= PHONE[0]
+
+
 def test_pages_have_no_serious_or_critical_accessibility_violation(platform: Platform, browser: Browser) -> None:
     d = browser.driver
     for path in ("/track", "/no-such-page"):
