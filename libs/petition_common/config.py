@@ -13,7 +13,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-DEFAULT_PORTS = {"intake": 8081, "routing": 8082, "sla": 8083, "stats": 8084}
+DEFAULT_PORTS = {"intake": 8081, "routing": 8082, "sla": 8083, "stats": 8084, "web": 8085}
 # signs citizens' credentials (petition_common/credentials.py); production sets its own SECRET_KEYS
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-deploy"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "routing", "sla", "stats")
-DEFAULT_PORTS = {"intake": 8081, "routing": 8082, "sla": 8083, "stats": 8084}
+DEFAULT_PORTS = {"intake": 8081, "routing": 8082, "sla": 8083, "stats": 8084, "web": 8085}
 
 
 def free_port() -> int:

@@ -1,4 +1,8 @@
-"""`bin/run`: the local stack and the four services in the foreground; Ctrl-C stops everything.
+"""`bin/run`: the local stack, the four services and the web pages in the foreground; Ctrl-C stops everything.
+
+Unless `--empty` is given, the generated demo county is imported first (grids, roster, staff accounts
+for the development login; petition_devtools.demo), so the citizen page has towns and villages and
+every petition reaches a grid leader who can log in.
 
 Logs of every process are in .local/logs/ (kafka.log, ferretdb.log, intake.log, ...) and the
 services' lines are echoed here with their name in front.
@@ -6,18 +10,26 @@ services' lines are echoed here with their name in front.
 
 from __future__ import annotations
 
+import argparse
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from petition_devtools import demo
 from petition_devtools.processes import DEFAULT_PORTS, REPO, SERVICES, ServiceFleet
+
+WEB = "web"
+ALL = (*SERVICES, WEB)
 
 STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bin/run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--empty", action="store_true", help="start without the demo county (no grids, no accounts)")
+    args = parser.parse_args(argv)
     log_dir = REPO / ".local" / "logs"
     stopping = False
 
@@ -28,20 +40,40 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     subprocess.run([*STACK, "up"], check=True)
-    fleet = ServiceFleet(env={}, log_dir=log_dir)
+    county = None if args.empty else demo.demo_county()
+    env = demo.prepare(county, REPO / ".local" / "demo") if county else {}
+    env.update({f"WEB_{name.upper()}_URL": f"http://127.0.0.1:{DEFAULT_PORTS[name]}" for name in SERVICES})
+    fleet = ServiceFleet(env=env, log_dir=log_dir)
     try:
-        for name in SERVICES:
+        for name in ALL:
             fleet.start(name, port=DEFAULT_PORTS[name])
         fleet.wait_ready(timeout_s=90)
+        if county is not None:
+            summary = demo.import_registry(fleet.processes["routing"].url, county)
+            print(
+                f"\ndemo county imported: {summary['towns']} towns, {summary['villages']} villages, "
+                f"{summary['grids']} grids",
+                file=sys.stderr,
+            )
         print("\nall services ready:", file=sys.stderr)
-        for name in SERVICES:
+        for name in ALL:
             print(f"  {name:8s} http://127.0.0.1:{DEFAULT_PORTS[name]}  (log {log_dir / name}.log)", file=sys.stderr)
+        web = f"http://127.0.0.1:{DEFAULT_PORTS[WEB]}"
+        print(f"\n  citizen page   {web}/submit\n  staff login    {web}/staff/login", file=sys.stderr)
+        if county is not None:
+            village = county.villages[0]
+            print(
+                f"  try it: submit for {county.towns_by_id[village.town_id].name} {village.name}, then log in as "
+                f"{demo.first_village_leader(county)} (that grid's leader) or {demo.dispatcher_of(county)} "
+                "(county dispatcher)",
+                file=sys.stderr,
+            )
         print(
             "  kafka and ferretdb: see `python3 deploy/local/stack.py status`\nCtrl-C stops everything.\n",
             file=sys.stderr,
         )
         _follow(
-            {name: log_dir / f"{name}.log" for name in SERVICES},
+            {name: log_dir / f"{name}.log" for name in ALL},
             lambda: stopping or not all(p.alive() for p in fleet.processes.values()),
         )
     finally:

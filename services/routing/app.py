@@ -88,6 +88,28 @@ def get_grid(grid_id: str) -> Response:
     return json_response(grid.to_feature())
 
 
+def _registry() -> domain.GridRegistry:
+    holder: RegistryHolder = current_app.extensions["registry"]
+    holder.refresh(max_age_s=1.0)  # pickers ask often; an import elsewhere shows within a second
+    if holder.current is None:
+        raise ApiError(404, "not_found", "no grid registry has been imported yet")
+    return holder.current
+
+
+@bp.get("/v1/areas")
+def list_areas() -> Response:
+    """Towns and their villages: public place names for the citizen's location picker (no token)."""
+    return json_response({"towns": _registry().areas()})
+
+
+@bp.get("/v1/areas/villages/<village_id>/grids")
+def list_village_grids(village_id: str) -> Response:
+    grids = _registry().village_grids(village_id)
+    if grids is None:
+        raise ApiError(404, "not_found", f"no village {village_id} in the registry")
+    return json_response({"village_id": village_id, "grids": grids})
+
+
 @bp.get("/v1/workorders")
 def list_workorders() -> Response:
     staff = require_staff()

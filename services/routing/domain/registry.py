@@ -144,6 +144,22 @@ class GridRegistry:
         the village's default grid, the first by grid_id: its leader knows the village and re-dispatches."""
         return self.grid_named_in_address(village, address) or self._by_id[village.grid_ids[0]]
 
+    def areas(self) -> list[dict[str, Any]]:
+        """Towns with their villages, for pickers: the citizen's location and staff transfers. Place names
+        and ids only, no staff: they are public, as on any county's signposts."""
+        towns: dict[str, dict[str, Any]] = {}
+        for village in self._villages.values():
+            town = towns.setdefault(village.town_id, {"town_id": village.town_id, "town": village.town, "villages": []})
+            town["villages"].append({"village_id": village.village_id, "village": village.name})
+        return [towns[t] for t in sorted(towns)]
+
+    def village_grids(self, village_id: str) -> list[dict[str, str]] | None:
+        """The grids of one village (ids and names), or None for an unknown village."""
+        village = self._villages.get(village_id)
+        if village is None:
+            return None
+        return [{"grid_id": g, "grid_name": self._by_id[g].grid_name} for g in village.grid_ids]
+
     def to_summary(self) -> dict[str, Any]:
         minx, miny, maxx, maxy = shapely.total_bounds([g.polygon for g in self._grids]).tolist()
         return {

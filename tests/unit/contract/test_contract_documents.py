@@ -287,7 +287,11 @@ CONTRACT_PATHS = {
 }
 ADDITIONAL_PATHS = {
     "intake": [("get", "/v1/petitions/nearby"), ("post", "/v1/petitions/{id}/join")],
-    "routing": [("get", "/v1/workorders/{id}")],
+    "routing": [
+        ("get", "/v1/workorders/{id}"),
+        ("get", "/v1/areas"),
+        ("get", "/v1/areas/villages/{village_id}/grids"),
+    ],
 }
 OPERATIONAL_PATHS = [("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")]
 # Endpoints a citizen calls without a token (the tracking code, where needed, is in the request).
@@ -297,6 +301,9 @@ PUBLIC = {
     ("post", "/v1/petitions/{id}/feedback"),
     ("post", "/v1/petitions/{id}/withdraw"),
     ("post", "/v1/petitions/{id}/join"),
+    # public place names for the citizen's location picker (routing)
+    ("get", "/v1/areas"),
+    ("get", "/v1/areas/villages/{village_id}/grids"),
 }
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 

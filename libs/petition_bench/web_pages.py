@@ -1,0 +1,148 @@
+"""How fast the web pages answer while intake takes a submission load (issue 20's p95 figure).
+
+`python -m petition_bench.web_pages [--seconds 60] [--concurrency 8]` starts the five services on the
+local stack with the demo county (own topic and database prefix, removed at the end), then for the
+given time runs `concurrency` clients submitting generated petitions to intake back to back (the
+benchmark's closed-loop intake load) while one page client walks the pages people use: the submit
+form, a receipt (a web submission), a tracking page, a grid leader's queue and a work order. Prints
+each page's p50/p95/p99 and the intake load's rate, as Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import mkdtemp
+
+import requests
+
+from countysim import generate_petitions
+from petition_bench.load import percentiles_ms
+from petition_devtools import demo
+from petition_devtools.namespace import drop_namespace
+from petition_devtools.processes import SERVICES, ServiceFleet
+
+KAFKA, MONGO = "127.0.0.1:9092", "mongodb://127.0.0.1:27017"
+
+
+def main() -> None:
+    args = argparse.ArgumentParser()
+    args.add_argument("--seconds", type=float, default=60)
+    args.add_argument("--concurrency", type=int, default=8)
+    opts = args.parse_args()
+    prefix = f"webbench-{uuid.uuid4().hex[:6]}"
+    county = demo.demo_county()
+    work = Path(mkdtemp(prefix="webbench-"))
+    env = {
+        "KAFKA_TOPIC_PREFIX": f"{prefix}-",
+        "MONGO_DB_PREFIX": f"{prefix.replace('-', '_')}_",
+        "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+        "MONGO_URI": MONGO,
+        "LOG_LEVEL": "WARNING",
+        **demo.prepare(county, work),
+    }
+    fleet = ServiceFleet(env=env, log_dir=work / "logs")
+    try:
+        for name in SERVICES:
+            fleet.start(name)
+        fleet.wait_ready(timeout_s=120)
+        urls = {n: fleet.processes[n].url for n in SERVICES}
+        fleet.start("web", extra_env={f"WEB_{n.upper()}_URL": u for n, u in urls.items()})
+        fleet.wait_ready(["web"], timeout_s=60)
+        web = fleet.processes["web"].url
+        demo.import_registry(urls["routing"], county)
+        report(run(county, urls["intake"], web, opts.seconds, opts.concurrency), opts)
+    finally:
+        fleet.stop_all()
+        drop_namespace(MONGO, KAFKA, prefix)
+
+
+def run(county, intake: str, web: str, seconds: float, concurrency: int) -> dict:  # type: ignore[no-untyped-def]
+    generated = iter(generate_petitions(county, 20000, seed=3, start=datetime(2024, 7, 1, tzinfo=UTC), days=30))
+    lock = threading.Lock()
+    submitted = [0]
+    stop_at = time.perf_counter() + seconds
+
+    def load() -> None:
+        http = requests.Session()
+        while time.perf_counter() < stop_at:
+            with lock:
+                g = next(generated)
+            resp = http.post(
+                f"{intake}/v1/petitions", json=g.body, headers={"Idempotency-Key": g.idempotency_key}, timeout=60
+            )
+            if resp.status_code == 201:
+                with lock:
+                    submitted[0] += 1
+
+    # a petition for the pages to show, and the leader who handles it
+    village = county.villages[0]
+    page = requests.Session()
+    form = {
+        "category": "drainage",
+        "town_id": village.town_id,
+        "village_id": village.village_id,
+        "content": "下水道堵了",
+        "name": "王秀英",
+        "phone": "13912345678",
+    }
+    receipt = page.post(f"{web}/submit", data={**form, "idempotency_key": uuid.uuid4().hex}, timeout=30).text
+    petition_id = receipt.split("data-petition-id>")[1].split("<")[0]
+    code = receipt.split("data-tracking-code>")[1].split("<")[0]
+    staff = requests.Session()
+    staff.post(f"{web}/staff/login", data={"staff_id": demo.first_village_leader(county)}, timeout=30)
+    pages = {
+        "submit form": lambda: page.get(f"{web}/submit", timeout=30),
+        "submit (receipt)": lambda: page.post(
+            f"{web}/submit", data={**form, "idempotency_key": uuid.uuid4().hex}, timeout=30
+        ),
+        "tracking": lambda: page.get(f"{web}/track/{petition_id}", params={"code": code}, timeout=30),
+        "staff queue": lambda: staff.get(f"{web}/staff/queue", timeout=30),
+        "work order": lambda: staff.get(f"{web}/staff/orders/{petition_id}", timeout=30),
+    }
+    latencies: dict[str, list[float]] = {name: [] for name in pages}
+    statuses: dict[str, set[int]] = {name: set() for name in pages}
+    threads = [threading.Thread(target=load) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for name in itertools.cycle(pages):
+        if time.perf_counter() >= stop_at:
+            break
+        started = time.perf_counter()
+        resp = pages[name]()
+        latencies[name].append(time.perf_counter() - started)
+        statuses[name].add(resp.status_code)
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    every = [x for xs in latencies.values() for x in xs]
+    return {
+        "pages": {
+            n: {**percentiles_ms(xs), "n": len(xs), "statuses": sorted(statuses[n])} for n, xs in latencies.items()
+        },
+        "all": {**percentiles_ms(every), "n": len(every)},
+        "intake_per_s": submitted[0] / wall,
+    }
+
+
+def report(result: dict, opts: argparse.Namespace) -> None:  # type: ignore[type-arg]
+    print(
+        f"intake load: {opts.concurrency} clients back to back, {result['intake_per_s']:.0f} submissions/s "
+        f"over {opts.seconds:.0f} s\n"
+    )
+    print("| page | requests | p50 ms | p95 ms | p99 ms | statuses |\n|---|---|---|---|---|---|")
+    for name, r in [*result["pages"].items(), ("all pages", {**result["all"], "statuses": []})]:
+        print(
+            f"| {name} | {r['n']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | "
+            f"{', '.join(map(str, r['statuses']))} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

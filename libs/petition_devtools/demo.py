@@ -1,0 +1,117 @@
+"""A county to try: the generated county's registry, staff tokens and the development login's accounts.
+
+`bin/run` (unless `--empty`) and the browser tests call `prepare` before starting the services (the
+tokens file and the accounts file must exist when they start) and `import_registry` once routing is
+ready. The demo county is countysim's seed 7, the one the end-to-end tests use.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from countysim import County, generate_county
+from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
+
+DEMO_SEED = 7
+# the README's tokens keep working next to the county's own
+DEVELOPMENT_TOKENS = {
+    "dev-dispatcher": {"staff_id": "S000001", "role": "county_dispatcher"},
+    "dev-auditor": {"staff_id": "A000001", "role": "auditor"},
+}
+
+
+def demo_county() -> County:
+    return generate_county(seed=DEMO_SEED)
+
+
+def dispatcher_of(county: County) -> str:
+    return next(s.staff_id for s in county.staff if s.role == "county_dispatcher")
+
+
+def first_village_leader(county: County) -> str:
+    """The leader of the default grid of the first village in the citizen page's lists: the account
+    a newcomer logs in with after submitting a petition for that village."""
+    village = county.villages[0]
+    grid = min((g for g in county.grids if g.village_id == village.village_id), key=lambda g: g.grid_id)
+    return grid.leader_id
+
+
+def prepare(county: County, directory: Path) -> dict[str, str]:
+    """Write the tokens and accounts files; the environment that points the services at them."""
+    tokens = write_tokens_file(directory / "staff-tokens.yaml", {**county_tokens(county), **DEVELOPMENT_TOKENS})
+    accounts = directory / "demo-accounts.json"
+    accounts.write_text(json.dumps(demo_accounts(county), ensure_ascii=False), encoding="utf-8")
+    return {
+        "STAFF_TOKENS_FILE": str(tokens),
+        "ROUTING_DISPATCHER_ID": dispatcher_of(county),
+        "WEB_DEMO_ACCOUNTS_FILE": str(accounts),
+    }
+
+
+def demo_accounts(county: County) -> list[dict[str, Any]]:
+    """Every staff member who may log in, with a Chinese label of their area."""
+    towns = {t.town_id: t.name for t in county.towns}
+    villages = {v.village_id: v.name for v in county.villages}
+    grid_names = {g.grid_id: g.name for g in county.grids}
+    first_town = county.towns[0].town_id
+    featured = {dispatcher_of(county), first_village_leader(county)}
+    featured |= {next(s.staff_id for s in county.staff if s.role == "town_supervisor" and s.town_id == first_town)}
+    featured |= {
+        next(
+            s.staff_id
+            for s in county.staff
+            if s.role == "village_cadre" and s.village_id == county.villages[0].village_id
+        )
+    }
+    out = []
+    for s in county.staff:
+        if s.role == "helper":
+            continue
+        if s.role == "county_dispatcher":
+            area = "县指挥中心"
+        elif s.role == "town_supervisor":
+            area = towns.get(s.town_id or "", "")
+        else:
+            area = towns.get(s.town_id or "", "") + villages.get(s.village_id or "", "")
+            if s.role == "grid_leader":
+                area += " " + "、".join(grid_names[g] for g in s.grid_ids)
+        out.append(
+            {
+                "staff_id": s.staff_id,
+                "name": s.name,
+                "role": s.role,
+                "area": area,
+                "token": token_for(s.staff_id),
+                "town_id": s.town_id,
+                "featured": s.staff_id in featured,
+            }
+        )
+    out.sort(key=lambda a: (not a["featured"], a["staff_id"]))
+    out.append(
+        {
+            "staff_id": "A000001",
+            "name": "审计演示",
+            "role": "auditor",
+            "area": "全县",
+            "token": "tok-auditor",
+            "town_id": None,
+            "featured": True,
+        }
+    )
+    return out
+
+
+def import_registry(routing_url: str, county: County) -> dict[str, Any]:
+    """The county's grid registry into routing, as its county dispatcher."""
+    resp = requests.post(
+        f"{routing_url}/v1/grids/import",
+        json=county.to_geojson(),
+        headers={"Authorization": f"Bearer {token_for(dispatcher_of(county))}"},
+        timeout=120,
+    )
+    resp.raise_for_status()
+    return resp.json()

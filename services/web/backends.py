@@ -1,0 +1,104 @@
+"""The four services as this service sees them: their public HTTP APIs, nothing else.
+
+One `requests.Session` per thread (gunicorn runs one process with threads; a Session's connection pool
+is not meant to be shared across threads), so pages reuse keep-alive connections to the services.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+SERVICES = ("intake", "routing", "sla", "stats")
+# a page waits at most this long for a service; a slower answer shows the "try again" page
+TIMEOUT_S = 5.0
+
+
+class BackendUnavailable(Exception):
+    """A service could not be reached or answered 5xx; the page says "try again later"."""
+
+    def __init__(self, service: str, detail: str):
+        super().__init__(f"{service}: {detail}")
+        self.service = service
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The contract's field errors: {"error": {"fields": {path: message}}}."""
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        return dict((error or {}).get("fields") or {})
+
+    @property
+    def code(self) -> str | None:
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        return (error or {}).get("code")
+
+
+@dataclass
+class Backends:
+    urls: dict[str, str]
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8), repr=False)
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        try:
+            resp = self._session().request(
+                method, self.urls[service] + path, json=json, params=params, headers=sent, timeout=TIMEOUT_S
+            )
+        except requests.RequestException as exc:
+            raise BackendUnavailable(service, type(exc).__name__) from exc
+        if resp.status_code >= 500:
+            raise BackendUnavailable(service, f"HTTP {resp.status_code}")
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        return Answer(resp.status_code, body if isinstance(body, dict) else {"items": body})
+
+    def get(self, service: str, path: str, **kw: Any) -> Answer:
+        return self.call(service, "GET", path, **kw)
+
+    def post(self, service: str, path: str, **kw: Any) -> Answer:
+        return self.call(service, "POST", path, **kw)
+
+    def get_many(self, service: str, paths: list[str], **kw: Any) -> list[Answer]:
+        """Several reads at once (a queue's deadlines: one sla read per work order)."""
+        return list(self._pool.map(lambda p: self.get(service, p, **kw), paths))
+
+    def healthy(self, service: str) -> None:
+        """Raises when the service's /healthz does not answer 200 (readiness of this service)."""
+        resp = self._session().get(self.urls[service] + "/healthz", timeout=2)
+        if resp.status_code != 200:
+            raise RuntimeError(f"{service} /healthz answered {resp.status_code}")

@@ -1,0 +1,222 @@
+"""The staff workbench: queue by nearest deadline, a work order with its actions, triage, escalations.
+
+Every call carries the staff member's own token, so what a page shows and allows is exactly what the
+services allow that token (the one authorisation rule); the pages only leave out what a role can never do.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
+
+from services.web import labels
+from services.web.areas import AreaCache
+from services.web.backends import Answer, Backends
+from services.web.sessions import StaffSession
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+log = logging.getLogger(__name__)
+# who read which citizen's contact details, and when: one line per explicit "show"
+audit = logging.getLogger("petitions.audit")
+OPEN = ("assigned", "in_progress", "reopened", "replied")
+# work-order actions and the form fields each sends to routing
+ACTIONS = {
+    "contact": ("note",),
+    "reply": ("resolution", "summary"),
+    "transfer": ("grid_id", "department", "reason"),
+    "pause": ("reason",),
+    "resume": (),
+    "close": (),
+}
+DONE = {
+    "contact": "已记录联系群众",
+    "reply": "已提交答复",
+    "transfer": "已转办",
+    "pause": "已暂停计时",
+    "resume": "已恢复计时",
+    "close": "已办结",
+}
+
+
+def _backends() -> Backends:
+    return current_app.extensions["backends"]
+
+
+def staff_required(capability: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def wrap(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            me = current_app.extensions["sessions"].get(session.get("sid"))
+            if me is None:
+                return redirect(url_for("login.login_form"), 303)
+            if capability and not me.can(capability):
+                abort(404)
+            if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), me.csrf):
+                abort(400)
+            g.me = me
+            return view(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+def _me() -> StaffSession:
+    return g.me
+
+
+def _call(method: str, service: str, path: str, **kw: Any) -> Answer:
+    return _backends().call(service, method, path, token=_me().token, **kw)
+
+
+@bp.get("/")
+@staff_required()
+def home() -> Any:
+    me = _me()
+    if me.can("triage"):
+        return redirect(url_for("staff.triage"))
+    if me.role == "town_supervisor":
+        return redirect(url_for("staff.escalations"))
+    return redirect(url_for("staff.queue"))
+
+
+@bp.get("/queue")
+@staff_required("queue")
+def queue() -> str:
+    orders = _call("GET", "routing", "/v1/workorders", params={"limit": 200}).body.get("workorders", [])
+    orders = [o for o in orders if o["status"] in OPEN]
+    slas = _backends().get_many(
+        "sla", [f"/v1/sla/petitions/{quote(o['petition_id'], safe='')}" for o in orders], token=_me().token
+    )
+    rows = [{"order": o, "clock": _running_clock(s.body if s.ok else {})} for o, s in zip(orders, slas, strict=True)]
+    # nearest deadline first; orders waiting for the citizen's rating (no clock running) last
+    rows.sort(key=lambda r: (r["clock"] is None, (r["clock"] or {}).get("deadline") or ""))
+    return render_template("queue.html", rows=rows)
+
+
+def _running_clock(sla: dict[str, Any]) -> dict[str, Any] | None:
+    """The clock the handler works against now: the running one with the nearest deadline."""
+    running = [c for c in sla.get("clocks", []) if c.get("state") in ("on_track", "warned", "breached")]
+    return min(running, key=lambda c: c.get("deadline") or "", default=None)
+
+
+@bp.get("/orders/<petition_id>")
+@staff_required("queue")
+def order(petition_id: str) -> Any:
+    return _order_page(petition_id)
+
+
+def _order_page(
+    petition_id: str, errors: dict[str, str] | None = None, form: dict[str, str] | None = None, show: bool = False
+) -> Any:
+    pid = quote(petition_id, safe="")
+    workorder = _call("GET", "routing", f"/v1/workorders/{pid}")
+    if workorder.status == 404:
+        abort(404)
+    petition = _call("GET", "intake", f"/v1/petitions/{pid}")
+    sla = _call("GET", "sla", f"/v1/sla/petitions/{pid}")
+    details = petition.body if petition.ok else {}
+    if show and details:
+        audit.info("contact details shown: petition=%s staff=%s role=%s", petition_id, _me().staff_id, _me().role)
+    elif details.get("citizen"):
+        # the page holds the contact details only after the explicit, audited "show"
+        details = {**details, "citizen": None}
+    status = 400 if errors else 200
+    return (
+        render_template(
+            "order.html",
+            o=workorder.body,
+            p=details,
+            sla=sla.body if sla.ok else {},
+            show=show,
+            errors=errors or {},
+            form=form or {},
+            notice=DONE.get(request.args.get("done", "")),
+            towns=_areas().get().towns,
+            departments=labels.DEPARTMENT,
+        ),
+        status,
+    )
+
+
+def _areas() -> AreaCache:
+    cache = current_app.extensions.get("areas")
+    if cache is None:
+        cache = current_app.extensions["areas"] = AreaCache(_backends())
+    return cache
+
+
+@bp.post("/orders/<petition_id>/contact-details")
+@staff_required("queue")
+def show_contact(petition_id: str) -> Any:
+    return _order_page(petition_id, show=True)
+
+
+@bp.post("/orders/<petition_id>/<action>")
+@staff_required("act")
+def act(petition_id: str, action: str) -> Any:
+    if action not in ACTIONS:
+        abort(404)
+    form = request.form.to_dict()
+    body = {k: form[k].strip() for k in ACTIONS[action] if form.get(k, "").strip()}
+    if action == "transfer" and "grid_id" not in body and form.get("village_id"):
+        # no script to fill the grid list: the village's default grid, whose leader re-dispatches
+        grids = _areas().grids(form["village_id"])
+        if grids:
+            body["grid_id"] = grids[0]["grid_id"]
+    answer = _call("POST", "routing", f"/v1/workorders/{quote(petition_id, safe='')}/{action}", json=body)
+    if answer.ok:
+        back = form.get("back")
+        if back == "triage":
+            return redirect(url_for("staff.triage", done=petition_id), 303)
+        return redirect(url_for("staff.order", petition_id=petition_id, done=action), 303)
+    if answer.status == 404:
+        abort(404)
+    if answer.status == 409:
+        errors = {f"{action}.form": "当前状态不允许此操作。"}
+    else:
+        errors = {f"{action}.{k}": v for k, v in labels.field_errors(answer.fields).items()}
+        errors = errors or {f"{action}.form": "操作失败，请检查后重试。"}
+    return _order_page(petition_id, errors, form)
+
+
+@bp.get("/triage")
+@staff_required("triage")
+def triage() -> str:
+    orders = _call("GET", "routing", "/v1/workorders", params={"limit": 200}).body.get("workorders", [])
+    pending = [o for o in orders if o["status"] in OPEN and o["route"] == "triage" and not o["assignment"]["grid_id"]]
+    pending.sort(key=lambda o: o["assigned_at"])
+    return render_template("triage.html", orders=pending, towns=_areas().get().towns, done=request.args.get("done"))
+
+
+@bp.get("/areas/villages/<village_id>/grids")
+@staff_required()
+def village_grids(village_id: str) -> Any:
+    """The grid list of the transfer forms' script (the village's grids, default first)."""
+    return {"grids": _areas().grids(village_id)}
+
+
+@bp.get("/escalations")
+@staff_required("escalations")
+def escalations() -> str:
+    escalated = _call("GET", "sla", "/v1/sla/overdue", params={"open": "true", "level": 2, "limit": 100})
+    overdue = _call("GET", "sla", "/v1/sla/overdue", params={"open": "true", "limit": 100})
+    return render_template(
+        "escalations.html",
+        escalated=escalated.body.get("items", []),
+        overdue=overdue.body.get("items", []),
+    )
+
+
+@bp.get("/stats")
+@staff_required("stats")
+def stats() -> str:
+    params = {"town": _me().town_id} if _me().role == "town_supervisor" and _me().town_id else {}
+    summary = _call("GET", "stats", "/v1/stats/summary", params=params)
+    return render_template("stats.html", s=summary.body if summary.ok else None)

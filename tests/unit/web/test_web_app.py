@@ -1,0 +1,109 @@
+"""The web service without the other services: labels, headers, login rules (no stack needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from petition_common.auth import InsecureConfiguration
+from petition_common.config import Settings
+from services.web import labels
+from services.web.app import create_app
+from services.web.backends import Backends
+from services.web.sessions import SessionTable, StaffSession
+
+# nothing listens here: a page that needs a service answers the "try again" page
+NOWHERE = Backends({s: "http://127.0.0.1:9" for s in ("intake", "routing", "sla", "stats")})
+
+
+def _app(environment: str = "development", **extra: str):  # type: ignore[no-untyped-def]
+    settings = Settings(service="web", environment=environment, extra=extra)
+    return create_app(settings, backends=NOWHERE)
+
+
+@pytest.mark.parametrize(
+    ("path", "fragment"),
+    [
+        ("citizen.phone", "手机号码"),
+        ("citizen.name", "姓名"),
+        ("location.village", "村"),
+        ("location", "位置"),
+        ("content", "诉求内容"),
+        ("reason", "原因"),
+        ("something.unknown", "有误"),
+    ],
+)
+def test_every_api_field_error_reads_in_chinese(path: str, fragment: str) -> None:
+    assert fragment in labels.field_message(path)
+
+
+def test_field_errors_keep_the_api_path_as_the_form_key() -> None:
+    assert set(labels.field_errors({"citizen.phone": "bad", "content": "too long"})) == {"citizen.phone", "content"}
+
+
+def test_pages_load_only_the_services_own_assets() -> None:
+    client = _app().test_client()
+    page = client.get("/")
+    assert page.status_code == 200
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["Cache-Control"] == "no-store"
+    html = page.get_data(as_text=True)
+    assert "http://" not in html and "https://" not in html  # no CDN, nothing off the service
+    with client.get("/static/app.css") as asset:  # a file response: closed, or pytest warns of an open file
+        assert asset.status_code == 200 and "max-age" in asset.headers["Cache-Control"]
+
+
+def test_health_and_metrics_answer_and_readiness_needs_the_services() -> None:
+    client = _app().test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    assert b"petitions_http_requests_total" in client.get("/metrics").data
+
+
+def test_an_unreachable_service_shows_the_try_again_page() -> None:
+    page = _app().test_client().get("/submit")
+    assert page.status_code == 503
+    assert "稍后再试" in page.get_data(as_text=True)
+
+
+def test_outside_development_the_development_key_is_refused() -> None:
+    with pytest.raises(InsecureConfiguration):
+        _app("production")
+
+
+def test_outside_development_there_is_no_demo_login(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text("[]")
+    settings = Settings(
+        service="web",
+        environment="production",
+        secret_keys=("k" * 32,),
+        extra={"WEB_DEMO_ACCOUNTS_FILE": str(accounts)},
+    )
+    client = create_app(settings, backends=NOWHERE).test_client()
+    assert client.get("/staff/login").status_code == 503
+    assert client.post("/staff/login", data={"staff_id": "S00001"}).status_code == 404
+
+
+def test_staff_pages_need_a_session() -> None:
+    client = _app().test_client()
+    resp = client.get("/staff/queue")
+    assert resp.status_code == 303 and resp.headers["Location"].endswith("/staff/login")
+
+
+def test_a_session_keeps_the_token_server_side_and_expires() -> None:
+    table = SessionTable()
+    sid = table.open(StaffSession("tok-S1", "S1", "张三", "grid_leader", "某村", None))
+    assert table.get(sid).token == "tok-S1"  # type: ignore[union-attr]
+    assert "tok-S1" not in sid
+    table.close(sid)
+    assert table.get(sid) is None
+
+
+def test_roles_see_what_they_may_do() -> None:
+    def session(role: str) -> StaffSession:
+        return StaffSession("t", "S", "n", role, "a", None)
+
+    assert session("grid_leader").can("act") and not session("grid_leader").can("triage")
+    assert not session("village_cadre").can("act") and not session("auditor").can("act")
+    assert session("county_dispatcher").can("triage") and session("town_supervisor").can("escalations")
