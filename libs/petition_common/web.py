@@ -189,7 +189,8 @@ def create_base_app(service: str, metrics: PlatformMetrics, checks: dict[str, Ch
                 failures[name] = str(exc)[:300] or type(exc).__name__
         if failures:
             return error_response(503, "not_ready", "a dependency is unreachable", failures, {"Retry-After": "5"})
-        return json_response({"status": "ready", "service": service})
+        # the contract's Ready shape (contract/openapi/common.yaml): status "ok" and each dependency checked
+        return json_response({"status": "ok", "service": service, "checks": dict.fromkeys(checks, "ok")})
 
     @app.errorhandler(ApiError)
     def on_api_error(exc: ApiError) -> Response:
@@ -219,7 +220,9 @@ def create_base_app(service: str, metrics: PlatformMetrics, checks: dict[str, Ch
         if exc.code == 413:  # werkzeug's limit on a chunked body
             return on_api_error(_too_large(request.max_content_length or MAX_BODY_BYTES))
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        # keep what werkzeug says besides the body: a 405's Allow (RFC 9110 requires it), for one
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return error_response(exc.code or 500, code, exc.description or exc.name, headers=headers)
 
     @app.before_request
     def start_timer() -> None:
