@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
@@ -89,6 +92,56 @@ class RequestSchemas:
         fields = self.errors(name, instance)
         if fields:
             raise RequestInvalid(fields)
+
+    @functools.cache  # noqa: B019 - a handful of operations for the process lifetime
+    def _query_validators(self, path: str, method: str) -> tuple[tuple[str, Draft202012Validator], ...]:
+        """(name, validator) of each query parameter the document gives the operation `method path`."""
+        registry = _registry(self.contract_dir)
+        pointer = f"{self.document}#/paths/{path.replace('~', '~0').replace('/', '~1')}/{method.lower()}"
+        operation = registry.resolver().lookup(pointer).contents
+        found = []
+        for i, parameter in enumerate(operation.get("parameters", [])):
+            # a parameter's schema is checked where it is written, so its relative $refs resolve there
+            uri = urljoin(self.document, parameter["$ref"]) if "$ref" in parameter else f"{pointer}/parameters/{i}"
+            resolved = registry.resolver().lookup(uri).contents
+            if resolved.get("in") == "query":
+                schema = {"$ref": f"{uri}/schema"}
+                validator = Draft202012Validator(schema, registry=registry, format_checker=FormatChecker())
+                found.append((resolved["name"], validator))
+        return tuple(found)
+
+    def query_errors(self, path: str, method: str, args: Mapping[str, str]) -> dict[str, str]:
+        """What is wrong with the query parameters the operation's document names (unknown ones are
+        the caller's to refuse): each value is read as the string it is, or as the number or boolean
+        it spells, and it is wrong only if no reading fits its schema."""
+        fields: dict[str, str] = {}
+        for name, validator in self._query_validators(path, method):
+            if name not in args:
+                continue
+            errors: list[ValidationError] = []
+            for reading in _readings(args[name]):
+                errors = list(validator.iter_errors(reading))
+                if not errors:
+                    break
+            if errors:  # the most specific reading's errors: "at most 1000" rather than "a string"
+                fields[name] = describe(best_match(errors))[1]
+        return fields
+
+
+def _readings(raw: str) -> list[Any]:
+    """A query value as the string it is, then as the integer, number or boolean it spells, if any."""
+    readings: list[Any] = [raw]
+    if raw in ("true", "false"):
+        readings.append(raw == "true")
+    for kind in (int, float):
+        try:
+            value = kind(raw)
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            readings.append(value)
+            break
+    return readings
 
 
 def describe(error: ValidationError) -> tuple[str, str]:

@@ -117,6 +117,10 @@ def list_workorders() -> Response:
     unknown = {k: "unknown filter" for k in args if k not in ("grid_id", "town", "status", "assignee", "limit")}
     if unknown:
         raise ApiError(400, "invalid_filter", "unknown query parameters", unknown)
+    # the document's types and bounds, before any is compared with what is stored
+    invalid = current_app.extensions["schemas"].query_errors("/v1/workorders", "get", args)
+    if invalid:
+        raise ApiError(400, "invalid_filter", "invalid query parameters", invalid)
     if args.get("status") and args["status"] not in {str(s) for s in domain.Status}:
         raise ApiError(400, "invalid_filter", "unknown status", {"status": "unknown status"})
     try:

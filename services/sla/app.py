@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from petition_common import logs
 from petition_common.auth import staff_directory
 from petition_common.config import Settings
+from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.timesource import Clock, clock_from_env
 from petition_common.topics import INTAKE, ROUTING
@@ -45,6 +46,8 @@ def list_overdue() -> Response:
     problems = {k: "unknown filter" for k in args if k not in OVERDUE_FILTERS}
     if problems:
         raise ApiError(400, "invalid_filter", "unknown query parameters", problems)
+    # the document's types and bounds (a town's length, a grid id's), then this endpoint's own words
+    problems = current_app.extensions["schemas"].query_errors("/v1/sla/overdue", "get", args)
     clock = args.get("clock") or None
     if clock is not None and clock not in ("contact", "reply"):
         problems["clock"] = "must be contact or reply"
@@ -121,7 +124,13 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     calendar_check_s = float(settings.extra.get("SLA_CALENDAR_CHECK_S", 60))
     service = SlaService(runtime.db, clocks, notices, config, metrics, clock, calendar, calendar_check_s)
     app = create_base_app("sla", runtime.metrics, runtime.checks())
-    app.extensions.update(runtime=runtime, sla=service, sla_metrics=metrics, tokens=staff_directory(settings))
+    app.extensions.update(
+        runtime=runtime,
+        sla=service,
+        sla_metrics=metrics,
+        tokens=staff_directory(settings),
+        schemas=RequestSchemas(settings.contract_dir, "sla"),
+    )
     app.register_blueprint(bp)
     mount_metrics(app, runtime.metrics)
     if start_background:
