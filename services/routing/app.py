@@ -60,7 +60,7 @@ def import_grids() -> Response:
     staff = require_staff()
     if staff.role != "county_dispatcher":
         raise ApiError(404, "not_found", "only the county dispatch centre imports the grid registry")
-    body = read_json_object()
+    body = read_json_object(media_types=("application/geo+json", "application/json"))  # as routing.yaml says
     if body.get("type") != "FeatureCollection" or not isinstance(body.get("features"), list):
         raise ApiError(
             400,
