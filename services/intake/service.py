@@ -58,6 +58,8 @@ class IdempotencyMismatch(Exception):
 
 
 TRACKING = "tracking"  # the purpose of tracking-code digests and derivations (credentials.Signer)
+CITIZEN = "citizen"  # the purpose of citizens' pseudonymous references (`citizen.ref` in events)
+CITIZEN_REF_LENGTH = 22  # base64 characters: 132 bits
 
 
 class IntakeService:
@@ -123,6 +125,13 @@ class IntakeService:
         receipt, committed_before = self._create(claim["petition_id"], code, sub, _as_utc(claim["at"]))
         return receipt, replayed or committed_before
 
+    def citizen_ref(self, phone: str) -> str:
+        """A pseudonym of the citizen with this normalised phone: the same for all their petitions, so
+        that stats can count distinct citizens and the rate limits count per citizen, but useless to
+        anyone without the server key (a plain hash of a phone number is reversed by trying all of
+        them). It changes when the first key of SECRET_KEYS does."""
+        return self.signer.sign(CITIZEN, phone, length=CITIZEN_REF_LENGTH)
+
     def _tracking_code(self, pid: str, nonce: str) -> str:
         """A submitter's tracking code: 96 bits the server derives from a random nonce with its key, so
         that a replayed Idempotency-Key can be answered with the same code without storing it."""
@@ -171,7 +180,7 @@ class IntakeService:
             "category": sub.category,
             "content": sub.content,
             "location": sub.location,
-            "citizen": masked,
+            "citizen": {**masked, "ref": self.citizen_ref(sub.citizen_phone)},
             "submitted_at": submitted_at,
             "duplicate_of": duplicate_of,
         }
