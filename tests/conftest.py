@@ -60,6 +60,9 @@ def run_env(stack: None) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
         "MONGO_URI": MONGO,
         "LOG_LEVEL": "INFO",
+        # rate limits stay on in every test (their code runs), but 100 times the defaults: tests submit
+        # from one address and often one phone far faster than a citizen; test_rate_limits.py sets 1
+        "RATE_LIMIT_SCALE": "100",
     }
 
 

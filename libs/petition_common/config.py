@@ -23,6 +23,52 @@ def _env(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
+# RATE_LIMIT_* variables that are not a limit of their own
+_RATE_LIMIT_KNOBS = ("RATE_LIMIT_SCALE", "RATE_LIMIT_CLEANUP_INTERVAL_S", "RATE_LIMIT_SWEEP_INTERVAL_S")
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """Rate limits of the public endpoints (petition_common/ratelimit.py; docs/security.md says why
+    these sizes). On by default; a deployment scales them (a load test, a hall full of kiosks behind
+    one address) or turns them off, and overrides any one limit by name."""
+
+    enabled: bool = True
+    # every limit's amount is multiplied by this (rounded up, at least 1)
+    scale: float = 1.0
+    # limit name (SUBMIT_ADDRESS, ...) -> limits string ("10/minute;100/day"), replacing the default
+    overrides: dict[str, str] = field(default_factory=dict)
+    # reverse proxies in front of the service that append to X-Forwarded-For; 0: the socket's address
+    # is the client (a header the client sent itself must not choose its bucket)
+    trusted_proxies: int = 0
+    # deleting this process's expired window documents (by _id), and all expired ones (a full scan)
+    cleanup_interval_s: float = 60.0
+    sweep_interval_s: float = 3600.0
+
+    @classmethod
+    def from_env(cls) -> RateLimitSettings:
+        switch = _env("RATE_LIMITS", "on").strip().lower()
+        if switch not in ("on", "off"):
+            raise ValueError(f"RATE_LIMITS must be on or off, not {switch!r}")
+        trusted = int(_env("TRUSTED_PROXIES", "0"))
+        scale = float(_env("RATE_LIMIT_SCALE", "1"))
+        if trusted < 0 or not scale > 0:
+            raise ValueError("TRUSTED_PROXIES must be >= 0 and RATE_LIMIT_SCALE > 0")
+        overrides = {
+            name.removeprefix("RATE_LIMIT_"): value
+            for name, value in os.environ.items()
+            if name.startswith("RATE_LIMIT_") and name not in _RATE_LIMIT_KNOBS and value
+        }
+        return cls(
+            enabled=switch == "on",
+            scale=scale,
+            overrides=overrides,
+            trusted_proxies=trusted,
+            cleanup_interval_s=float(_env("RATE_LIMIT_CLEANUP_INTERVAL_S", "60")),
+            sweep_interval_s=float(_env("RATE_LIMIT_SWEEP_INTERVAL_S", "3600")),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str
@@ -60,6 +106,7 @@ class Settings:
     # "development" (bin/run, tests, the benchmark) or "production" (from_env's default): outside
     # development a service refuses to start with the development credentials (petition_common.auth)
     environment: str = "development"
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -111,5 +158,6 @@ class Settings:
             calendar_dir=Path(_env("CALENDAR_DIR", str(config_dir / "calendar"))),
             secret_keys=tuple(k.strip() for k in _env("SECRET_KEYS", DEVELOPMENT_SECRET_KEY).split(",") if k.strip()),
             environment=_env("PETITIONS_ENV", "production"),
+            rate_limits=RateLimitSettings.from_env(),
             extra={k: v for k, v in os.environ.items() if k.startswith(f"{prefix}_")},
         )

@@ -64,6 +64,10 @@ class PlatformMetrics:
         self.dependency_up = Gauge(
             "petitions_dependency_up", "Dependency reachable", ["service", "dependency"], **labels
         )
+        # requests refused with 429, by the name of the limit they exceeded (petition_common/ratelimit.py)
+        self.rate_limited = Counter(
+            "petitions_rate_limited_total", "Requests refused for a rate limit", ["service", "limit"], **labels
+        )
         self.service = service
 
     def observe_published(self, event_type: str) -> None:

@@ -6,13 +6,15 @@ import logging
 import math
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+import orjson
+from flask import Blueprint, Flask, Response, current_app, g, request
 
-from petition_common import logs
+from petition_common import logs, ratelimit
 from petition_common.auth import Staff, staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
 from petition_common.credentials import Signer
+from petition_common.ratelimit import STAFF_TOKEN_RULE, Rule, by_address, unless_staff
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.taxonomy import load_categories
@@ -188,6 +190,45 @@ def withdraw(petition_id: str) -> Response:
     return json_response(_service().citizen_view(state))
 
 
+def _citizen_key() -> str | None:
+    """The rate-limit bucket of the citizen a body names: the keyed digest of their normalised phone
+    (never the number itself: the counts are stored). None when the body names no valid phone; the
+    view then refuses it with 400 anyway."""
+    if "rate_limit_citizen" not in g:
+        g.rate_limit_citizen = None
+        if request.mimetype == "application/json":
+            try:
+                body = orjson.loads(request.get_data(cache=True))  # bounded: web._enforce_body_limit
+            except Exception:  # not JSON, or too large: the view says which
+                body = None
+            citizen = body.get("citizen") if isinstance(body, dict) else None
+            raw = citizen.get("phone") if isinstance(citizen, dict) else None
+            phone = domain.normalize_phone(raw) if isinstance(raw, str) else None
+            if phone:
+                g.rate_limit_citizen = "citizen:" + _service().citizen_ref(phone)
+    return g.rate_limit_citizen
+
+
+# which limits guard which endpoint (defaults and reasons: docs/security.md); staff with a valid token
+# (a hotline, a service hall filing for citizens) are counted per token instead of per address
+RATE_LIMITS: dict[str, list[Rule]] = {
+    "intake.submit": [
+        Rule("SUBMIT_ADDRESS", unless_staff(by_address)),
+        STAFF_TOKEN_RULE,
+        Rule("SUBMIT_PHONE", _citizen_key),
+    ],
+    "intake.join": [
+        Rule("JOIN_ADDRESS", unless_staff(by_address)),
+        STAFF_TOKEN_RULE,
+        Rule("JOIN_PHONE", _citizen_key),
+    ],
+    "intake.read": [Rule("READ_ADDRESS", unless_staff(by_address)), STAFF_TOKEN_RULE],
+    "intake.feedback": [Rule("ACTION_ADDRESS", by_address)],
+    "intake.withdraw": [Rule("ACTION_ADDRESS", by_address)],
+    "intake.nearby": [Rule("NEARBY_ADDRESS", unless_staff(by_address)), STAFF_TOKEN_RULE],
+}
+
+
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("intake")
     logs.configure("intake", settings.log_level)
@@ -209,6 +250,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     app.extensions["tokens"] = staff_directory(settings)
     app.extensions["schemas"] = RequestSchemas(settings.contract_dir, "intake")
     app.register_blueprint(bp)
+    ratelimit.install(app, runtime, RATE_LIMITS, background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:
         handlers = {t: service.on_routing_event for t in EVENT_TYPES[ROUTING]}
