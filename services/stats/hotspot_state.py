@@ -60,7 +60,8 @@ class HotspotState:
         self.config = config
         self.retain_us = int(retention(config) / timedelta(microseconds=1))
         self.detector = HotspotDetector(config)
-        self.pending_sub: dict[str, tuple[int, str, bool]] = {}  # pid -> (submitted at, category, duplicate)
+        # pid -> (submitted at, category, duplicate, citizen ref or None)
+        self.pending_sub: dict[str, tuple[int, str, bool, str | None]] = {}
         self.pending_asg: dict[str, Area] = {}  # pid -> (assigned at, grid, village, town)
         self.observed: dict[str, int] = {}  # pid -> submitted at, for petitions already counted
         self.watermark = 0  # the newest submission time observed
@@ -79,11 +80,12 @@ class HotspotState:
         if change.kind not in ("submitted", "assigned") or pid in self.observed:
             return []
         if change.kind == "submitted":
-            category, _channel, duplicate = change.value
+            category, _channel, duplicate = change.value[:3]
+            citizen = change.value[3] if len(change.value) > 3 else None  # changes_of gives it; older callers not
             current = self.pending_sub.get(pid)
             if current is not None and current[0] <= change.at:
                 return []
-            self.pending_sub[pid] = (change.at, category, duplicate)
+            self.pending_sub[pid] = (change.at, category, duplicate, citizen)
         else:
             current_asg = self.pending_asg.get(pid)
             if current_asg is not None and current_asg[0] <= change.at:
@@ -96,7 +98,7 @@ class HotspotState:
         return []
 
     def _observe(self, pid: str) -> list[tuple[Alert, str | None]]:
-        at, category, duplicate = self.pending_sub.pop(pid)
+        at, category, duplicate, citizen = self.pending_sub.pop(pid)
         _, grid, village, town = self.pending_asg.pop(pid)
         self.observed[pid] = at
         if at < self.watermark - self.retain_us:
@@ -106,7 +108,7 @@ class HotspotState:
         if duplicate:
             return []  # its original was counted
         areas = {"grid": grid, "village": village, "town": town}
-        alerts = self.detector.observe(pid, areas, category, from_us(at))
+        alerts = self.detector.observe(pid, areas, category, from_us(at), citizen=citizen)
         for key in self.detector.keys_for(areas, category):
             shard = _key_shard(key)
             self.keys.setdefault(shard, set()).add(key)
@@ -195,7 +197,10 @@ class HotspotState:
                 state.keys[name] = {AreaKey(d["level"], d["area_id"], d["category"]) for d in shard_docs}
             elif name.startswith("j:"):
                 part = block(name)
-                state.pending_sub.update({p: (v[0], v[1], bool(v[2])) for p, v in part["s"].items()})
+                # the citizen ref (4th) is absent from checkpoints saved before it existed
+                state.pending_sub.update(
+                    {p: (v[0], v[1], bool(v[2]), v[3] if len(v) > 3 else None) for p, v in part["s"].items()}
+                )
                 state.pending_asg.update({p: (v[0], v[1], v[2], v[3]) for p, v in part["a"].items()})
                 state.observed.update(part["o"])
         state.detector = HotspotDetector.restore(config, meta["detector"], docs)

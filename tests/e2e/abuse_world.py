@@ -50,11 +50,15 @@ def small_registry(county: County) -> dict:
 
 
 def start_world(
-    fleet: ServiceFleet, county: County, tmp_path: Path, services: tuple[str, ...] = ("intake", "routing")
+    fleet: ServiceFleet,
+    county: County,
+    tmp_path: Path,
+    services: tuple[str, ...] = ("intake", "routing"),
+    env: dict[str, str] | None = None,
 ) -> World:
     tokens = write_tokens_file(tmp_path / "tokens.yaml", county_tokens(county))
     dispatcher = next(s for s in county.staff if s.role == "county_dispatcher")
-    env = {"STAFF_TOKENS_FILE": str(tokens), "ROUTING_DISPATCHER_ID": dispatcher.staff_id}
+    env = {"STAFF_TOKENS_FILE": str(tokens), "ROUTING_DISPATCHER_ID": dispatcher.staff_id, **(env or {})}
     urls = {name: fleet.start(name, extra_env=env).url for name in services}
     fleet.wait_ready()
     world = World(urls, county, small_registry(county))

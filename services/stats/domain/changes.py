@@ -77,6 +77,15 @@ def _choice(event_type: str, data: Mapping[str, Any], name: str, allowed: frozen
     return str(value)
 
 
+def _citizen_ref(data: Mapping[str, Any]) -> str | None:
+    """`citizen.ref` of a submission (who filed it, pseudonymously), or None: an optional field."""
+    citizen = data.get("citizen")
+    ref = citizen.get("ref") if isinstance(citizen, Mapping) else None
+    if ref is not None and not (isinstance(ref, str) and 0 < len(ref) <= 64):
+        raise BadEvent("petition.submitted", "citizen.ref", "must be a non-empty string of at most 64 characters")
+    return ref
+
+
 def change_of(event_type: str, data: Mapping[str, Any], event_id: str) -> Change | None:
     """The change an event makes to its petition's facts; None for a type stats does not count."""
     if event_type not in HANDLED_TYPES:
@@ -93,7 +102,7 @@ def change_of(event_type: str, data: Mapping[str, Any], event_id: str) -> Change
         if duplicate_of is not None and not isinstance(duplicate_of, str):
             raise BadEvent(event_type, "duplicate_of", "must be a petition id or null")
         at = parse_time(event_type, data, "submitted_at")
-        return Change(pid, "submitted", at, event_id, (category, channel, bool(duplicate_of)))
+        return Change(pid, "submitted", at, event_id, (category, channel, bool(duplicate_of), _citizen_ref(data)))
     if event_type in ("petition.assigned", "petition.transferred"):
         value = (
             _text(event_type, data, "grid_id", optional=True),

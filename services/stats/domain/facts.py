@@ -151,7 +151,7 @@ class Change(NamedTuple):
 
 
 KINDS = (
-    "submitted",  # value: (category, channel, duplicate: bool)
+    "submitted",  # value: (category, channel, duplicate: bool, citizen ref or None: for hotspots only)
     "assigned",  # value: (grid_id, village, town, department)
     "transferred",  # value: as assigned
     "contacted",

@@ -31,6 +31,13 @@ town category that usually sees 2.5 petitions in 72 h alarms at 13 (5x), one tha
 (3.6x); a silent village at 5. `baseline_days` = 28 is four whole weeks, so every weekday weighs
 the same in λ.
 
+Citizens, not petitions: every rule counts the distinct citizens of the window (`citizen`, from the
+event's `citizen.ref`; a petition without one is a citizen of its own, so older events still count),
+so that one sender, however many petitions they file, is one citizen and cannot raise an alert on
+their own. The baseline's daily counts likewise add a petition only when its citizen has none among
+the petitions held (hotspot_state.py). An alert's `count` is still its petitions (the contract's
+meaning), and `citizens` what the rule compared.
+
 Duplicates: a petition with `duplicate_of` set is not counted (its original already was), and a
 petition id the key already holds is ignored, so at-least-once redelivery does not inflate counts.
 
@@ -98,7 +105,8 @@ class Alert:
     count: int
     baseline: float | None  # expected count in the window from the area's history; None if too little
     petition_ids: tuple[str, ...]  # the most recent ones in the window, oldest first, at most 50
-    p_value: float | None = None  # P(X >= count | baseline) for emerging alerts; not on the wire
+    p_value: float | None = None  # P(X >= citizens | baseline) for emerging alerts; not on the wire
+    citizens: int | None = None  # distinct citizens in the window: what the rule compared (<= count)
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -111,6 +119,7 @@ class Alert:
             "count": self.count,
             "baseline": self.baseline,
             "petition_ids": list(self.petition_ids),
+            **({"citizens": self.citizens} if self.citizens is not None else {}),
         }
 
 
@@ -144,11 +153,13 @@ class HotspotDetector:
         duplicate_of: str | None = None,
         *,
         area_names: Mapping[str, str] | None = None,
+        citizen: str | None = None,
     ) -> list[Alert]:
         """Count one petition in each of its areas; return the alerts it raises (grid first).
 
         `area_keys` maps level to area id ('grid' may be missing or None: grid_id is optional);
-        `area_names` maps level to a display name (default: the id).
+        `area_names` maps level to a display name (default: the id); `citizen` is who filed it (its
+        `citizen.ref`; None: the petition counts as a citizen of its own).
         """
         unknown = set(area_keys) - set(LEVELS)
         if unknown:
@@ -165,10 +176,13 @@ class HotspotDetector:
                 continue
             name = (area_names or {}).get(level) or area_id
             key = AreaKey(level, area_id, category)
-            alerts.extend(self._observe_key(key, self.config.rule(level, category), petition_id, at, name))
+            rule = self.config.rule(level, category)
+            alerts.extend(self._observe_key(key, rule, petition_id, citizen, at, name))
         return alerts
 
-    def _observe_key(self, key: AreaKey, rule: Rule, petition_id: str, at: datetime, name: str) -> list[Alert]:
+    def _observe_key(
+        self, key: AreaKey, rule: Rule, petition_id: str, citizen: str | None, at: datetime, name: str
+    ) -> list[Alert]:
         state = self._states.get(key)
         if state is None:
             state = self._states[key] = KeyState(key)
@@ -177,11 +191,11 @@ class HotspotDetector:
         window = rule.window
         if state.watermark is None or at > state.watermark:
             if state.hot:  # has the area cooled since the previous petition? (see module docstring)
-                before = state.count(at - window, at)
+                before = state.citizens(at - window, at)
                 state.hot = {k for k in state.hot if self._alarms(k, rule, state, before, at)}
             state.watermark = at
         horizon = state.watermark - window - self.config.lateness
-        state.add(at, petition_id, keep_timestamp=at > horizon)
+        state.add(at, petition_id, citizen, keep_timestamp=at > horizon)
         state.prune(horizon, day_of(horizon) - rule.baseline_days)
 
         alerts = []
@@ -193,9 +207,9 @@ class HotspotDetector:
             for end in ends:
                 if previous_end is not None and end - window < previous_end:
                     continue  # overlaps the last alert's window: the same burst, not a new one
-                count = state.count(end - window, end)
-                if self._alarms(kind, rule, state, count, end):
-                    alerts.append(self._alert(kind, key, rule, state, end, count, name))
+                citizens = state.citizens(end - window, end)
+                if self._alarms(kind, rule, state, citizens, end):
+                    alerts.append(self._alert(kind, key, rule, state, end, citizens, name))
                     state.hot.add(kind)
                     state.last_alert_end[kind] = end
                     break
@@ -214,16 +228,16 @@ class HotspotDetector:
             return None
         return (state.daily_sum(first, last) + rule.prior_count) / days * rule.window_hours / 24.0
 
-    def _alarms(self, kind: str, rule: Rule, state: KeyState, count: int, end: datetime) -> bool:
+    def _alarms(self, kind: str, rule: Rule, state: KeyState, citizens: int, end: datetime) -> bool:
         if kind == CONCENTRATED:
-            return count >= rule.threshold
-        if count < rule.min_count:
+            return citizens >= rule.threshold
+        if citizens < rule.min_count:
             return False
         expected = self.expected(state, rule, end - rule.window)
-        return expected is not None and poisson_sf(count, expected) < rule.alpha
+        return expected is not None and poisson_sf(citizens, expected) < rule.alpha
 
     def _alert(
-        self, kind: str, key: AreaKey, rule: Rule, state: KeyState, end: datetime, count: int, name: str
+        self, kind: str, key: AreaKey, rule: Rule, state: KeyState, end: datetime, citizens: int, name: str
     ) -> Alert:
         start = end - rule.window
         expected = self.expected(state, rule, start)
@@ -234,10 +248,11 @@ class HotspotDetector:
             category=key.category,
             window_start=start,
             window_end=end,
-            count=count,
+            count=state.count(start, end),
             baseline=expected,
             petition_ids=tuple(state.petition_ids(start, end)[-MAX_PETITION_IDS:]),
-            p_value=poisson_sf(count, expected) if kind == EMERGING and expected is not None else None,
+            p_value=poisson_sf(citizens, expected) if kind == EMERGING and expected is not None else None,
+            citizens=citizens,
         )
 
     # --- persistence: one document per (level, area, category), plus the detector's own meta ---

@@ -130,6 +130,7 @@ def test_alert_data_follows_the_contract():
         "count",
         "baseline",
         "petition_ids",
+        "citizens",  # optional: the distinct citizens the rule counted
     }
     assert data["area"] == {"level": "grid", "id": "G1", "name": "G1"}
     assert data["window_end"] == "2024-07-01T00:30:00.000Z"
