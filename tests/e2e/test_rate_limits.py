@@ -88,9 +88,7 @@ def test_a_burst_over_the_address_limit_is_refused_and_nothing_of_it_is_stored(f
         accepted.append(r.json()["petition_id"])
     waits = []
     for i in range(5):  # a different made-up address each time: no proxy is trusted, so it changes nothing
-        r = http.post(
-            f"{intake}/v1/petitions", json=body(), headers={"X-Forwarded-For": f"198.51.100.{i}"}, timeout=30
-        )
+        r = http.post(f"{intake}/v1/petitions", json=body(), headers={"X-Forwarded-For": f"198.51.100.{i}"}, timeout=30)
         waits.append(assert_rate_limited(r))
     assert all(w <= 60 for w in waits)  # the minute window is the one exceeded
     # nothing of the refused requests was stored or published: exactly the accepted petitions are
