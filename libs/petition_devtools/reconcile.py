@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -106,7 +107,14 @@ class Endpoints:
     token: str
 
     def get(self, url: str, params: dict | None = None) -> requests.Response:
-        return _session().get(url, params=params, timeout=30, headers={"Authorization": f"Bearer {self.token}"})
+        """GET with the token; a 429 (the token's rate limit, docs/security.md) is waited out as the
+        service's Retry-After says, up to 10 times, so a large check is slow rather than wrong."""
+        for _ in range(10):
+            resp = _session().get(url, params=params, timeout=30, headers={"Authorization": f"Bearer {self.token}"})
+            if resp.status_code != 429:
+                return resp
+            time.sleep(min(60.0, float(resp.headers.get("Retry-After", "1"))))
+        return resp
 
 
 _local = threading.local()
