@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import requests
@@ -52,7 +53,12 @@ def test_submitted_petition_reaches_kafka_as_contract_event(fleet):
     }
     data = body["data"]
     assert data["petition_id"] == receipt["petition_id"]
+    ref = data["citizen"].pop("ref")
     assert data["citizen"] == {"name_masked": "刘*", "phone_masked": "138****1234"}
+    # the citizen's pseudonym: a keyed digest, neither the phone nor a plain hash anyone can recompute
+    assert len(ref) == 22 and "13812341234" not in ref
+    assert ref not in {hashlib.sha256(b"13812341234").hexdigest()[:22], hashlib.md5(b"13812341234").hexdigest()[:22]}
+    data["citizen"]["ref"] = ref
     assert data["location"]["village"] == "大王庄新村"
     # no raw personal data anywhere in the message
     assert "13812341234" not in msg["raw"].decode()
