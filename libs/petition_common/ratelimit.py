@@ -25,6 +25,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
 
 from petition_common.config import RateLimitSettings
+from petition_common.credentials import Signer
 from petition_common.ratelimit_storage import SCHEME, FixedWindowSlots
 from petition_common.runtime import ServiceRuntime
 from petition_common.web import error_response
@@ -91,11 +92,39 @@ def effective_limits(settings: RateLimitSettings) -> dict[str, str]:
 
 # ---- who is asking
 
+# A service of ours that calls another on a citizen's behalf (the web pages call intake) says whose
+# request it is: "<address>;<minute>;<HMAC with the server key>". Without it, every citizen of the
+# pages would share the web service's address and count. Signed, so that no client can choose its
+# own count with it, and bound to the minute, so that a copy seen on the network soon stops working.
+CLIENT_HEADER = "X-Petitions-Client"
+_CLIENT_PURPOSE = "client-address"
 
-def client_address(trusted_proxies: int) -> str:
-    """The client's address: the socket's peer, or with N trusted proxies in front, the address the
-    outermost of them appended to X-Forwarded-For (the N-th from the right, as werkzeug's ProxyFix
-    reads it). Anything further left was written by the client and may be anything."""
+
+def client_headers(signer: Signer, address: str, now: float | None = None) -> dict[str, str]:
+    """The header that tells another service of ours which client a request is for."""
+    minute = str(int((time.time() if now is None else now) // 60))
+    return {CLIENT_HEADER: f"{address};{minute};{signer.sign(_CLIENT_PURPOSE, address, minute)}"}
+
+
+def vouched_client(signer: Signer, header: str | None, now: float | None = None) -> str | None:
+    """The client address a service of ours vouched for in CLIENT_HEADER, or None (absent, forged,
+    or older than a minute or two)."""
+    address, _, rest = (header or "").partition(";")
+    minute, _, tag = rest.partition(";")
+    if not (address and minute.isdigit() and tag):
+        return None
+    if abs(int(minute) - int((time.time() if now is None else now) // 60)) > 1:
+        return None
+    return address if signer.verify(tag, _CLIENT_PURPOSE, address, minute) else None
+
+
+def client_address(trusted_proxies: int, signer: Signer | None = None) -> str:
+    """The client's address: the one a service of ours vouched for (`vouched_client`), else the
+    socket's peer, or with N trusted proxies in front, the address the outermost of them appended to
+    X-Forwarded-For (the N-th from the right, as werkzeug's ProxyFix reads it). Anything further left
+    was written by the client and may be anything."""
+    if signer is not None and (vouched := vouched_client(signer, request.headers.get(CLIENT_HEADER))):
+        return vouched
     if trusted_proxies > 0:
         hops = [h.strip() for line in request.headers.getlist("X-Forwarded-For") for h in line.split(",")]
         hops = [h for h in hops if h]
@@ -105,7 +134,8 @@ def client_address(trusted_proxies: int) -> str:
 
 
 def by_address() -> str:
-    return "addr:" + client_address(current_app.extensions["rate_limits"].trusted_proxies)
+    signer = current_app.extensions["rate_limit_signer"]
+    return "addr:" + client_address(current_app.extensions["rate_limits"].trusted_proxies, signer)
 
 
 def by_staff_token() -> str | None:
@@ -143,6 +173,7 @@ def install(app: Flask, runtime: ServiceRuntime, routes: Mapping[str, Sequence[R
     service's `rate_limits` collection; with `background`, start the cleanup of expired windows."""
     settings = runtime.settings.rate_limits
     app.extensions["rate_limits"] = settings
+    app.extensions["rate_limit_signer"] = Signer(runtime.settings.secret_keys)
     if not settings.enabled:
         log.warning("RATE_LIMITS=off: no endpoint is rate-limited")
         return

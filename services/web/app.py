@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,10 @@ from flask import Flask, Response, render_template, request
 from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
-from petition_common import logs
+from petition_common import logs, ratelimit
 from petition_common.auth import InsecureConfiguration
 from petition_common.config import DEFAULT_PORTS, Settings
+from petition_common.credentials import Signer
 from petition_common.metrics import PlatformMetrics
 from petition_common.taxonomy import load_categories
 from petition_common.web import create_base_app, mount_metrics
@@ -48,7 +50,8 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
         )
     extra = settings.extra
     backends = backends or Backends(
-        {s: extra.get(f"WEB_{s.upper()}_URL", f"http://127.0.0.1:{DEFAULT_PORTS[s]}").rstrip("/") for s in SERVICES}
+        {s: extra.get(f"WEB_{s.upper()}_URL", f"http://127.0.0.1:{DEFAULT_PORTS[s]}").rstrip("/") for s in SERVICES},
+        client_headers=_vouch_for_client(settings),
     )
     metrics = PlatformMetrics(CollectorRegistry(), "web")
     checks = {s: (lambda s=s: backends.healthy(s)) for s in SERVICES}
@@ -96,6 +99,14 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
 
     mount_metrics(app, metrics)
     return app
+
+
+def _vouch_for_client(settings: Settings) -> Callable[[], dict[str, str]]:
+    """The services count citizens' requests per client address (docs/security.md, Rate limits); the
+    pages call them from one address, so each call says, signed with the server key, whose it is."""
+    signer = Signer(settings.secret_keys)
+    trusted = settings.rate_limits.trusted_proxies
+    return lambda: ratelimit.client_headers(signer, ratelimit.client_address(trusted))
 
 
 def _page_errors(app: Flask) -> None:

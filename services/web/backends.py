@@ -7,11 +7,13 @@ is not meant to be shared across threads), so pages reuse keep-alive connections
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from flask import has_request_context
 
 SERVICES = ("intake", "routing", "sla", "stats")
 # a page waits at most this long for a service; a slower answer shows the "try again" page
@@ -50,6 +52,9 @@ class Answer:
 @dataclass
 class Backends:
     urls: dict[str, str]
+    # headers that tell the services which client a call is for (their rate limits count per client,
+    # petition_common.ratelimit.client_headers); called within the page's request
+    client_headers: Callable[[], dict[str, str]] = field(default=dict, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8), repr=False)
 
@@ -70,7 +75,7 @@ class Backends:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
-        sent = dict(headers or {})
+        sent = {**(self.client_headers() if has_request_context() else {}), **(headers or {})}
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
         try:

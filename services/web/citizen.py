@@ -128,6 +128,8 @@ def join(petition_id: str) -> Any:
 
 
 def _errors(answer: Answer) -> dict[str, str]:
+    if answer.status == 429:  # a rate limit (docs/security.md): the same form later, not a wrong field
+        return {"form": "提交过于频繁，请稍后再试。"}
     errors = labels.field_errors(answer.fields)
     if not errors:
         errors["form"] = "提交失败，请检查后重试。" if answer.status < 500 else "系统繁忙，请稍后再试。"

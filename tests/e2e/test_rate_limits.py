@@ -47,6 +47,14 @@ def _assert(condition: bool) -> None:
     assert condition
 
 
+def _healthy(url: str) -> bool:
+    """/healthz answers 200 (the web pages' /readyz would need every service running)."""
+    try:
+        return requests.get(f"{url}/healthz", timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
 def assert_rate_limited(resp: requests.Response) -> int:
     assert resp.status_code == 429, resp.text
     error = resp.json()["error"]
@@ -163,3 +171,32 @@ def test_a_staff_token_is_limited_per_token(fleet):
     assert requests.get(f"{sla}/v1/sla/overdue", headers=auditor, timeout=10).status_code == 200
     # probes are never limited
     assert all(requests.get(f"{sla}/readyz", timeout=10).status_code == 200 for _ in range(5))
+
+
+def test_citizens_of_the_web_pages_are_counted_each_by_their_own_address(fleet):
+    """The pages call intake from one address; each call carries the citizen's address, signed with
+    the server key, so one citizen's reads do not use up everyone's."""
+    intake = fleet.start("intake", extra_env={**DEFAULTS, "RATE_LIMIT_READ_ADDRESS": "3/minute"}).url
+    fleet.wait_ready()
+    # the test stands in for the proxy in front of the pages: it says who the browser is
+    web = fleet.start("web", extra_env={"WEB_INTAKE_URL": intake, "TRUSTED_PROXIES": "1"}).url
+    eventually(lambda: _assert(_healthy(web)), timeout_s=60)
+    receipt = requests.post(f"{intake}/v1/petitions", json=body(), timeout=30).json()
+    page = f"{web}/track/{receipt['petition_id']}"
+    code = {"code": receipt["tracking_code"]}
+
+    def track(address: str) -> int:
+        return requests.get(page, params=code, headers={"X-Forwarded-For": address}, timeout=30).status_code
+
+    early_in_a_minute()
+    assert [track("203.0.113.10") for _ in range(4)] == [200, 200, 200, 404]  # the 4th: intake said 429
+    assert track("203.0.113.11") == 200  # another citizen of the same pages has a count of their own
+    # and nobody can claim an address by writing the header themselves
+    forged = {"X-Petitions-Client": f"203.0.113.12;{int(time.time() // 60)};AAAAAAAAAAAAAAAAAAAAAAAA"}
+    direct = f"{intake}/v1/petitions/{receipt['petition_id']}"
+    answers = [
+        requests.get(direct, params={"tracking_code": code["code"]}, headers=forged, timeout=10) for _ in range(4)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]  # counted on the socket's address
+    metrics = requests.get(f"{intake}/metrics", timeout=10).text
+    assert 'petitions_rate_limited_total{limit="READ_ADDRESS",service="intake"} 2.0' in metrics

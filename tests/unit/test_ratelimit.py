@@ -7,7 +7,16 @@ from flask import Flask
 from limits import parse
 
 from petition_common.config import RateLimitSettings
-from petition_common.ratelimit import DEFAULT_LIMITS, client_address, effective_limits, scaled
+from petition_common.credentials import Signer
+from petition_common.ratelimit import (
+    CLIENT_HEADER,
+    DEFAULT_LIMITS,
+    client_address,
+    client_headers,
+    effective_limits,
+    scaled,
+    vouched_client,
+)
 from petition_common.ratelimit_storage import limit_of, window_start
 
 
@@ -69,3 +78,21 @@ def test_the_client_address_honours_only_trusted_proxies(trusted, forwarded, exp
     headers = [("X-Forwarded-For", value) for value in forwarded]
     with app.test_request_context(headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.1"}):
         assert client_address(trusted) == expected
+
+
+def test_a_client_address_vouched_for_by_a_service_of_ours_is_signed_and_fresh():
+    signer, other = Signer(["server-key"]), Signer(["someone-else"])
+    now = 1_800_000_030.0
+    header = client_headers(signer, "203.0.113.7", now)[CLIENT_HEADER]
+    assert vouched_client(signer, header, now) == "203.0.113.7"
+    assert vouched_client(signer, header, now + 60) == "203.0.113.7"  # the next minute still
+    assert vouched_client(signer, header, now + 150) is None  # a copy seen on the network goes stale
+    assert vouched_client(other, header, now) is None  # not our key
+    assert vouched_client(signer, header.replace("203.0.113.7", "203.0.113.8"), now) is None
+    for junk in (None, "", "203.0.113.7", "a;b;c", ";1;x"):
+        assert vouched_client(signer, junk, now) is None
+    app = Flask("t")
+    ipv6 = client_headers(signer, "2001:db8::1")
+    with app.test_request_context(headers=ipv6, environ_base={"REMOTE_ADDR": "10.0.0.1"}):
+        assert client_address(0, signer) == "2001:db8::1"
+        assert client_address(0) == "10.0.0.1"  # a service that does not check signatures ignores it
