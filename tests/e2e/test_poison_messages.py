@@ -9,7 +9,8 @@ import uuid
 
 import orjson
 import requests
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
 
 from petition_common.envelope import Event
 from tests.e2e.test_submission_event import BODY
@@ -127,17 +128,10 @@ def test_poison_messages_are_dead_lettered_and_the_consumer_moves_on(fleet):
     shown = _cli(env, "show", ref)
     assert "petition.withdrawn" in shown.stdout and "dlq_reason: handler_failed" in shown.stdout
     target = f"{prefix}replayed-{uuid.uuid4().hex[:6]}"
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from petition_common.kafka_io import ensure_topics;"
-            "from petition_common.config import Settings;"
-            f"ensure_topics(Settings.from_env('cli'), ['{target.removeprefix(prefix)}'])",
-        ],
-        env={**_base_env(), **env},
-        check=True,
-    )
+    # an operator's scratch topic: not one of the platform's, whose settings topic_config states
+    admin = KafkaAdminClient(bootstrap_servers=KAFKA)
+    admin.create_topics([NewTopic(target, 1, 1)])
+    admin.close()
     assert "replayed 1" in _cli(env, "replay", ref, "--to", target).stderr
     replayed = read_topic(target, lambda ms: len(ms) >= 1, timeout_s=20)
     assert len(replayed) == 1 and replayed[0]["raw"] == failed["raw"] and replayed[0]["key"] == failed["key"]

@@ -165,7 +165,8 @@ def test_warnings_and_breaches_exactly_once_across_a_restart_and_two_instances(f
             **{p: {"contact": "on_track", "reply": "on_track"} for p in of("near_c", "missed")},
         },
     )
-    assert all(views[p]["paused"] and views[p]["pause_reason"] == "third_party" for p in of("paused"))
+    # a pause leaves the clock's state as it was: wait for the pause itself
+    views |= _wait_paused(http, sla, auth, of("paused"))
     deadline = {(pid, c["clock"]): parse_time(c["deadline"]) for pid, v in views.items() for c in v["clocks"]}
     warning = {(pid, c["clock"]): parse_time(c["warning_at"]) for pid, v in views.items() for c in v["clocks"]}
     base_reply = {  # the reply deadline before pauses, by the domain's own rule
@@ -297,6 +298,19 @@ def _wait_views(http: requests.Session, sla: str, auth: dict, want: dict[str, di
             view = r.json()
             got = {c["clock"]: c["state"] for c in view["clocks"]}
             assert got == states, (pid, got, states)
+            views[pid] = view
+
+    eventually(check, timeout_s=30, interval_s=0.3)
+    return views
+
+
+def _wait_paused(http: requests.Session, sla: str, auth: dict, pids: list[str]) -> dict[str, dict]:
+    views: dict[str, dict] = {}
+
+    def check() -> None:
+        for pid in pids:
+            view = http.get(f"{sla}/v1/sla/petitions/{pid}", headers=auth).json()
+            assert view["paused"] and view["pause_reason"] == "third_party", view
             views[pid] = view
 
     eventually(check, timeout_s=30, interval_s=0.3)
