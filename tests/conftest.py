@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from petition_common.config import Settings
+from petition_devtools import kafka_access
+from petition_devtools.kafka_access import admin_settings
 from petition_devtools.namespace import drop_namespace
 from petition_devtools.processes import ServiceFleet
 from tests.support import KAFKA, MONGO
@@ -40,6 +42,8 @@ def stack() -> Iterator[None]:
     if not _stack_ready():
         subprocess.run([*STACK, "up"], check=True)
         started = True
+    # the test process and the tools it runs are the broker's super user (services get their own users)
+    os.environ.update(kafka_access.client_env("admin"))
     yield
     if not os.environ.get("KEEP_DATA"):  # KEEP_DATA=1 leaves this run's topics and databases for a post-mortem
         _cleanup_run()
@@ -79,7 +83,7 @@ def make_settings(service: str, prefix: str, **overrides: object) -> Settings:
         mongo_uri=MONGO,
         topic_prefix=f"{prefix}-",
         db_prefix=f"{prefix.replace('-', '_')}_",
-        **overrides,  # type: ignore[arg-type]
+        **{**admin_settings(), **overrides},  # type: ignore[arg-type]
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from kafka import KafkaConsumer
+
+from petition_devtools.kafka_access import admin_client_config
 
 T = TypeVar("T")
 
@@ -17,12 +19,17 @@ KAFKA = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
 MONGO = f"mongodb://127.0.0.1:{os.environ.get('MONGO_PORT', '27017')}"
 
 
+def kafka_client() -> dict[str, Any]:
+    """kafka-python arguments for a test's own clients: the broker's super user (tests look at every topic)."""
+    return admin_client_config(KAFKA)
+
+
 def read_topic(topic: str, until: Callable[[list[dict]], bool], timeout_s: float = 30) -> list[dict]:
     """Every message of `topic` from the beginning, as dicts with key/value/headers, until
     `until(messages)` holds or the timeout passes (then the messages so far are returned)."""
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=KAFKA,
+        **kafka_client(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

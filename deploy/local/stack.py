@@ -14,6 +14,11 @@ Go's own user-level caches, so a fresh clone on a warm machine installs in secon
 
 Ports come from KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093) and MONGO_PORT (27017).
 Standard library only: it runs before the project's virtualenv exists.
+
+Kafka authenticates every client (SASL_PLAINTEXT) and authorizes with ACLs: `admin`, the super user,
+signs in with PLAIN against this file's broker configuration; the services and `reader` with
+SCRAM-SHA-256, as users that petition_devtools.kafka_access creates with their ACLs. All passwords are
+generated once into run/kafka-credentials.json (mode 600).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -212,22 +219,62 @@ def port_open(p: int) -> bool:
         return s.connect_ex(("127.0.0.1", p)) == 0
 
 
+KAFKA_USERS = ("admin", "intake", "routing", "sla", "stats", "reader")
+
+
+def kafka_credentials(lay: Layout) -> dict[str, str]:
+    """Every Kafka user's password, generated on first use and kept in run/ (not readable by others)."""
+    path = lay.run / "kafka-credentials.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    if set(KAFKA_USERS) - set(known):
+        known = {user: known.get(user) or secrets.token_urlsafe(18) for user in KAFKA_USERS}
+        lay.run.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(known, indent=1))
+    return known
+
+
+def kafka_security(admin_password: str) -> list[str]:
+    """SASL on both listeners, and ACLs: nobody may do anything an ACL does not allow, but `admin`."""
+    plain = (
+        'org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+        f'password="{admin_password}" user_admin="{admin_password}";'
+    )
+    return [
+        "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms=SCRAM-SHA-256,PLAIN",
+        "sasl.mechanism.inter.broker.protocol=PLAIN",
+        "sasl.mechanism.controller.protocol=PLAIN",
+        f"listener.name.sasl_plaintext.plain.sasl.jaas.config={plain}",
+        "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config="
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        f"listener.name.controller.plain.sasl.jaas.config={plain}",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:admin",
+        "allow.everyone.if.no.acl.found=false",
+    ]
+
+
 def kafka_command(lay: Layout) -> list[str]:
     cfg = lay.run / "kafka-server.properties"
     data = lay.kafka_data
     kport = port("KAFKA_PORT", 9092)
     cport = port("KAFKA_CONTROLLER_PORT", 9093)
+    lay.run.mkdir(parents=True, exist_ok=True)
+    admin_password = kafka_credentials(lay)["admin"]
+    cfg.touch(mode=0o600)  # it holds the admin password
     cfg.write_text(
         "\n".join(
             [
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@127.0.0.1:{cport}",
-                f"listeners=PLAINTEXT://127.0.0.1:{kport},CONTROLLER://127.0.0.1:{cport}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{kport}",
+                f"listeners=SASL_PLAINTEXT://127.0.0.1:{kport},CONTROLLER://127.0.0.1:{cport}",
+                f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{kport}",
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                "inter.broker.listener.name=PLAINTEXT",
+                "inter.broker.listener.name=SASL_PLAINTEXT",
+                *kafka_security(admin_password),
                 f"log.dirs={data}",
                 # services create their topics explicitly with the partition counts they need
                 "auto.create.topics.enable=false",

@@ -18,15 +18,17 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from pymongo import MongoClient
 
+from petition_devtools.kafka_access import admin_client_config
+
 Progress = Callable[[int], None]
 
 
 def kafka_rates(bootstrap: str, message: bytes, n: int, partitions: int, progress: Progress) -> dict[str, Any]:
     topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-raw")
+    admin = KafkaAdminClient(**admin_client_config(bootstrap), client_id="bench-raw")
     admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     try:
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=1)
+        producer = KafkaProducer(**admin_client_config(bootstrap), acks="all", enable_idempotence=True, linger_ms=1)
         producer.send(topic, key=b"warm-up", value=message).get(timeout=30)
         t0 = time.perf_counter()
         futures = []
@@ -42,7 +44,7 @@ def kafka_rates(bootstrap: str, message: bytes, n: int, partitions: int, progres
 
         consumer = KafkaConsumer(
             topic,
-            bootstrap_servers=bootstrap,
+            **admin_client_config(bootstrap),
             group_id=None,
             auto_offset_reset="earliest",
             enable_auto_commit=False,

@@ -26,6 +26,7 @@ from kafka.admin import NewTopic
 from kafka.codec import has_lz4, has_zstd
 
 from countysim import generate_county, generate_petitions
+from petition_devtools.kafka_access import admin_client_config
 
 TOPICS = ("petitions.intake.v1", "petitions.routing.v1", "petitions.sla.v1")
 # lz4 is measured only where its library is installed (pip install lz4; the platform uses zstd)
@@ -55,7 +56,7 @@ def _sizes(admin: KafkaAdminClient, names: set[str]) -> Counter[str]:
 def measure(bootstrap: str, petitions: int) -> list[dict]:
     messages = _messages(petitions)
     run = uuid.uuid4().hex[:6]
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="log-disk")
+    admin = KafkaAdminClient(**admin_client_config(bootstrap), client_id="log-disk")
     rows = []
     created: list[str] = []
     try:
@@ -67,7 +68,7 @@ def measure(bootstrap: str, petitions: int) -> list[dict]:
                 admin.create_topics([NewTopic(n, 4, 1, topic_configs=configs) for n in names.values()])
                 created += names.values()
                 producer = KafkaProducer(
-                    bootstrap_servers=bootstrap,
+                    **admin_client_config(bootstrap),
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=20 if batching == "batched" else 1,

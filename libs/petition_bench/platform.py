@@ -23,6 +23,7 @@ from pymongo import MongoClient
 
 from countysim import County
 from petition_common import topics
+from petition_devtools.kafka_access import admin_client_config
 from petition_devtools.namespace import drop_namespace
 from petition_devtools.processes import ServiceFleet, ServiceProcess
 from petition_devtools.procstats import cpu_seconds, rss_kib, stack_pids
@@ -134,8 +135,8 @@ class Platform:
         """Messages not yet committed by each service's consumer group, over the topics it reads."""
         if self._kafka_clients is None:
             self._kafka_clients = (
-                KafkaAdminClient(bootstrap_servers=self.kafka, client_id="bench-lag"),
-                KafkaConsumer(bootstrap_servers=self.kafka, client_id="bench-lag"),
+                KafkaAdminClient(**admin_client_config(self.kafka), client_id="bench-lag"),
+                KafkaConsumer(**admin_client_config(self.kafka), client_id="bench-lag"),
             )
         admin, consumer = self._kafka_clients
         groups = list(groups)

@@ -21,6 +21,7 @@ from petition_bench.load import Submitter, closed_loop, open_loop, percentiles_m
 from petition_bench.platform import Platform
 from petition_common import topics
 from petition_common.envelope import Event
+from petition_devtools.kafka_access import admin_client_config
 
 ALL = {"intake": 1, "routing": 1, "sla": 1, "stats": 1}
 
@@ -174,7 +175,7 @@ class _AssignedWatcher(threading.Thread):
 
     def run(self) -> None:
         topic = self.platform.topic(topics.ROUTING)
-        consumer = KafkaConsumer(bootstrap_servers=self.platform.kafka, group_id=None, enable_auto_commit=False)
+        consumer = KafkaConsumer(**admin_client_config(self.platform.kafka), group_id=None, enable_auto_commit=False)
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(tps)
         consumer.seek_to_end(*tps)
@@ -234,7 +235,7 @@ def run_scaleout(ctx: Context, n: int) -> dict[str, Any]:
 
 def _read_topic(platform: Platform, logical: str) -> list[tuple[int, bytes | None, bytes, list]]:
     topic = platform.topic(logical)
-    consumer = KafkaConsumer(bootstrap_servers=platform.kafka, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(**admin_client_config(platform.kafka), group_id=None, enable_auto_commit=False)
     tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
@@ -250,10 +251,10 @@ def _read_topic(platform: Platform, logical: str) -> list[tuple[int, bytes | Non
 def _catch_up(ctx: Context, records: list, k: int, n: int) -> dict[str, Any]:
     platform = ctx.platform(f"scaleout-x{k}")
     try:
-        admin = KafkaAdminClient(bootstrap_servers=ctx.kafka, client_id="bench-copy")
+        admin = KafkaAdminClient(**admin_client_config(ctx.kafka), client_id="bench-copy")
         admin.create_topics([NewTopic(platform.topic(t), num_partitions=4, replication_factor=1) for t in CONSUMES_ALL])
         admin.close()
-        producer = KafkaProducer(bootstrap_servers=ctx.kafka, acks="all", linger_ms=5)
+        producer = KafkaProducer(**admin_client_config(ctx.kafka), acks="all", linger_ms=5)
         topic = platform.topic(topics.INTAKE)
         for partition, key, value, headers in records:
             producer.send(topic, key=key, value=value, headers=headers, partition=partition)

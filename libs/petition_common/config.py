@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,6 +74,12 @@ class RateLimitSettings:
 class Settings:
     service: str
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # SASL_PLAINTEXT (the local stack and compose) or PLAINTEXT; each service has its own SCRAM user,
+    # allowed by ACLs to write only its own topics (petition_common.topics.ACCESS)
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-256"
+    kafka_username: str | None = None
+    kafka_password: str | None = field(default=None, repr=False)
     topic_prefix: str = ""
     topic_partitions: int = 4
     # replicas of every topic and how many must have a write before it is acknowledged (acks=all):
@@ -109,6 +116,19 @@ class Settings:
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     extra: dict[str, str] = field(default_factory=dict)
 
+    def kafka_client(self) -> dict[str, Any]:
+        """Keyword arguments every kafka-python client of this process is built with: the brokers and,
+        with SASL, who this process is."""
+        out: dict[str, Any] = {"bootstrap_servers": self.kafka_bootstrap}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            out |= {
+                "security_protocol": self.kafka_security_protocol,
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_username,
+                "sasl_plain_password": self.kafka_password,
+            }
+        return out
+
     @property
     def development(self) -> bool:
         return self.environment == "development"
@@ -138,6 +158,10 @@ class Settings:
         return cls(
             service=service,
             kafka_bootstrap=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            kafka_security_protocol=_env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+            kafka_sasl_mechanism=_env("KAFKA_SASL_MECHANISM", "SCRAM-SHA-256"),
+            kafka_username=os.environ.get("KAFKA_USERNAME") or None,
+            kafka_password=os.environ.get("KAFKA_PASSWORD") or None,
             topic_prefix=_env("KAFKA_TOPIC_PREFIX", ""),
             topic_partitions=int(_env("KAFKA_TOPIC_PARTITIONS", "4")),
             replication_factor=int(_env("KAFKA_REPLICATION_FACTOR", "1")),

@@ -132,7 +132,7 @@ class ConsumerLoop:
     def _consumer(self) -> KafkaConsumer:
         return KafkaConsumer(
             *self.topics,
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **self.settings.kafka_client(),
             group_id=self.group_id,
             client_id=f"petitions-{self.settings.service}",
             enable_auto_commit=False,

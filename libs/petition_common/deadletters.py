@@ -49,7 +49,7 @@ class DeadLetter:
 def read_all(settings: Settings, timeout_s: float = 5.0) -> list[DeadLetter]:
     """Every message on the dead-letter topic, from the beginning to the current end."""
     topic = settings.topic(DEADLETTER)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**settings.kafka_client(), enable_auto_commit=False, group_id=None)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -72,7 +72,7 @@ def read_all(settings: Settings, timeout_s: float = 5.0) -> list[DeadLetter]:
 
 def replay(settings: Settings, letters: list[DeadLetter], to_topic: str | None = None) -> int:
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_client(),
         acks="all",
         enable_idempotence=True,
         compression_type=producer_codec(settings),

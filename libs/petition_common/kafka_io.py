@@ -45,7 +45,7 @@ class EventPublisher:
         with self._lock:
             if self._producer is None:
                 self._producer = KafkaProducer(
-                    bootstrap_servers=self._settings.kafka_bootstrap,
+                    **self._settings.kafka_client(),
                     client_id=f"petitions-{self._settings.service}",
                     acks="all",
                     enable_idempotence=True,
@@ -127,7 +127,7 @@ class EventPublisher:
 def kafka_ping(settings: Settings) -> None:
     """Raises unless a broker answers a metadata request within the dependency timeout."""
     admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_client(),
         client_id=f"petitions-{settings.service}-ping",
         request_timeout_ms=int(settings.dependency_timeout_s * 1000) + 500,
         bootstrap_timeout_ms=int(settings.dependency_timeout_s * 1000),

@@ -142,9 +142,7 @@ def ensure_topics(settings: Settings, names: Iterable[str]) -> None:
     NotEnoughBrokers when topics must be created with more replicas than there are live brokers.
     """
     specs = [spec_for(settings, n) for n in names]
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id=f"petitions-{settings.service}-admin"
-    )
+    admin = KafkaAdminClient(**settings.kafka_client(), client_id=f"petitions-{settings.service}-admin")
     try:
         states = describe(admin, specs)
         problems = [p for s in specs if s.name in states and (p := check_structure(s, states[s.name]))]
@@ -187,7 +185,7 @@ def ensure_topics(settings: Settings, names: Iterable[str]) -> None:
 def report(settings: Settings) -> tuple[list[str], bool]:
     """Lines describing every topic against its stated settings, and whether all match."""
     specs = [spec_for(settings, n) for n in ALL_TOPICS]
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="petitions-topics")
+    admin = KafkaAdminClient(**settings.kafka_client(), client_id="petitions-topics")
     try:
         states = describe(admin, specs)
     finally:

@@ -27,3 +27,23 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
 
 TOPIC_OF_TYPE: dict[str, str] = {t: topic for topic, types in EVENT_TYPES.items() for t in types}
 ALL_TYPES: tuple[str, ...] = tuple(TOPIC_OF_TYPE)
+
+PLATFORM_TOPICS: tuple[str, ...] = (INTAKE, ROUTING, SLA, ALERTS, DEADLETTER)
+
+# Who may do what on the bus, as ACLs (petition_devtools.kafka_access grants them; docs/security.md):
+# each service writes only its own topic and the dead letters, and reads only what it consumes (the
+# contract's topic table and asyncapi.yaml's operations); `reader`, the principal for other government
+# systems, reads the petition topics and the alerts and writes nothing.
+WRITES: dict[str, tuple[str, ...]] = {
+    "intake": (INTAKE, DEADLETTER),
+    "routing": (ROUTING, DEADLETTER),
+    "sla": (SLA, DEADLETTER),
+    "stats": (ALERTS, DEADLETTER),
+}
+READS: dict[str, tuple[str, ...]] = {
+    "intake": (ROUTING,),
+    "routing": (INTAKE,),
+    "sla": (INTAKE, ROUTING),
+    "stats": (INTAKE, ROUTING, SLA, ALERTS),
+    "reader": (INTAKE, ROUTING, SLA, ALERTS),
+}

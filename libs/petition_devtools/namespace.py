@@ -9,6 +9,8 @@ from __future__ import annotations
 from kafka import KafkaAdminClient
 from pymongo import MongoClient
 
+from petition_devtools.kafka_access import admin_client_config, revoke
+
 
 def drop_namespace(mongo_uri: str, kafka_bootstrap: str, prefix: str) -> None:
     client: MongoClient = MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
@@ -18,10 +20,11 @@ def drop_namespace(mongo_uri: str, kafka_bootstrap: str, prefix: str) -> None:
                 client.drop_database(name)
     finally:
         client.close()
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id=f"cleanup-{prefix}")
+    admin = KafkaAdminClient(**admin_client_config(kafka_bootstrap), client_id=f"cleanup-{prefix}")
     try:
         mine = [t for t in admin.list_topics() if t.startswith(f"{prefix}-")]
         if mine:
             admin.delete_topics(mine)
+        revoke(admin, f"{prefix}-")
     finally:
         admin.close()

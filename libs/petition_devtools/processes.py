@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from petition_devtools import kafka_access
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "routing", "sla", "stats")
 DEFAULT_PORTS = {"intake": 8081, "routing": 8082, "sla": 8083, "stats": 8084, "web": 8085}
@@ -49,6 +51,7 @@ class ServiceFleet:
     env: dict[str, str]
     log_dir: Path
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    _provisioned: bool = False
 
     def start(
         self,
@@ -62,10 +65,12 @@ class ServiceFleet:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{instance}.log"
         # development unless told otherwise: bin/run, the tests and the benchmark use development credentials
+        base = {"PETITIONS_ENV": "development", **os.environ, **self.env}
+        self._provision(base)
         env = {
-            "PETITIONS_ENV": "development",
-            **os.environ,
-            **self.env,
+            **base,
+            # each service is its own Kafka user, allowed by ACLs to write only its own topic
+            **kafka_access.client_env(service),
             **(extra_env or {}),
             f"{service.upper()}_PORT": str(port),
         }
@@ -90,6 +95,13 @@ class ServiceFleet:
         sp = ServiceProcess(service, instance, port, log_path, proc)
         self.processes[instance] = sp
         return sp
+
+    def _provision(self, env: dict[str, str]) -> None:
+        """The Kafka users and this fleet's ACLs (its topic prefix), once, before its first service."""
+        if not self._provisioned:
+            bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+            kafka_access.provision(bootstrap, env.get("KAFKA_TOPIC_PREFIX", ""))
+            self._provisioned = True
 
     def wait_ready(self, instances: list[str] | None = None, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s

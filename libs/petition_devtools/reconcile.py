@@ -51,7 +51,7 @@ class Submitted:
 
 def read_submitted(settings: Settings) -> Submitted:
     topic = settings.topic(INTAKE)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**settings.kafka_client(), enable_auto_commit=False, group_id=None)
     out = Submitted()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

@@ -93,7 +93,7 @@ def partition_count(settings: Settings) -> int:
     """The petition topics' common partition count; refuses topics that differ (events of one
     petition would then not share a partition number, and per-partition state would be wrong)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_client(),
         client_id=f"petitions-{settings.service}-metadata",
         request_timeout_ms=int(settings.dependency_timeout_s * 1000) + 10_000,
     )

@@ -138,7 +138,7 @@ def read_to(
 def history_consumer(settings: Settings, check_crcs: bool, purpose: str) -> KafkaConsumer:
     """A consumer outside any group, for reading topics from the beginning (assigned, never committed)."""
     return KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_client(),
         group_id=None,
         client_id=f"petitions-{settings.service}-{purpose}",
         enable_auto_commit=False,

@@ -267,7 +267,7 @@ class PartitionWorker:
                 worker._claim(worker._consumer, assigned)
 
         consumer = KafkaConsumer(
-            bootstrap_servers=self.ctx.settings.kafka_bootstrap,
+            **self.ctx.settings.kafka_client(),
             group_id=self.ctx.settings.consumer_group,
             client_id=f"petitions-{self.ctx.settings.service}",
             enable_auto_commit=False,
@@ -588,7 +588,7 @@ class HotspotWorker:
 
     def run(self) -> None:
         consumer = KafkaConsumer(
-            bootstrap_servers=self.ctx.settings.kafka_bootstrap,
+            **self.ctx.settings.kafka_client(),
             group_id=None,
             client_id=f"petitions-{self.ctx.settings.service}-hotspots",
             enable_auto_commit=False,

@@ -6,7 +6,7 @@ import requests
 from kafka import KafkaConsumer, TopicPartition
 
 from tests.e2e.test_submission_event import BODY
-from tests.support import KAFKA, eventually, read_topic
+from tests.support import eventually, kafka_client, read_topic
 
 
 def test_sigterm_commits_what_was_done_and_exits_zero(fleet):
@@ -27,7 +27,7 @@ def test_sigterm_commits_what_was_done_and_exits_zero(fleet):
     # every message routing consumed is committed for its group: a restart would not re-read them
     topic = f"{prefix}petitions.intake.v1"
     # reading the group's committed offsets does not join the group
-    consumer = KafkaConsumer(bootstrap_servers=KAFKA, group_id=f"{prefix}routing", enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka_client(), group_id=f"{prefix}routing", enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
     end = consumer.end_offsets(partitions)
     committed = {tp: consumer.committed(tp) for tp in partitions}

@@ -14,7 +14,7 @@ from kafka.admin import NewTopic
 
 from petition_common.envelope import Event
 from tests.e2e.test_submission_event import BODY
-from tests.support import KAFKA, eventually, read_topic
+from tests.support import eventually, kafka_client, read_topic
 
 
 def _event(type_: str, data: dict) -> bytes:
@@ -85,7 +85,7 @@ def test_poison_messages_are_dead_lettered_and_the_consumer_moves_on(fleet):
     intake = fleet.start("intake")
     fleet.wait_ready()
     prefix = fleet.env["KAFKA_TOPIC_PREFIX"]
-    producer = KafkaProducer(bootstrap_servers=KAFKA, max_request_size=2_000_000)
+    producer = KafkaProducer(**kafka_client(), max_request_size=2_000_000)
     for _, value in POISON:
         producer.send(
             f"{prefix}petitions.intake.v1", key=b"JZ20240101000001", value=value, headers=[("note", b"poison")]
@@ -129,7 +129,7 @@ def test_poison_messages_are_dead_lettered_and_the_consumer_moves_on(fleet):
     assert "petition.withdrawn" in shown.stdout and "dlq_reason: handler_failed" in shown.stdout
     target = f"{prefix}replayed-{uuid.uuid4().hex[:6]}"
     # an operator's scratch topic: not one of the platform's, whose settings topic_config states
-    admin = KafkaAdminClient(bootstrap_servers=KAFKA)
+    admin = KafkaAdminClient(**kafka_client())
     admin.create_topics([NewTopic(target, 1, 1)])
     admin.close()
     assert "replayed 1" in _cli(env, "replay", ref, "--to", target).stderr
@@ -166,7 +166,7 @@ def test_a_junk_flood_pauses_partitions_and_good_petitions_still_reach_every_ser
     urls = {name: fleet.start(name, extra_env=env).url for name in ("intake", "routing", "sla", "stats")}
     fleet.wait_ready()
     prefix = fleet.env["KAFKA_TOPIC_PREFIX"]
-    producer = KafkaProducer(bootstrap_servers=KAFKA, linger_ms=20)
+    producer = KafkaProducer(**kafka_client(), linger_ms=20)
     junk_per_topic = 600
     for topic in ("petitions.intake.v1", "petitions.routing.v1"):
         for i in range(junk_per_topic):

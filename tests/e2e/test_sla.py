@@ -37,6 +37,7 @@ from petition_common.config import REPO_ROOT, Settings
 from petition_common.contract import ContractValidator
 from petition_common.envelope import Event, format_time, parse_time
 from petition_common.kafka_io import EventPublisher
+from petition_devtools.kafka_access import admin_settings
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 from services.sla.domain.calendar import WorkCalendar
 from services.sla.domain.deadlines import reply_deadline
@@ -451,7 +452,7 @@ def _check_petition_access(http, sla, county, petitions, pid) -> None:
 
 
 def _publish_submission(prefix: str, pid: str, at: datetime, county, grid) -> None:
-    settings = Settings(service="e2e", kafka_bootstrap=KAFKA, topic_prefix=prefix)
+    settings = Settings(service="e2e", kafka_bootstrap=KAFKA, topic_prefix=prefix, **admin_settings())
     publisher = EventPublisher(settings)
     data = {
         "petition_id": pid,

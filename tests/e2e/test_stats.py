@@ -36,10 +36,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from countysim import generate_county, generate_petitions, plant_hotspot
 from petition_common.config import Settings
 from petition_common.kafka_io import ensure_topics
+from petition_devtools.kafka_access import admin_settings
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 from tests.conftest import REPO
 from tests.e2e.stats_world import CHINA, INTAKE, ROUTING, SLA, Truth, World
-from tests.support import KAFKA, eventually, read_topic
+from tests.support import KAFKA, eventually, kafka_client, read_topic
 
 MONTH = datetime(2024, 7, 1, tzinfo=CHINA)  # 2024-07-01 00:00 in Beijing
 PETITIONS = 33_000  # a month of countysim's reference year (~396,000 petitions)
@@ -157,7 +158,7 @@ def as_counts(summary: dict) -> dict:
 
 
 def publish(world: World, prefix: str) -> dict[str, int]:
-    producer = KafkaProducer(bootstrap_servers=KAFKA, linger_ms=20, batch_size=512 * 1024)
+    producer = KafkaProducer(**kafka_client(), linger_ms=20, batch_size=512 * 1024)
     sent: Counter[str] = Counter()
     for m in world.publishing_order():
         producer.send(f"{prefix}{m.topic}", key=m.key.encode(), value=m.value, headers=m.headers)
@@ -170,7 +171,7 @@ def publish(world: World, prefix: str) -> dict[str, int]:
 
 
 def end_offsets(prefix: str) -> dict[str, int]:
-    consumer = KafkaConsumer(bootstrap_servers=KAFKA)
+    consumer = KafkaConsumer(**kafka_client())
     try:
         tps = [TopicPartition(f"{prefix}{t}", p) for t in (INTAKE, ROUTING, SLA) for p in range(4)]
         return {f"{tp.topic.removeprefix(prefix)}:{tp.partition}": o for tp, o in consumer.end_offsets(tps).items()}
@@ -232,7 +233,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 def test_a_generated_month_counted_alerted_and_rebuilt(fleet, month, county, tmp_path):
     world, planted = month
     prefix = fleet.env["KAFKA_TOPIC_PREFIX"]
-    settings = Settings(service="stats", kafka_bootstrap=KAFKA, topic_prefix=prefix)
+    settings = Settings(service="stats", kafka_bootstrap=KAFKA, topic_prefix=prefix, **admin_settings())
     ensure_topics(settings, [INTAKE, ROUTING, SLA, "petitions.alerts.v1", "petitions.deadletter.v1"])
     hotspots_file = tmp_path / "hotspots.yaml"
     hotspots_file.write_text(yaml.safe_dump(HOTSPOTS), encoding="utf-8")

@@ -25,10 +25,11 @@ from kafka import KafkaProducer
 
 from countysim import generate_county, generate_petitions
 from petition_common.config import Settings
+from petition_devtools.kafka_access import admin_settings
 from petition_devtools.processes import REPO, SERVICES, ServiceFleet
 from petition_devtools.reconcile import Endpoints, reconcile
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
-from tests.support import KAFKA, MONGO
+from tests.support import KAFKA, MONGO, kafka_client
 
 STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
 RATE_PER_S = 20
@@ -123,7 +124,11 @@ def _bodies(county, n: int, seed: int) -> list:
 def _recover(fleet: ServiceFleet, accepted: list[str], fault_over: float, timeout_s: float = 240) -> tuple[float, list]:
     """Reconcile until everything is in place; returns (seconds from the fault's end, last checks)."""
     settings = Settings(
-        service="faults", kafka_bootstrap=KAFKA, mongo_uri=MONGO, topic_prefix=fleet.env["KAFKA_TOPIC_PREFIX"]
+        service="faults",
+        kafka_bootstrap=KAFKA,
+        mongo_uri=MONGO,
+        topic_prefix=fleet.env["KAFKA_TOPIC_PREFIX"],
+        **admin_settings(),
     )
     deadline = time.monotonic() + timeout_s
     while True:
@@ -218,7 +223,7 @@ def test_database_stopped_for_30_seconds(platform, county):
 def test_garbage_into_every_topic(platform, county):
     prefix = platform.env["KAFKA_TOPIC_PREFIX"]
     stream = Stream(platform.processes["intake"].url, _bodies(county, 150, seed=4)).start()
-    producer = KafkaProducer(bootstrap_servers=KAFKA, max_request_size=2_000_000)
+    producer = KafkaProducer(**kafka_client(), max_request_size=2_000_000)
     for topic in ("petitions.intake.v1", "petitions.routing.v1", "petitions.sla.v1"):
         for value in (
             b"\xff garbage",

@@ -18,7 +18,7 @@ from petition_common.kafka_io import EventPublisher, ensure_topics
 from petition_common.metrics import PlatformMetrics
 from petition_common.topics import DEADLETTER, INTAKE
 from tests.conftest import make_settings
-from tests.support import KAFKA, eventually, read_topic
+from tests.support import eventually, kafka_client, read_topic
 
 CONTRACT = Path(__file__).resolve().parents[2] / "contract"
 PID = "JZ20240717000123"
@@ -60,7 +60,7 @@ def run_loop(unique_prefix):
     threads = []
 
     def start(recorder: Recorder, messages: list[bytes]) -> None:
-        producer = KafkaProducer(bootstrap_servers=KAFKA)
+        producer = KafkaProducer(**kafka_client())
         for value in messages:  # one key: one partition, so one poll returns them together
             producer.send(settings.topic(INTAKE), key=PID.encode(), value=value)
         producer.flush()

@@ -21,7 +21,7 @@ from petition_common.kafka_io import EventPublisher, ensure_topics
 from petition_common.metrics import PlatformMetrics
 from petition_common.topics import DEADLETTER, INTAKE
 from tests.conftest import make_settings
-from tests.support import KAFKA, eventually, read_topic
+from tests.support import eventually, kafka_client, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def _withdrawn(pid: str) -> bytes:
 def test_a_flooded_partition_is_held_then_read_on_and_nothing_is_lost(unique_prefix) -> None:
     settings = make_settings("floodtest", unique_prefix, retry_backoff_s=0.05)
     ensure_topics(settings, [INTAKE, DEADLETTER])
-    producer = KafkaProducer(bootstrap_servers=KAFKA, linger_ms=10)
+    producer = KafkaProducer(**kafka_client(), linger_ms=10)
     junk, good = 150, 40
     for i in range(junk):  # junk first on every partition, then good petitions behind it
         producer.send(settings.topic(INTAKE), key=f"JZ20240101{i:06d}".encode(), value=b"\x00 not json")

@@ -16,7 +16,7 @@ from petition_common.kafka_io import EventPublisher, ensure_topics
 from petition_common.metrics import PlatformMetrics
 from petition_common.topics import INTAKE
 from tests.conftest import make_settings
-from tests.support import KAFKA, eventually
+from tests.support import eventually, kafka_client
 
 CONTRACT = Path(__file__).resolve().parents[2] / "contract"
 PID = "JZ20240717000123"
@@ -24,7 +24,7 @@ PID = "JZ20240717000123"
 
 def _fill(topic: str, n: int) -> int:
     """n withdrawals of one petition (one key, so one partition); returns that partition."""
-    producer = KafkaProducer(bootstrap_servers=KAFKA)
+    producer = KafkaProducer(**kafka_client())
     sent = []
     for i in range(n):
         data = {"petition_id": PID, "withdrawn_at": f"2024-07-17T00:{i:02d}:00.000Z"}
@@ -47,7 +47,7 @@ def test_lag_counts_the_messages_behind_the_position_and_forgets_unassigned_part
     partition = _fill(topic, 10)
     registry = CollectorRegistry()
     reporter = LagReporter(PlatformMetrics(registry, "lagtest"), "lagtest", "g", {topic: INTAKE}, every=0)
-    consumer = KafkaConsumer(bootstrap_servers=KAFKA, group_id=None, auto_offset_reset="earliest", max_poll_records=4)
+    consumer = KafkaConsumer(**kafka_client(), group_id=None, auto_offset_reset="earliest", max_poll_records=4)
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])

@@ -28,7 +28,7 @@ from services.stats.checkpoints import CheckpointStore, namespace
 from services.stats.partition import PartitionState
 from tests.conftest import REPO, make_settings
 from tests.e2e.stats_world import CHINA, INTAKE, ROUTING, SLA, World
-from tests.support import KAFKA, MONGO
+from tests.support import KAFKA, MONGO, kafka_client
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def world() -> World:
 
 
 def publish(prefix: str, messages: list) -> None:
-    producer = KafkaProducer(bootstrap_servers=KAFKA, linger_ms=20, compression_type="zstd")
+    producer = KafkaProducer(**kafka_client(), linger_ms=20, compression_type="zstd")
     for m in messages:
         producer.send(f"{prefix}{m.topic}", key=m.key.encode(), value=m.value, headers=m.headers)
     producer.flush(60)
@@ -81,7 +81,7 @@ def cells(db_prefix: str, generation: int) -> dict[int, dict]:
 
 def delete_before(prefix: str, fraction: float, of: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
     """DeleteRecords up to `fraction` of the offsets in `of`: the log then starts there."""
-    admin = KafkaAdminClient(bootstrap_servers=KAFKA, client_id="test-delete-records")
+    admin = KafkaAdminClient(**kafka_client(), client_id="test-delete-records")
     try:
         cut = {tp: int(end * fraction) for tp, end in of.items() if int(end * fraction) > 0}
         admin.delete_records(cut)
@@ -91,7 +91,7 @@ def delete_before(prefix: str, fraction: float, of: dict[TopicPartition, int]) -
 
 
 def end_offsets(prefix: str) -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=KAFKA)
+    consumer = KafkaConsumer(**kafka_client())
     try:
         return consumer.end_offsets([TopicPartition(f"{prefix}{t}", p) for t in PETITION_TOPICS for p in range(4)])
     finally:

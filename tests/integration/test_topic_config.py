@@ -21,7 +21,7 @@ from petition_common.topic_config import (
     report,
 )
 from tests.conftest import make_settings
-from tests.support import KAFKA
+from tests.support import kafka_client
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ STATED = {
 
 @pytest.fixture
 def admin():
-    client = KafkaAdminClient(bootstrap_servers=KAFKA, client_id="test-topic-config")
+    client = KafkaAdminClient(**kafka_client(), client_id="test-topic-config")
     yield client
     client.close()
 
@@ -111,7 +111,7 @@ def test_the_platform_producer_writes_zstd_batches(unique_prefix, admin):
         publisher.publish([event])
     finally:
         publisher.close()
-    consumer = KafkaConsumer(bootstrap_servers=KAFKA, auto_offset_reset="earliest", consumer_timeout_ms=10_000)
+    consumer = KafkaConsumer(**kafka_client(), auto_offset_reset="earliest", consumer_timeout_ms=10_000)
     try:  # consumers read it back as before (kafka-python decompresses with zstandard)
         tps = [TopicPartition(settings.topic(topics.INTAKE), p) for p in range(4)]
         consumer.assign(tps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from petition_common.config import DEFAULT_PORTS, REPO_ROOT
+from petition_common.topics import READS, WRITES
 
 
 def _compose() -> dict:
@@ -42,3 +43,33 @@ def test_no_credential_ships_and_compose_takes_them_from_secrets():
         assert env["STAFF_TOKENS_FILE"] == "/run/secrets/staff_tokens"
         assert env["SECRET_KEYS"].startswith("${SECRET_KEYS:?")  # compose refuses to start without it
         assert service["secrets"] == ["staff_tokens"]
+
+
+def test_compose_kafka_authenticates_every_client_and_each_service_is_its_own_user():
+    compose = _compose()
+    kafka = compose["services"]["kafka"]["environment"]
+    assert "PLAINTEXT://" not in kafka["KAFKA_LISTENERS"].replace("SASL_PLAINTEXT://", "")
+    assert kafka["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    setup = compose["services"]["kafka-setup"]
+    assert setup["command"][-2:] == ["petition_devtools.kafka_access", "provision"]
+    for name in WRITES:  # the services on the bus (the web pages only call the services' HTTP APIs)
+        service = compose["services"][name]
+        env = service["environment"]
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT" and env["KAFKA_USERNAME"] == name
+        assert env["KAFKA_PASSWORD"].startswith(f"${{KAFKA_{name.upper()}_PASSWORD:?")
+        assert f"KAFKA_{name.upper()}_PASSWORD" in setup["environment"]
+        assert service["depends_on"]["kafka-setup"] == {"condition": "service_completed_successfully"}
+
+
+def test_the_acl_table_is_the_contracts_who_sends_and_receives_what():
+    asyncapi = yaml.safe_load((REPO_ROOT / "contract" / "asyncapi.yaml").read_text())
+    channels = {key: ch["address"].removeprefix("{prefix}") for key, ch in asyncapi["channels"].items()}
+    sends, receives = {}, {}
+    for op in asyncapi["operations"].values():
+        topic = channels[op["channel"]["$ref"].removeprefix("#/channels/")]
+        (sends if op["action"] == "send" else receives).setdefault(op["x-service"], set()).add(topic)
+    assert set(WRITES) == {"intake", "routing", "sla", "stats"} == set(sends) - {"any consumer"}
+    for service in WRITES:
+        assert set(WRITES[service]) == sends[service] | {"petitions.deadletter.v1"}, service
+        assert set(READS[service]) == receives[service], service
