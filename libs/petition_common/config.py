@@ -75,7 +75,7 @@ class Settings:
     service: str
     kafka_bootstrap: str = "127.0.0.1:9092"
     # SASL_PLAINTEXT (the local stack and compose) or PLAINTEXT; each service has its own SCRAM user,
-    # allowed by ACLs to write only its own topics (petition_common.topics.ACCESS)
+    # allowed by ACLs to write only its own topic (petition_common.topics.WRITES, READS)
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-256"
     kafka_username: str | None = None

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from services.stats.checkpoints import pack, unpack
+from services.stats.checkpoints import Checkpoint, pack, unpack
 from services.stats.domain.facts import (
     N_COUNTERS,
     CalendarGaps,
@@ -119,6 +119,25 @@ class PartitionState:
         self.cells: dict[str, dict[CellKey, list[int]]] = {}
         self.dirty: set[str] = set()
         self.used: dict[str, float] = {}  # block name -> when it was last needed (time.monotonic)
+
+    @classmethod
+    def at(
+        cls,
+        partition: int,
+        rules: SlaRules,
+        head: Checkpoint | None,
+        load_block: Callable[[str], bytes | None],
+        gaps: CalendarGaps | None = None,
+    ) -> PartitionState:
+        """The state a checkpoint head describes (empty without one); blocks are read when first needed."""
+        return cls(
+            partition,
+            rules,
+            manifest=head.manifest if head else {},
+            load_block=load_block,
+            offsets=head.offsets if head else {},
+            gaps=gaps,
+        )
 
     # ---- blocks
 

@@ -226,14 +226,7 @@ class Rebuilder:
         store = CheckpointStore(self.ctx.db, namespace(base, partition_task(p)))
         for _ in range(10):
             head = store.latest()
-            state = PartitionState(
-                p,
-                self.ctx.rules,
-                manifest=head.manifest if head else {},
-                load_block=store.read_block,
-                offsets=head.offsets if head else {},
-                gaps=self.ctx.gaps,
-            )
+            state = PartitionState.at(p, self.ctx.rules, head, store.read_block, self.ctx.gaps)
             try:
                 state.load_all()
             except Stale:

@@ -164,14 +164,7 @@ class PartitionWorker:
     def _load(self, p: int, generation: int) -> Owned:
         store = self._store(generation, partition_task(p))
         head = store.latest()
-        state = PartitionState(
-            p,
-            self.ctx.rules,
-            manifest=head.manifest if head else {},
-            load_block=store.read_block,
-            offsets=head.offsets if head else {},
-            gaps=self.ctx.gaps,
-        )
+        state = PartitionState.at(p, self.ctx.rules, head, store.read_block, self.ctx.gaps)
         return Owned(state, store, head, generation)
 
     def _seek(self, consumer: KafkaConsumer, p: int, owned: Owned) -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from petition_common.auth import Staff
-from petition_common.config import Settings
+from petition_common.config import RateLimitSettings, Settings
 from services.stats.app import create_app
 from services.stats.domain.facts import INDEX, N_COUNTERS
 from services.stats.table import Chunk, Table
@@ -21,7 +21,13 @@ D = date(2024, 7, 1).toordinal()
 def client(tmp_path: Path):
     tokens = tmp_path / "tokens.yaml"
     tokens.write_text(yaml.safe_dump({"tokens": []}), encoding="utf-8")
-    settings = Settings(service="stats", staff_tokens_file=tokens, dependency_timeout_s=0.2)
+    # no database here: the rate limiter's counts live in it (tests/e2e/test_rate_limits.py covers them)
+    settings = Settings(
+        service="stats",
+        staff_tokens_file=tokens,
+        dependency_timeout_s=0.2,
+        rate_limits=RateLimitSettings(enabled=False),
+    )
     app = create_app(settings, start_background=False)
     directory = app.extensions["tokens"]
     directory.add("county", Staff("S1", "county_dispatcher"))
