@@ -25,7 +25,7 @@ from countysim import generate_petitions
 from petition_bench.load import percentiles_ms
 from petition_devtools import demo
 from petition_devtools.namespace import drop_namespace
-from petition_devtools.processes import SERVICES, ServiceFleet
+from petition_devtools.processes import ServiceFleet
 
 KAFKA, MONGO = "127.0.0.1:9092", "mongodb://127.0.0.1:27017"
 
@@ -48,13 +48,8 @@ def main() -> None:
     }
     fleet = ServiceFleet(env=env, log_dir=work / "logs")
     try:
-        for name in SERVICES:
-            fleet.start(name)
-        fleet.wait_ready(timeout_s=120)
-        urls = {n: fleet.processes[n].url for n in SERVICES}
-        fleet.start("web", extra_env={f"WEB_{n.upper()}_URL": u for n, u in urls.items()})
-        fleet.wait_ready(["web"], timeout_s=60)
-        web = fleet.processes["web"].url
+        urls = fleet.start_platform()
+        web = urls["web"]
         demo.import_registry(urls["routing"], county)
         report(run(county, urls["intake"], web, opts.seconds, opts.concurrency), opts)
     finally:

@@ -103,6 +103,18 @@ class ServiceFleet:
             kafka_access.provision(bootstrap, env.get("KAFKA_TOPIC_PREFIX", ""))
             self._provisioned = True
 
+    def start_platform(self, with_web: bool = True) -> dict[str, str]:
+        """The four services, then the web pages pointed at them; name -> URL, once all are ready."""
+        for name in SERVICES:
+            self.start(name)
+        self.wait_ready(list(SERVICES), timeout_s=120)
+        urls = {name: self.processes[name].url for name in SERVICES}
+        if with_web:
+            self.start("web", extra_env={f"WEB_{n.upper()}_URL": u for n, u in urls.items()})
+            self.wait_ready(["web"], timeout_s=60)
+            urls["web"] = self.processes["web"].url
+        return urls
+
     def wait_ready(self, instances: list[str] | None = None, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
         for name in instances or list(self.processes):

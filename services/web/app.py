@@ -21,6 +21,7 @@ from petition_common.metrics import PlatformMetrics
 from petition_common.taxonomy import load_categories
 from petition_common.web import create_base_app, mount_metrics
 from services.web import labels
+from services.web.areas import AreaCache
 from services.web.backends import SERVICES, Backends, BackendUnavailable
 from services.web.citizen import bp as citizen_bp
 from services.web.devlogin import DemoAccounts
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     demo_file = extra.get("WEB_DEMO_ACCOUNTS_FILE")
     app.extensions.update(
         backends=backends,
+        areas=AreaCache(backends),
         settings=settings,
         sessions=SessionTable(),
         categories=load_categories(settings.config_dir / "categories.yaml"),

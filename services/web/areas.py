@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
+
 from services.web.backends import Backends
 
 CACHE_S = 60.0
@@ -46,3 +48,8 @@ class AreaCache:
     def grids(self, village_id: str) -> list[dict[str, str]]:
         answer = self.backends.get("routing", f"/v1/areas/villages/{village_id}/grids")
         return answer.body.get("grids", []) if answer.ok else []
+
+
+def current_areas() -> AreaCache:
+    """The app's cache of towns and villages (built by create_app)."""
+    return current_app.extensions["areas"]

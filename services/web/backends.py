@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from flask import has_request_context
+from flask import current_app, has_request_context
 
 SERVICES = ("intake", "routing", "sla", "stats")
 # a page waits at most this long for a service; a slower answer shows the "try again" page
@@ -107,3 +107,8 @@ class Backends:
         resp = self._session().get(self.urls[service] + "/healthz", timeout=2)
         if resp.status_code != 200:
             raise RuntimeError(f"{service} /healthz answered {resp.status_code}")
+
+
+def current_backends() -> Backends:
+    """The app's clients of the four services (built by create_app)."""
+    return current_app.extensions["backends"]

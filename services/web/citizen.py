@@ -11,8 +11,8 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from markupsafe import Markup
 
 from services.web import labels
-from services.web.areas import AreaCache
-from services.web.backends import Answer, Backends
+from services.web.areas import current_areas
+from services.web.backends import Answer, current_backends
 
 bp = Blueprint("citizen", __name__)
 NEARBY_RADIUS_M = 500
@@ -24,17 +24,6 @@ STEPS = (
     ("答复", ("petition.replied",)),
     ("办结", ("petition.closed", "petition.withdrawn")),
 )
-
-
-def _backends() -> Backends:
-    return current_app.extensions["backends"]
-
-
-def _areas() -> AreaCache:
-    cache = current_app.extensions.get("areas")
-    if cache is None:
-        cache = current_app.extensions["areas"] = AreaCache(_backends())
-    return cache
 
 
 @bp.get("/")
@@ -53,7 +42,7 @@ def _render_form(form: dict[str, str], errors: dict[str, str], status: int = 200
         form=form,
         errors=errors,
         categories=current_app.extensions["categories"],
-        towns=_areas().get().towns,
+        towns=current_areas().get().towns,
         # a fresh key per rendering of the form: a double click or a resent form submits once
         idempotency_key=form.get("idempotency_key") or uuid.uuid4().hex,
     )
@@ -64,7 +53,7 @@ def _submission(form: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """The API's body from the form, and the errors found before asking (only what the form itself
     knows: a village id that is not in the list). Everything else is the API's to judge."""
     errors: dict[str, str] = {}
-    found = _areas().get().village(form.get("village_id", ""))
+    found = current_areas().get().village(form.get("village_id", ""))
     town, village = (found[0]["town"], found[1]["village"]) if found else ("", "")
     if not found:
         errors["location.village"] = labels.field_message("location.village")
@@ -95,7 +84,7 @@ def submit() -> Any:
         return _render_form(form, errors, 400)
     point = body["location"].get("lat"), body["location"].get("lon")
     if None not in point and not form.get("skip_nearby") and body["category"]:
-        nearby = _backends().get(
+        nearby = current_backends().get(
             "intake",
             "/v1/petitions/nearby",
             params={"lat": point[0], "lon": point[1], "category": body["category"], "radius_m": NEARBY_RADIUS_M},
@@ -103,7 +92,7 @@ def submit() -> Any:
         items = nearby.body.get("items", []) if nearby.ok else []
         if items:
             return render_template("nearby.html", form=form, items=items)
-    answer = _backends().post(
+    answer = current_backends().post(
         "intake",
         "/v1/petitions",
         json=body,
@@ -118,7 +107,7 @@ def submit() -> Any:
 def join(petition_id: str) -> Any:
     form = request.form.to_dict()
     body = {"channel": "web", "citizen": {"name": form.get("name", "").strip(), "phone": form.get("phone", "").strip()}}
-    answer = _backends().post("intake", f"/v1/petitions/{quote(petition_id, safe='')}/join", json=body)
+    answer = current_backends().post("intake", f"/v1/petitions/{quote(petition_id, safe='')}/join", json=body)
     if answer.status == 404:
         # the petition closed meanwhile: offer the citizen's own submission instead
         return _render_form({**form, "skip_nearby": "1"}, {"join": "该诉求已办结，请提交您自己的诉求"}, 409)
@@ -158,7 +147,7 @@ def track(petition_id: str) -> Any:
 def _track_page(petition_id: str, code: str, errors: dict[str, str], notice: str | None, status: int = 200) -> Any:
     if not code:
         abort(404)
-    answer = _backends().get(
+    answer = current_backends().get(
         "intake", f"/v1/petitions/{quote(petition_id, safe='')}", headers={"X-Tracking-Code": code}
     )
     if not answer.ok:
@@ -194,7 +183,7 @@ def feedback(petition_id: str) -> Any:
     body: dict[str, Any] = {"tracking_code": form.get("code", ""), "satisfaction": form.get("satisfaction", "")}
     if form.get("comment", "").strip():
         body["comment"] = form["comment"].strip()
-    answer = _backends().post("intake", f"/v1/petitions/{quote(petition_id, safe='')}/feedback", json=body)
+    answer = current_backends().post("intake", f"/v1/petitions/{quote(petition_id, safe='')}/feedback", json=body)
     if answer.ok:
         return _see_track(petition_id, form.get("code", ""), "rated")
     errors = _errors(answer) if answer.status != 409 else {"form": "当前状态不能评价。"}
@@ -204,7 +193,7 @@ def feedback(petition_id: str) -> Any:
 @bp.post("/track/<petition_id>/withdraw")
 def withdraw(petition_id: str) -> Any:
     code = request.form.get("code", "")
-    answer = _backends().post(
+    answer = current_backends().post(
         "intake", f"/v1/petitions/{quote(petition_id, safe='')}/withdraw", json={"tracking_code": code}
     )
     if answer.ok:

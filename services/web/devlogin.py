@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 
-from services.web.backends import Backends
+from services.web.backends import current_backends
 from services.web.sessions import SessionTable, StaffSession
 
 bp = Blueprint("login", __name__)
@@ -79,7 +79,7 @@ def login() -> Any:
     if accounts is None:
         abort(404)
     account = accounts.get(request.form.get("staff_id", ""))
-    backends: Backends = current_app.extensions["backends"]
+    backends = current_backends()
     # the services are the judges of a token: one that routing refuses opens no session
     if (
         account is None

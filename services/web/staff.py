@@ -16,8 +16,8 @@ from urllib.parse import quote
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 
 from services.web import labels
-from services.web.areas import AreaCache
-from services.web.backends import Answer, Backends
+from services.web.areas import current_areas
+from services.web.backends import Answer, current_backends
 from services.web.sessions import StaffSession
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -44,10 +44,6 @@ DONE = {
 }
 
 
-def _backends() -> Backends:
-    return current_app.extensions["backends"]
-
-
 def staff_required(capability: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def wrap(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
@@ -72,7 +68,7 @@ def _me() -> StaffSession:
 
 
 def _call(method: str, service: str, path: str, **kw: Any) -> Answer:
-    return _backends().call(service, method, path, token=_me().token, **kw)
+    return current_backends().call(service, method, path, token=_me().token, **kw)
 
 
 @bp.get("/")
@@ -91,7 +87,7 @@ def home() -> Any:
 def queue() -> str:
     orders = _call("GET", "routing", "/v1/workorders", params={"limit": 200}).body.get("workorders", [])
     orders = [o for o in orders if o["status"] in OPEN]
-    slas = _backends().get_many(
+    slas = current_backends().get_many(
         "sla", [f"/v1/sla/petitions/{quote(o['petition_id'], safe='')}" for o in orders], token=_me().token
     )
     rows = [{"order": o, "clock": _running_clock(s.body if s.ok else {})} for o, s in zip(orders, slas, strict=True)]
@@ -138,18 +134,11 @@ def _order_page(
             errors=errors or {},
             form=form or {},
             notice=DONE.get(request.args.get("done", "")),
-            towns=_areas().get().towns,
+            towns=current_areas().get().towns,
             departments=labels.DEPARTMENT,
         ),
         status,
     )
-
-
-def _areas() -> AreaCache:
-    cache = current_app.extensions.get("areas")
-    if cache is None:
-        cache = current_app.extensions["areas"] = AreaCache(_backends())
-    return cache
 
 
 @bp.post("/orders/<petition_id>/contact-details")
@@ -167,7 +156,7 @@ def act(petition_id: str, action: str) -> Any:
     body = {k: form[k].strip() for k in ACTIONS[action] if form.get(k, "").strip()}
     if action == "transfer" and "grid_id" not in body and form.get("village_id"):
         # no script to fill the grid list: the village's default grid, whose leader re-dispatches
-        grids = _areas().grids(form["village_id"])
+        grids = current_areas().grids(form["village_id"])
         if grids:
             body["grid_id"] = grids[0]["grid_id"]
     answer = _call("POST", "routing", f"/v1/workorders/{quote(petition_id, safe='')}/{action}", json=body)
@@ -192,14 +181,16 @@ def triage() -> str:
     orders = _call("GET", "routing", "/v1/workorders", params={"limit": 200}).body.get("workorders", [])
     pending = [o for o in orders if o["status"] in OPEN and o["route"] == "triage" and not o["assignment"]["grid_id"]]
     pending.sort(key=lambda o: o["assigned_at"])
-    return render_template("triage.html", orders=pending, towns=_areas().get().towns, done=request.args.get("done"))
+    return render_template(
+        "triage.html", orders=pending, towns=current_areas().get().towns, done=request.args.get("done")
+    )
 
 
 @bp.get("/areas/villages/<village_id>/grids")
 @staff_required()
 def village_grids(village_id: str) -> Any:
     """The grid list of the transfer forms' script (the village's grids, default first)."""
-    return {"grids": _areas().grids(village_id)}
+    return {"grids": current_areas().grids(village_id)}
 
 
 @bp.get("/escalations")

@@ -21,7 +21,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from countysim import County
 from petition_devtools import demo
-from petition_devtools.processes import SERVICES, ServiceFleet
+from petition_devtools.processes import ServiceFleet
 
 REPO = Path(__file__).resolve().parents[2]
 AXE = REPO / "services" / "web" / "node_modules" / "axe-core" / "axe.min.js"
@@ -56,13 +56,7 @@ def platform(run_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     }
     fleet = ServiceFleet(env=env, log_dir=work / "logs")
     try:
-        for name in SERVICES:
-            fleet.start(name)
-        fleet.wait_ready(timeout_s=120)
-        urls = {name: fleet.processes[name].url for name in SERVICES}
-        fleet.start("web", extra_env={f"WEB_{n.upper()}_URL": u for n, u in urls.items()})
-        fleet.wait_ready(["web"], timeout_s=60)
-        urls["web"] = fleet.processes["web"].url
+        urls = fleet.start_platform()
         demo.import_registry(urls["routing"], county)
         yield Platform(county, urls, env["KAFKA_TOPIC_PREFIX"])
     finally:
