@@ -35,6 +35,8 @@ class Staff:
     town_id: str | None = None
     village_id: str | None = None
     grid_ids: frozenset[str] = field(default_factory=frozenset)
+    # the OAuth client the request came through (the token's azp); None for a static token
+    client_id: str | None = None
 
     def covers(self, grid_id: str | None, town_id: str | None) -> bool:
         """Whether this staff member may see or act on an object in that grid and town."""
