@@ -149,7 +149,9 @@ def test_invalid_parameters_name_their_field(parse, query, field):
 
 def test_a_year_of_county_data_answers_well_under_a_second():
     """~396,000 petitions a year land in about as many cells (day x grid x category x department x
-    channel is nearly unique per petition); build such a table and time every kind of query."""
+    channel is nearly unique per petition); build such a table and run every kind of query. A guard
+    against a query going row-by-row in Python (tens of seconds), not a benchmark: it counts this
+    process's CPU time, which other processes on a busy machine do not inflate."""
     rng = np.random.default_rng(1)
     n = 396_000
     dictionary = Dictionary()
@@ -175,9 +177,9 @@ def test_a_year_of_county_data_answers_well_under_a_second():
     for i, name in enumerate(("satisfied", "basically_satisfied", "dissatisfied")):
         values[:, INDEX[name]] = feedback & (rating == i)
     values = values.tolist()
-    started = time.perf_counter()
+    started = time.process_time()
     table = Table.build([Chunk.decode(keys, values, dictionary)], dictionary)
-    build_s = time.perf_counter() - started
+    build_s = time.process_time() - started
     q = Queries(table, {c: c for c in categories})
     cats = set(categories)
     queries = [
@@ -191,10 +193,10 @@ def test_a_year_of_county_data_answers_well_under_a_second():
     ]
     slowest = 0.0
     for run in queries:
-        started = time.perf_counter()
+        started = time.process_time()
         run()
-        slowest = max(slowest, time.perf_counter() - started)
-    print(f"\nyear table: {table.rows} cells built in {build_s:.2f}s; slowest query {slowest * 1000:.0f} ms")
+        slowest = max(slowest, time.process_time() - started)
+    print(f"\nyear table: {table.rows} cells built in {build_s:.2f} s CPU; slowest query {slowest * 1000:.0f} ms CPU")
     assert slowest < 0.5
     assert q.summary(parse_summary(args(), cats))["accepted"] == int(np.array(values)[:, INDEX["accepted"]].sum())
     assert len(COUNTERS) == N_COUNTERS
