@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, request
 
@@ -35,6 +36,8 @@ MAX_TEXT = 200
 MAX_LIMIT = 500
 FILTERS = ("petition_id", "staff_id", "action", "outcome")
 PARAMS = (*FILTERS, "from", "to", "before", "limit")
+# a date in a query means the start of that day here (the `from`/`to` of contract/openapi/common.yaml)
+COUNTY_TIME = ZoneInfo("Asia/Shanghai")
 RATE_LIMITS: dict[str, list[Rule]] = {"audit.query": [STAFF_RULE]}
 
 
@@ -136,8 +139,10 @@ def _time(args: Mapping[str, str], name: str, problems: dict[str, str]) -> str |
         moment = datetime.fromisoformat(value)
     except ValueError:
         moment = None
+    if moment is not None and len(value) == len("YYYY-MM-DD"):
+        moment = moment.replace(tzinfo=COUNTY_TIME)  # a date: the start of that day in the county, as in stats
     if moment is None or moment.tzinfo is None or not 1970 <= moment.year <= 2999:
-        problems[name] = "an RFC 3339 date-time with a time zone, e.g. 2026-12-01T00:00:00+08:00"
+        problems[name] = "a date (YYYY-MM-DD) or an RFC 3339 date-time with a time zone"
         return None
     return format_time(moment)
 
