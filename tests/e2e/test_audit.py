@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask.testing import FlaskClient
 from pymongo import MongoClient
 
 from countysim import generate_county
@@ -47,20 +48,24 @@ def _audit(world: World, service: str, **params: str) -> list[dict]:
     return resp.json()["items"]
 
 
-def _show_contact_through_the_web_pages(world: World, staff_id: str, role: str, pid: str) -> str:
-    """The work order page as the grid leader sees it, then its "show contact details" (the web
-    service in this process, calling the real services)."""
+def _web_pages(world: World, staff_id: str, role: str) -> tuple[FlaskClient, str]:
+    """The web service in this process, calling the real services, with `staff_id` logged in: its
+    test client and the session's form token."""
     urls = {f"WEB_{s.upper()}_URL": url for s, url in world.urls.items()}
     web = create_web_app(Settings(service="web", environment="development", extra=urls))
-    sid = web.extensions["sessions"].open(
-        StaffSession(token=token_for(staff_id), staff_id=staff_id, name="测试", role=role, area="", town_id=None)
-    )
+    me = StaffSession(token=token_for(staff_id), staff_id=staff_id, name="测试", role=role, area="", town_id=None)
+    sid = web.extensions["sessions"].open(me)
     client = web.test_client()
     with client.session_transaction() as session:
         session["sid"] = sid
+    return client, me.csrf
+
+
+def _show_contact_through_the_web_pages(world: World, staff_id: str, role: str, pid: str) -> str:
+    """The work order page as the grid leader sees it, then its "show contact details"."""
+    client, csrf = _web_pages(world, staff_id, role)
     page = client.get(f"/staff/orders/{pid}")
     assert page.status_code == 200 and BODY["citizen"]["phone"] not in page.get_data(as_text=True)
-    csrf = web.extensions["sessions"].get(sid).csrf
     shown = client.post(f"/staff/orders/{pid}/contact-details", data={"csrf": csrf})
     assert shown.status_code == 200
     return shown.get_data(as_text=True)
@@ -155,6 +160,15 @@ def test_the_auditor_sees_exactly_who_read_a_petitions_contact_details(fleet, co
     assert [r["seq"] for r in page1["items"] + page2] == [r["seq"] for r in records]
     # the auditor's own queries are in the trail too, under no petition
     assert _audit(world, "intake", action="audit.read", staff_id="A000001")
+
+    # the auditor's page in the workbench lists the same records; nobody else has it
+    pages, _ = _web_pages(world, "A000001", "auditor")
+    listed = pages.get("/staff/audit", query_string={"service": "intake", "petition_id": pid})
+    assert listed.status_code == 200
+    assert listed.get_data(as_text=True).count("data-audit-record=") == len(records)
+    assert pages.get("/staff/audit", query_string={"from": "yesterday"}).status_code == 400
+    leader_pages, _ = _web_pages(world, leader, "grid_leader")
+    assert leader_pages.get("/staff/audit").status_code == 404
 
 
 def test_only_the_auditor_may_read_the_trail(fleet, county, tmp_path):
