@@ -24,6 +24,7 @@ from petition_common.audit_log import AuditLog
 from petition_common.auth import Staff
 from petition_common.envelope import format_time
 from petition_common.ratelimit import CLIENT_HEADER, STAFF_RULE, Rule, vouched_client
+from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.web import ApiError, json_response, require_staff
 
@@ -52,6 +53,7 @@ def install(app: Flask, runtime: ServiceRuntime) -> AuditLog:
         on_append=lambda r: metrics.audit_records.labels(service, r["action"], r["outcome"]).inc(),
     )
     app.extensions["audit"] = trail
+    app.extensions["audit_schemas"] = RequestSchemas(runtime.settings.contract_dir, service)
     app.register_blueprint(bp)
     return trail
 
@@ -114,9 +116,10 @@ def query() -> Response:
         raise ApiError(404, "not_found", "no such resource for this token")
     args = request.args
     problems = {k: "unknown parameter" for k in args if k not in PARAMS}
+    # the document's types, patterns and bounds first (contract/openapi/common.yaml, path item audit)
+    problems.update(current_app.extensions["audit_schemas"].query_errors("/v1/audit", "get", args))
     filters = {k: args.get(k) for k in FILTERS}
-    problems.update({k: f"at most {MAX_TEXT} characters" for k, v in filters.items() if v and len(v) > MAX_TEXT})
-    since, until = _time(args, "from", problems), _time(args, "to", problems)
+    since, until = (None if k in problems else _time(args, k, problems) for k in ("from", "to"))
     before = _integer(args, "before", 1, 10**12, None, problems)
     limit = _integer(args, "limit", 1, MAX_LIMIT, 100, problems)
     if problems:
@@ -142,7 +145,7 @@ def _time(args: Mapping[str, str], name: str, problems: dict[str, str]) -> str |
     if moment is not None and len(value) == len("YYYY-MM-DD"):
         moment = moment.replace(tzinfo=COUNTY_TIME)  # a date: the start of that day in the county, as in stats
     if moment is None or moment.tzinfo is None or not 1970 <= moment.year <= 2999:
-        problems[name] = "a date (YYYY-MM-DD) or an RFC 3339 date-time with a time zone"
+        problems.setdefault(name, "a date (YYYY-MM-DD) or an RFC 3339 date-time with a time zone")
         return None
     return format_time(moment)
 
@@ -154,6 +157,6 @@ def _integer(
     if value is None:
         return default
     if not value.isascii() or not value.isdigit() or not low <= int(value) <= high:
-        problems[name] = f"a whole number from {low} to {high}"
+        problems.setdefault(name, f"a whole number from {low} to {high}")
         return default
     return int(value)
