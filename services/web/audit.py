@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request, url_for
 
 from services.web.backends import current_backends
 from services.web.staff import _me, staff_required
@@ -38,7 +38,9 @@ def audit() -> tuple[str, int]:
     if service not in TRAILS:
         service = "intake"
     params: dict[str, Any] = {k: v.strip() for k in FILTERS if (v := request.args.get(k, "")).strip()}
-    answer = current_backends().call("GET", service, "/v1/audit", token=_me().token, params={**params, "limit": PAGE})
+    answer = current_backends().call(service, "GET", "/v1/audit", token=_me().token, params={**params, "limit": PAGE})
+    if answer.status in (401, 404):  # the service says this token may not read the trail
+        abort(404)
     errors = answer.fields if answer.status == 400 else {}
     body = answer.body if answer.ok else {}
     return (
