@@ -68,6 +68,14 @@ class PlatformMetrics:
         self.rate_limited = Counter(
             "petitions_rate_limited_total", "Requests refused for a rate limit", ["service", "limit"], **labels
         )
+        # audit records appended, by action (contact.read, workorder.contact, ...) and outcome (ok, not_found, ...)
+        self.audit_records = Counter(
+            "petitions_audit_records_total", "Audit records appended", ["service", "action", "outcome"], **labels
+        )
+        # audit records that could not be appended: a read was refused (503), or an action went unrecorded
+        self.audit_append_failures = Counter(
+            "petitions_audit_append_failures_total", "Audit records that could not be appended", ["service"], **labels
+        )
         self.service = service
 
     def observe_published(self, event_type: str) -> None:

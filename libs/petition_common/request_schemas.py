@@ -97,12 +97,16 @@ class RequestSchemas:
     def _query_validators(self, path: str, method: str) -> tuple[tuple[str, Draft202012Validator], ...]:
         """(name, validator) of each query parameter the document gives the operation `method path`."""
         registry = _registry(self.contract_dir)
-        pointer = f"{self.document}#/paths/{path.replace('~', '~0').replace('/', '~1')}/{method.lower()}"
+        item = f"{self.document}#/paths/{path.replace('~', '~0').replace('/', '~1')}"
+        shared = registry.resolver().lookup(item).contents.get("$ref")
+        if shared is not None:  # a path item of common.yaml (GET /v1/audit): its refs are relative to it
+            item = urljoin(self.document, shared)
+        pointer = f"{item}/{method.lower()}"
         operation = registry.resolver().lookup(pointer).contents
         found = []
         for i, parameter in enumerate(operation.get("parameters", [])):
             # a parameter's schema is checked where it is written, so its relative $refs resolve there
-            uri = urljoin(self.document, parameter["$ref"]) if "$ref" in parameter else f"{pointer}/parameters/{i}"
+            uri = urljoin(pointer, parameter["$ref"]) if "$ref" in parameter else f"{pointer}/parameters/{i}"
             resolved = registry.resolver().lookup(uri).contents
             if resolved.get("in") == "query":
                 schema = {"$ref": f"{uri}/schema"}

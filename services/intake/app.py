@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from petition_common import logs, ratelimit
+from petition_common import audit_http, logs, ratelimit
 from petition_common.auth import Staff, staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
@@ -25,6 +25,9 @@ from services.intake import domain
 from services.intake.service import SUBMITTER, IdempotencyMismatch, IntakeService, NotFound
 
 bp = Blueprint("intake", __name__)
+# the audit trail's action for a staff read of a petition's contact details, and what it shows
+CONTACT_READ = "contact.read"
+CONTACT_FIELDS = ("citizen.name", "citizen.phone")
 log = logging.getLogger(__name__)
 
 
@@ -138,9 +141,7 @@ def read(petition_id: str) -> Response:
     try:
         staff = _staff()
         if staff is not None:
-            state = service.load(petition_id)
-            service.authorize_staff(state, staff)
-            return json_response(service.staff_view(state))
+            return _staff_read(service, petition_id, staff)
         code = request.headers.get("X-Tracking-Code") or request.args.get("tracking_code")
         if not code:
             raise ApiError(
@@ -153,6 +154,26 @@ def read(petition_id: str) -> Response:
         return json_response(view(access.state))
     except NotFound as exc:
         raise ApiError(404, "not_found", "no such petition for this tracking code or token") from exc
+
+
+def _staff_read(service: IntakeService, petition_id: str, staff: Staff) -> Response:
+    """The staff view; with the citizen's contact details (the default) only once the read is in
+    the audit trail, without them (`contact=omit`, the work order page before its "show") unrecorded."""
+    omit = request.args.get("contact")
+    if omit not in (None, "omit"):
+        raise ApiError(400, "invalid_query", "contact may only be omit", {"contact": "must be omit"})
+    try:
+        state = service.load(petition_id)
+        service.authorize_staff(state, staff)
+    except NotFound:
+        if omit is None:  # a look outside one's area is what an auditor wants to see too
+            audit_http.record(CONTACT_READ, staff, petition_id=petition_id, outcome="not_found", required=False)
+        raise
+    view = service.staff_view(state)
+    if omit:
+        return json_response({k: v for k, v in view.items() if k != "citizen"})
+    audit_http.record(CONTACT_READ, staff, petition_id=petition_id, fields=CONTACT_FIELDS)
+    return json_response(view)
 
 
 def _citizen_body(schema: str) -> dict[str, Any]:
@@ -226,6 +247,7 @@ RATE_LIMITS: dict[str, list[Rule]] = {
     "intake.feedback": [Rule("ACTION_ADDRESS", by_address)],
     "intake.withdraw": [Rule("ACTION_ADDRESS", by_address)],
     "intake.nearby": [Rule("NEARBY_ADDRESS", unless_staff(by_address)), STAFF_TOKEN_RULE],
+    **audit_http.RATE_LIMITS,
 }
 
 
@@ -250,6 +272,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     app.extensions["tokens"] = staff_directory(settings)
     app.extensions["schemas"] = RequestSchemas(settings.contract_dir, "intake")
     app.register_blueprint(bp)
+    audit_http.install(app, runtime)
     ratelimit.install(app, runtime, RATE_LIMITS, background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from petition_common import logs, ratelimit
+from petition_common import audit_http, logs, ratelimit
 from petition_common.auth import staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
@@ -29,6 +29,7 @@ from services.routing import domain
 from services.routing.service import NotFound, RegistryHolder, RoutingConfig, RoutingService
 
 bp = Blueprint("routing", __name__)
+REGISTRY_IMPORT = "registry.import"
 ACTIONS = ("contact", "reply", "transfer", "pause", "resume", "close")
 # the contract's schema of each action's body (contract/openapi/routing.yaml)
 ACTION_SCHEMAS = {
@@ -47,6 +48,16 @@ ACTION_FIELDS = {
     "resume": set(),
     "close": set(),
 }
+# what of each action's body the audit trail keeps (never the free text: a summary or a note may
+# quote the citizen)
+AUDITED_FIELDS = {
+    "contact": (),
+    "reply": ("resolution",),
+    "transfer": ("grid_id", "department"),
+    "pause": ("reason",),
+    "resume": (),
+    "close": (),
+}
 MAX_REGISTRY_BYTES = 32 * 1024 * 1024
 
 
@@ -59,6 +70,7 @@ def _service() -> RoutingService:
 def import_grids() -> Response:
     staff = require_staff()
     if staff.role != "county_dispatcher":
+        audit_http.record(REGISTRY_IMPORT, staff, outcome="not_found", required=False)
         raise ApiError(404, "not_found", "only the county dispatch centre imports the grid registry")
     body = read_json_object(media_types=("application/geo+json", "application/json"))  # as routing.yaml says
     if body.get("type") != "FeatureCollection" or not isinstance(body.get("features"), list):
@@ -71,9 +83,11 @@ def import_grids() -> Response:
     try:
         summary = current_app.extensions["registry"].replace_with(body, staff.staff_id)
     except domain.RegistryInvalid as exc:
+        audit_http.record(REGISTRY_IMPORT, staff, outcome="invalid_registry", required=False)
         raise ApiError(
             422, "invalid_registry", f"{len(exc.errors)} problem(s); nothing was imported", exc.fields()
         ) from exc
+    audit_http.record(REGISTRY_IMPORT, staff, detail={"features": len(body["features"])}, required=False)
     return json_response(summary)
 
 
@@ -153,16 +167,30 @@ def act(petition_id: str, action: str) -> Response:
     # types and lengths before anything is looked up or written: a grid id that is an object, or a
     # reason longer than the event may carry, is the client's error (400), not the service's (500)
     validated(current_app.extensions["schemas"], ACTION_SCHEMAS[action], body)
+    outcome = "ok"
     try:
         order = _service().act(petition_id, staff, action, body)
     except NotFound as exc:
+        outcome = "not_found"
         raise ApiError(404, "not_found", "no such work order for this token") from exc
     except domain.InvalidArgument as exc:
+        outcome = "invalid_argument"
         raise ApiError(422, "invalid_argument", exc.message, {exc.field: exc.message}) from exc
     except domain.InvalidTransition as exc:
+        outcome = exc.code
         raise ApiError(409, exc.code, exc.message) from exc
     except SchemaViolation as exc:  # a bug the checks above missed; the commit refused it before writing
+        outcome = "invalid_argument"
         raise ApiError(422, "invalid_argument", "the action's event would not be valid", exc.fields) from exc
+    except Exception:
+        outcome = "failed"  # the database or broker: 503, the client retries
+        raise
+    finally:
+        # after the action committed or was refused (audit_http: the ordering and its guarantees)
+        detail = {k: body[k] for k in AUDITED_FIELDS[action] if k in body}
+        audit_http.record(
+            f"workorder.{action}", staff, petition_id=petition_id, outcome=outcome, detail=detail, required=False
+        )
     return json_response(order)
 
 
@@ -188,7 +216,9 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         schemas=RequestSchemas(settings.contract_dir, "routing"),
     )
     app.register_blueprint(bp)
-    ratelimit.install(app, runtime, ratelimit.staff_routes(app, bp.name), background=start_background)
+    audit_http.install(app, runtime)
+    routes = {**ratelimit.staff_routes(app, bp.name), **audit_http.RATE_LIMITS}
+    ratelimit.install(app, runtime, routes, background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:
         handlers = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from petition_common import logs, ratelimit
+from petition_common import audit_http, logs, ratelimit
 from petition_common.auth import staff_directory
 from petition_common.config import Settings
 from petition_common.request_schemas import RequestSchemas
@@ -132,7 +132,9 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         schemas=RequestSchemas(settings.contract_dir, "sla"),
     )
     app.register_blueprint(bp)
-    ratelimit.install(app, runtime, ratelimit.staff_routes(app, bp.name), background=start_background)
+    audit_http.install(app, runtime)
+    routes = {**ratelimit.staff_routes(app, bp.name), **audit_http.RATE_LIMITS}
+    ratelimit.install(app, runtime, routes, background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:
         runtime.start_consumer([INTAKE, ROUTING], service.handlers, batch_handler=service.on_events)

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from petition_common import logs, ratelimit
+from petition_common import audit_http, logs, ratelimit
 from petition_common.auth import Staff, staff_directory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
@@ -100,7 +100,9 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         tokens=staff_directory(settings),
     )
     app.register_blueprint(bp)
-    ratelimit.install(app, runtime, ratelimit.staff_routes(app, bp.name), background=start_background)
+    audit_http.install(app, runtime)
+    routes = {**ratelimit.staff_routes(app, bp.name), **audit_http.RATE_LIMITS}
+    ratelimit.install(app, runtime, routes, background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:
         _start_background(runtime, ctx, config, partitions, loader)

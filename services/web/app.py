@@ -22,6 +22,7 @@ from petition_common.taxonomy import load_categories
 from petition_common.web import create_base_app, mount_metrics
 from services.web import labels
 from services.web.areas import AreaCache
+from services.web.audit import bp as audit_bp
 from services.web.backends import SERVICES, Backends, BackendUnavailable
 from services.web.citizen import bp as citizen_bp
 from services.web.devlogin import DemoAccounts
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     app.register_blueprint(citizen_bp)
     app.register_blueprint(login_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(audit_bp)
     _page_errors(app)
 
     @app.after_request

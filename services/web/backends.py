@@ -16,6 +16,8 @@ import requests
 from flask import current_app, has_request_context
 
 SERVICES = ("intake", "routing", "sla", "stats")
+# how the services' audit trails name this client (with the browser's address, ratelimit.client_headers)
+USER_AGENT = "petitions-web"
 # a page waits at most this long for a service; a slower answer shows the "try again" page
 TIMEOUT_S = 5.0
 
@@ -62,6 +64,7 @@ class Backends:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
         return session
 
     def call(

@@ -40,7 +40,7 @@ CAPABILITIES = {
     "village_cadre": ("queue",),
     "town_supervisor": ("queue", "act", "escalations", "stats"),
     "county_dispatcher": ("queue", "act", "triage", "escalations", "stats"),
-    "auditor": ("queue", "escalations", "stats"),
+    "auditor": ("queue", "escalations", "stats", "audit"),
 }
 
 

@@ -22,8 +22,6 @@ from services.web.sessions import StaffSession
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 log = logging.getLogger(__name__)
-# who read which citizen's contact details, and when: one line per explicit "show"
-audit = logging.getLogger("petitions.audit")
 OPEN = ("assigned", "in_progress", "reopened", "replied")
 # work-order actions and the form fields each sends to routing
 ACTIONS = {
@@ -115,14 +113,11 @@ def _order_page(
     workorder = _call("GET", "routing", f"/v1/workorders/{pid}")
     if workorder.status == 404:
         abort(404)
-    petition = _call("GET", "intake", f"/v1/petitions/{pid}")
+    # the contact details only after the explicit "show": intake records that read in its audit
+    # trail (who, and this client) before it answers, and a page without it never fetches them
+    petition = _call("GET", "intake", f"/v1/petitions/{pid}", params=None if show else {"contact": "omit"})
     sla = _call("GET", "sla", f"/v1/sla/petitions/{pid}")
     details = petition.body if petition.ok else {}
-    if show and details:
-        audit.info("contact details shown: petition=%s staff=%s role=%s", petition_id, _me().staff_id, _me().role)
-    elif details.get("citizen"):
-        # the page holds the contact details only after the explicit, audited "show"
-        details = {**details, "citizen": None}
     status = 400 if errors else 200
     return (
         render_template(

@@ -286,12 +286,15 @@ CONTRACT_PATHS = {
     ],
 }
 ADDITIONAL_PATHS = {
-    "intake": [("get", "/v1/petitions/nearby"), ("post", "/v1/petitions/{id}/join")],
+    "intake": [("get", "/v1/petitions/nearby"), ("post", "/v1/petitions/{id}/join"), ("get", "/v1/audit")],
     "routing": [
         ("get", "/v1/workorders/{id}"),
         ("get", "/v1/areas"),
         ("get", "/v1/areas/villages/{village_id}/grids"),
+        ("get", "/v1/audit"),
     ],
+    "sla": [("get", "/v1/audit")],
+    "stats": [("get", "/v1/audit")],
 }
 OPERATIONAL_PATHS = [("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")]
 # Endpoints a citizen calls without a token (the tracking code, where needed, is in the request).
