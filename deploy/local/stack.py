@@ -461,24 +461,30 @@ def launch(name: str, lay: Layout) -> subprocess.Popen | None:
     return proc
 
 
-def stop(name: str, lay: Layout, kill: bool = False, timeout: float = 30) -> None:
-    comp = components()[name]
-    pid = read_pid(comp, lay)
-    if pid is None:
-        comp.pidfile(lay).unlink(missing_ok=True)
-        return
-    os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+def stop(names: list[str], lay: Layout, kill: bool = False, timeout: float = 30) -> None:
+    """Signal every one of `names` at once, then wait: a cluster's nodes stop together (the last one
+    alone would wait for a controller quorum that is gone)."""
+    running = {}
+    for name in names:
+        comp = components()[name]
+        pid = read_pid(comp, lay)
+        if pid is None:
+            comp.pidfile(lay).unlink(missing_ok=True)
+            continue
+        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+        running[name] = (comp, pid)
     deadline = time.monotonic() + timeout
-    while read_pid(comp, lay) is not None and time.monotonic() < deadline:
+    for name, (comp, pid) in running.items():
+        while read_pid(comp, lay) is not None and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)
+        if read_pid(comp, lay) is not None:
+            say(f"{name} did not stop within {timeout:.0f}s; killing it")
+            os.killpg(pid, signal.SIGKILL)
+            time.sleep(0.5)
         _reap(pid)
-        time.sleep(0.1)
-    if read_pid(comp, lay) is not None:
-        say(f"{name} did not stop within {timeout:.0f}s; killing it")
-        os.killpg(pid, signal.SIGKILL)
-        time.sleep(0.5)
-    _reap(pid)
-    comp.pidfile(lay).unlink(missing_ok=True)
-    say(f"{name} {'killed' if kill else 'stopped'}")
+        comp.pidfile(lay).unlink(missing_ok=True)
+        say(f"{name} {'killed' if kill else 'stopped'}")
 
 
 def _reap(pid: int) -> None:
@@ -509,8 +515,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in ("up", "start"):
         start(names, lay, args.timeout)
     elif args.command in ("down", "stop", "kill"):
-        for name in names:
-            stop(name, lay, kill=args.command == "kill")
+        stop(names, lay, kill=args.command == "kill")
     elif args.command == "status":
         for name, comp in components().items():
             pid = read_pid(comp, lay)

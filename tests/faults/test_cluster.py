@@ -264,10 +264,12 @@ def _run(name: str, cluster: Cluster, platform: ServiceFleet, county, node_of, s
     settings = _settings(cluster, platform)
     _check_topics(cluster, settings)
     cluster.wait_in_sync()
-    stream = Stream(platform.processes["intake"].url, bodies(county, 800, seed=seed)).start()
+    # more petitions than the fault lasts: the stream runs through it and is ended after it
+    stream = Stream(platform.processes["intake"].url, bodies(county, 4000, seed=seed)).start()
     node = node_of(cluster)
     timings = _kill_and_restart(cluster, node, stream)
     fault_over = time.monotonic()
+    stream.finish_after(100)
     stream.join()
     extra = {
         "5xx": stream.server_errors,
@@ -276,7 +278,7 @@ def _run(name: str, cluster: Cluster, platform: ServiceFleet, county, node_of, s
     }
     row = record(RESULTS, REPO / ".local" / "faults-cluster.md", name, stream, settings, platform, fault_over, extra)
     assert stream.server_errors == 0 and not stream.refusals, stream.refusals
-    assert len(stream.accepted) == len(stream.bodies)
+    assert len(stream.accepted) == stream.submitted and stream.thread is not None and not stream.thread.is_alive()
     assert row["lost"] == 0 and row["duplicated in stats"] == 0
     return row
 

@@ -54,7 +54,7 @@ def _record(name: str, stream: Stream, fleet: ServiceFleet, fault_over: float) -
         **admin_settings(),
     )
     row = record(RESULTS, REPO / ".local" / "faults.md", name, stream, settings, fleet, fault_over)
-    assert len(stream.accepted) == len(stream.bodies), stream.refusals
+    assert len(stream.accepted) == stream.submitted == len(stream.bodies), stream.refusals
     assert row["lost"] == 0 and row["duplicated in stats"] == 0
 
 
