@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Install, start and stop the local infrastructure: one Apache Kafka node and FerretDB.
+"""Install, start and stop the local infrastructure: Apache Kafka (one node, or a cluster of three) and FerretDB.
 
 These machines have no Docker engine, so the broker and the MongoDB-protocol server run as plain
 processes on 127.0.0.1. Everything lives under one git-ignored folder (default `.local/` at the
@@ -11,8 +11,14 @@ Go's own user-level caches, so a fresh clone on a warm machine installs in secon
     python deploy/local/stack.py down           # stop both (SIGTERM, then SIGKILL)
     python deploy/local/stack.py status
     python deploy/local/stack.py start|stop|kill NAME   # NAME = kafka | ferretdb (fault tests)
+    python deploy/local/stack.py bootstrap      # the brokers' addresses, for KAFKA_BOOTSTRAP_SERVERS
 
 Ports come from KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093) and MONGO_PORT (27017).
+
+`--cluster` (or KAFKA_CLUSTER=3) runs three KRaft nodes instead of one, each a broker and a controller,
+named kafka-1..3 (NAME may be one of them; `kafka` means all three), node i on KAFKA_PORT + 2(i-1)
+and KAFKA_CONTROLLER_PORT + 2(i-1) with its own data folder and log; internal topics then get three
+replicas and min.insync.replicas=2. The same SASL users and ACLs as on one node.
 Standard library only: it runs before the project's virtualenv exists.
 
 Kafka authenticates every client (SASL_PLAINTEXT) and authorizes with ACLs: `admin`, the super user,
@@ -75,9 +81,8 @@ class Layout:
     def kafka_libs(self) -> Path:
         return self.root / "kafka" / kafka_version() / "libs"
 
-    @property
-    def kafka_data(self) -> Path:
-        return self.root / "data" / "kafka"
+    def kafka_data(self, node: str) -> Path:
+        return self.root / "data" / node
 
     @property
     def ferretdb_bin(self) -> Path:
@@ -94,6 +99,14 @@ def layout() -> Layout:
 
 def port(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def cluster_size() -> int:
+    """How many Kafka nodes: KAFKA_CLUSTER (1, the default, or 3)."""
+    size = int(os.environ.get("KAFKA_CLUSTER") or 1)
+    if size not in (1, 3):
+        sys.exit(f"[stack] KAFKA_CLUSTER must be 1 or 3, not {size}")
+    return size
 
 
 def say(msg: str) -> None:
@@ -186,6 +199,13 @@ def install_ferretdb(lay: Layout) -> None:
 class Component:
     name: str
     port: int
+    # Kafka nodes only: the KRaft node id and the controller listener's port
+    node_id: int = 0
+    controller_port: int = 0
+
+    @property
+    def is_kafka(self) -> bool:
+        return self.node_id > 0
 
     def pidfile(self, lay: Layout) -> Path:
         return lay.run / f"{self.name}.pid"
@@ -194,11 +214,36 @@ class Component:
         return lay.logs / f"{self.name}.log"
 
 
+def kafka_nodes() -> list[Component]:
+    """One node called `kafka`, or kafka-1..3 on every other port from KAFKA_PORT and KAFKA_CONTROLLER_PORT."""
+    kport, cport, size = port("KAFKA_PORT", 9092), port("KAFKA_CONTROLLER_PORT", 9093), cluster_size()
+    if size == 1:
+        return [Component("kafka", kport, node_id=1, controller_port=cport)]
+    return [
+        Component(f"kafka-{i}", kport + 2 * (i - 1), node_id=i, controller_port=cport + 2 * (i - 1))
+        for i in range(1, size + 1)
+    ]
+
+
 def components() -> dict[str, Component]:
     return {
-        "kafka": Component("kafka", port("KAFKA_PORT", 9092)),
+        **{node.name: node for node in kafka_nodes()},
         "ferretdb": Component("ferretdb", port("MONGO_PORT", 27017)),
     }
+
+
+def bootstrap_servers() -> str:
+    """What clients put in KAFKA_BOOTSTRAP_SERVERS: every broker, so that any one of them may be down."""
+    return ",".join(f"127.0.0.1:{node.port}" for node in kafka_nodes())
+
+
+def expand(name: str | None) -> list[str]:
+    """The components a command line's NAME means (`kafka` on a cluster: all its nodes)."""
+    if name is None:
+        return ["ferretdb", *(node.name for node in kafka_nodes())]
+    if name == "kafka":
+        return [node.name for node in kafka_nodes()]
+    return [name]
 
 
 def read_pid(comp: Component, lay: Layout) -> int | None:
@@ -256,11 +301,23 @@ def kafka_security(admin_password: str) -> list[str]:
     ]
 
 
-def kafka_command(lay: Layout) -> list[str]:
-    cfg = lay.run / "kafka-server.properties"
-    data = lay.kafka_data
-    kport = port("KAFKA_PORT", 9092)
-    cport = port("KAFKA_CONTROLLER_PORT", 9093)
+def kafka_cluster_id(lay: Layout) -> str:
+    """The cluster's id, made once: every node's data folder is formatted with it (a node formatted
+    with another id would not join)."""
+    path = lay.run / "kafka-cluster-id"
+    if not path.exists():
+        lay.run.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+    return path.read_text().strip()
+
+
+def kafka_command(lay: Layout, node: Component) -> list[str]:
+    cfg = lay.run / f"{node.name}-server.properties"
+    data = lay.kafka_data(node.name)
+    nodes = kafka_nodes()
+    voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
+    # internal topics: three replicas, two of them in sync, on a cluster; one on one node
+    replicas, min_isr = (3, 2) if len(nodes) >= 3 else (1, 1)
     lay.run.mkdir(parents=True, exist_ok=True)
     admin_password = kafka_credentials(lay)["admin"]
     cfg.touch(mode=0o600)  # it holds the admin password
@@ -268,10 +325,10 @@ def kafka_command(lay: Layout) -> list[str]:
         "\n".join(
             [
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{cport}",
-                f"listeners=SASL_PLAINTEXT://127.0.0.1:{kport},CONTROLLER://127.0.0.1:{cport}",
-                f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{kport}",
+                f"node.id={node.node_id}",
+                f"controller.quorum.voters={voters}",
+                f"listeners=SASL_PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+                f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{node.port}",
                 "controller.listener.names=CONTROLLER",
                 "inter.broker.listener.name=SASL_PLAINTEXT",
                 *kafka_security(admin_password),
@@ -279,13 +336,14 @@ def kafka_command(lay: Layout) -> list[str]:
                 # services create their topics explicitly with the partition counts they need
                 "auto.create.topics.enable=false",
                 "num.partitions=4",
-                "offsets.topic.replication.factor=1",
+                f"default.replication.factor={replicas}",
+                f"offsets.topic.replication.factor={replicas}",
                 "offsets.topic.num.partitions=8",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
+                f"transaction.state.log.replication.factor={replicas}",
+                f"transaction.state.log.min.isr={min_isr}",
                 "transaction.state.log.num.partitions=4",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
+                f"share.coordinator.state.topic.replication.factor={replicas}",
+                f"share.coordinator.state.topic.min.isr={min_isr}",
                 "group.initial.rebalance.delay.ms=0",
                 # Every platform topic states its own retention, replicas and codec
                 # (libs/petition_common/topic_config.py). These defaults only reach topics made
@@ -293,7 +351,7 @@ def kafka_command(lay: Layout) -> list[str]:
                 # delete it after Kafka's 7 days.
                 "log.retention.ms=-1",
                 "log.retention.bytes=-1",
-                "min.insync.replicas=1",
+                f"min.insync.replicas={min_isr}",
                 "unclean.leader.election.enable=false",
                 "compression.type=producer",
                 "",
@@ -302,7 +360,7 @@ def kafka_command(lay: Layout) -> list[str]:
     )
     if not (data / "meta.properties").exists():
         data.mkdir(parents=True, exist_ok=True)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = kafka_cluster_id(lay)
         subprocess.run(
             [
                 "java",
@@ -319,7 +377,8 @@ def kafka_command(lay: Layout) -> list[str]:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    heap = os.environ.get("KAFKA_HEAP_OPTS", "-Xms256m -Xmx768m")
+    # three nodes share the machine: each gets less
+    heap = os.environ.get("KAFKA_HEAP_OPTS", "-Xms256m -Xmx768m" if len(nodes) == 1 else "-Xms128m -Xmx512m")
     return [
         "java",
         *heap.split(),
@@ -354,23 +413,40 @@ def ferretdb_command(lay: Layout) -> list[str]:
 def ready(comp: Component, lay: Layout) -> bool:
     if not port_open(comp.port):
         return False
-    if comp.name == "kafka":
+    if comp.is_kafka:
         # the port opens before the broker has joined its own quorum; this line comes after
         log = comp.logfile(lay)
         return log.exists() and "Kafka Server started" in log.read_text(errors="replace")
     return True
 
 
-def start(name: str, lay: Layout, timeout: float) -> None:
+def start(names: list[str], lay: Layout, timeout: float) -> None:
+    """Launch every one of `names` that is not running, then wait until all are ready: a cluster's
+    nodes are launched together, since none is ready before a majority of controllers is up."""
+    launched = [(name, proc) for name in names if (proc := launch(name, lay)) is not None]
+    deadline = time.monotonic() + timeout
+    for name, proc in launched:
+        comp, log = components()[name], components()[name].logfile(lay)
+        while not ready(comp, lay):
+            if proc.poll() is not None:
+                sys.exit(f"[stack] {name} exited with code {proc.returncode}; see {log}")
+            if time.monotonic() > deadline:
+                sys.exit(f"[stack] {name} not ready after {timeout:.0f}s; see {log}")
+            time.sleep(0.2)
+        say(f"{name} ready")
+
+
+def launch(name: str, lay: Layout) -> subprocess.Popen | None:
+    """Start one component's process (None if it is running already)."""
     comp = components()[name]
     if read_pid(comp, lay) is not None and ready(comp, lay):
         say(f"{name} already running on 127.0.0.1:{comp.port}")
-        return
+        return None
     if port_open(comp.port):
         sys.exit(f"[stack] port {comp.port} for {name} is taken by another process; set the port variable")
     lay.logs.mkdir(parents=True, exist_ok=True)
     lay.run.mkdir(parents=True, exist_ok=True)
-    cmd = kafka_command(lay) if name == "kafka" else ferretdb_command(lay)
+    cmd = kafka_command(lay, comp) if comp.is_kafka else ferretdb_command(lay)
     log = comp.logfile(lay)
     env = dict(os.environ)
     if name == "ferretdb":
@@ -382,34 +458,33 @@ def start(name: str, lay: Layout, timeout: float) -> None:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     comp.pidfile(lay).write_text(str(proc.pid))
     say(f"starting {name} on 127.0.0.1:{comp.port} (log: {log})")
-    deadline = time.monotonic() + timeout
-    while not ready(comp, lay):
-        if proc.poll() is not None:
-            sys.exit(f"[stack] {name} exited with code {proc.returncode}; see {log}")
-        if time.monotonic() > deadline:
-            sys.exit(f"[stack] {name} not ready after {timeout:.0f}s; see {log}")
-        time.sleep(0.2)
-    say(f"{name} ready")
+    return proc
 
 
-def stop(name: str, lay: Layout, kill: bool = False, timeout: float = 30) -> None:
-    comp = components()[name]
-    pid = read_pid(comp, lay)
-    if pid is None:
-        comp.pidfile(lay).unlink(missing_ok=True)
-        return
-    os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+def stop(names: list[str], lay: Layout, kill: bool = False, timeout: float = 30) -> None:
+    """Signal every one of `names` at once, then wait: a cluster's nodes stop together (the last one
+    alone would wait for a controller quorum that is gone)."""
+    running = {}
+    for name in names:
+        comp = components()[name]
+        pid = read_pid(comp, lay)
+        if pid is None:
+            comp.pidfile(lay).unlink(missing_ok=True)
+            continue
+        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+        running[name] = (comp, pid)
     deadline = time.monotonic() + timeout
-    while read_pid(comp, lay) is not None and time.monotonic() < deadline:
+    for name, (comp, pid) in running.items():
+        while read_pid(comp, lay) is not None and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)
+        if read_pid(comp, lay) is not None:
+            say(f"{name} did not stop within {timeout:.0f}s; killing it")
+            os.killpg(pid, signal.SIGKILL)
+            time.sleep(0.5)
         _reap(pid)
-        time.sleep(0.1)
-    if read_pid(comp, lay) is not None:
-        say(f"{name} did not stop within {timeout:.0f}s; killing it")
-        os.killpg(pid, signal.SIGKILL)
-        time.sleep(0.5)
-    _reap(pid)
-    comp.pidfile(lay).unlink(missing_ok=True)
-    say(f"{name} {'killed' if kill else 'stopped'}")
+        comp.pidfile(lay).unlink(missing_ok=True)
+        say(f"{name} {'killed' if kill else 'stopped'}")
 
 
 def _reap(pid: int) -> None:
@@ -420,21 +495,27 @@ def _reap(pid: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["install", "up", "down", "status", "start", "stop", "kill"])
-    parser.add_argument("name", nargs="?", choices=sorted(components()))
+    parser.add_argument("command", choices=["install", "up", "down", "status", "start", "stop", "kill", "bootstrap"])
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("--cluster", action="store_true", help="three Kafka nodes (the same as KAFKA_CLUSTER=3)")
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("STACK_TIMEOUT", 120)))
     args = parser.parse_args(argv)
+    if args.cluster:
+        os.environ["KAFKA_CLUSTER"] = "3"
+    if args.name is not None and args.name != "kafka" and args.name not in components():
+        parser.error(f"NAME must be one of kafka, {', '.join(components())}")
     lay = layout()
-    names = [args.name] if args.name else ["ferretdb", "kafka"]
+    names = expand(args.name)
+    if args.command == "bootstrap":
+        print(bootstrap_servers())
+        return
     if args.command in ("install", "up", "start"):
         install_kafka(lay)
         install_ferretdb(lay)
     if args.command in ("up", "start"):
-        for name in names:
-            start(name, lay, args.timeout)
+        start(names, lay, args.timeout)
     elif args.command in ("down", "stop", "kill"):
-        for name in names:
-            stop(name, lay, kill=args.command == "kill")
+        stop(names, lay, kill=args.command == "kill")
     elif args.command == "status":
         for name, comp in components().items():
             pid = read_pid(comp, lay)

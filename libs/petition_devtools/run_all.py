@@ -1,5 +1,9 @@
 """`bin/run`: the local stack, the four services and the web pages in the foreground; Ctrl-C stops everything.
 
+`--cluster` runs Kafka as a cluster of three KRaft nodes (deploy/local/stack.py --cluster) and the
+services as they run on one: every broker in KAFKA_BOOTSTRAP_SERVERS, topics with three replicas and
+min.insync.replicas=2.
+
 Unless `--empty` is given, the generated demo county is imported first (grids, roster, staff accounts
 for the development login; petition_devtools.demo), so the citizen page has towns and villages and
 every petition reaches a grid leader who can log in.
@@ -11,6 +15,7 @@ services' lines are echoed here with their name in front.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -29,7 +34,10 @@ STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--empty", action="store_true", help="start without the demo county (no grids, no accounts)")
+    parser.add_argument("--cluster", action="store_true", help="three Kafka brokers instead of one (RF 3, min ISR 2)")
     args = parser.parse_args(argv)
+    if args.cluster:
+        use_cluster()
     log_dir = REPO / ".local" / "logs"
     stopping = False
 
@@ -69,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         print(
-            "  kafka and ferretdb: see `python3 deploy/local/stack.py status`\nCtrl-C stops everything.\n",
+            f"  kafka and ferretdb: see `python3 deploy/local/stack.py status{' --cluster' if args.cluster else ''}`\n"
+            "Ctrl-C stops everything.\n",
             file=sys.stderr,
         )
         _follow(
@@ -81,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         fleet.stop_all()
         subprocess.run([*STACK, "down"], check=False)
     return 0
+
+
+def use_cluster() -> None:
+    """Point this process and everything it starts (stack.py, the services) at a three-node cluster."""
+    os.environ["KAFKA_CLUSTER"] = "3"
+    bootstrap = subprocess.run([*STACK, "bootstrap"], check=True, capture_output=True, text=True).stdout.strip()
+    os.environ.update(
+        {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_REPLICATION_FACTOR": "3", "KAFKA_MIN_INSYNC_REPLICAS": "2"}
+    )
 
 
 def _follow(files: dict[str, Path], done) -> None:  # type: ignore[no-untyped-def]

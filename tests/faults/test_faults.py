@@ -14,71 +14,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pytest
-import requests
 from kafka import KafkaProducer
 
-from countysim import generate_county, generate_petitions
+from countysim import generate_county
 from petition_common.config import Settings
 from petition_devtools.kafka_access import admin_settings
-from petition_devtools.processes import REPO, SERVICES, ServiceFleet
-from petition_devtools.reconcile import Endpoints, reconcile
-from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
+from petition_devtools.processes import REPO, ServiceFleet
+from tests.faults.support import Stream, bodies, record, start_platform
 from tests.support import KAFKA, MONGO, kafka_client
 
 STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
-RATE_PER_S = 20
 RESULTS: list[dict] = []
-
-
-@dataclass
-class Stream:
-    """A citizen population submitting at a steady rate, retrying each petition until it is accepted."""
-
-    url: str
-    bodies: list
-    accepted: list[str] = field(default_factory=list)
-    attempts: int = 0
-    retries: int = 0
-    thread: threading.Thread | None = None
-
-    def start(self) -> Stream:
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        session = requests.Session()
-        for generated in self.bodies:
-            started = time.monotonic()
-            deadline = started + 180
-            while time.monotonic() < deadline:
-                self.attempts += 1
-                try:
-                    resp = session.post(
-                        f"{self.url}/v1/petitions",
-                        json=generated.body,
-                        timeout=10,
-                        headers={"Idempotency-Key": generated.idempotency_key},
-                    )
-                    if resp.status_code == 201:
-                        self.accepted.append(resp.json()["petition_id"])
-                        break
-                    assert resp.status_code == 503, resp.text  # the only refusal a good petition may get
-                except (requests.ConnectionError, requests.Timeout):
-                    session = requests.Session()
-                self.retries += 1
-                time.sleep(0.5)
-            time.sleep(max(0.0, 1 / RATE_PER_S - (time.monotonic() - started)))
-
-    def join(self) -> None:
-        assert self.thread is not None
-        self.thread.join(300)
 
 
 @pytest.fixture(scope="module")
@@ -88,23 +37,7 @@ def county():
 
 @pytest.fixture
 def platform(fleet, county, tmp_path):
-    tokens = write_tokens_file(tmp_path / "tokens.yaml", county_tokens(county))
-    dispatcher = next(s for s in county.staff if s.role == "county_dispatcher")
-    env = {
-        "STAFF_TOKENS_FILE": str(tokens),
-        "ROUTING_DISPATCHER_ID": dispatcher.staff_id,
-        "CONSUMER_RETRY_BACKOFF_S": "0.1",
-        "OUTBOX_RELAY_INTERVAL_S": "0.5",
-    }
-    for name in SERVICES:
-        fleet.start(name, extra_env=env)
-    fleet.wait_ready()
-    headers = {"Authorization": f"Bearer {token_for(dispatcher.staff_id)}"}
-    resp = requests.post(
-        f"{fleet.processes['routing'].url}/v1/grids/import", json=county.to_geojson(), headers=headers, timeout=60
-    )
-    assert resp.status_code == 200, resp.text
-    fleet.extra_env = env  # type: ignore[attr-defined]
+    fleet.extra_env = start_platform(fleet, county, tmp_path)  # type: ignore[attr-defined]
     return fleet
 
 
@@ -112,17 +45,7 @@ def _stack(*args: str) -> None:
     subprocess.run([*STACK, *args], check=True, capture_output=True)
 
 
-def _endpoints(fleet: ServiceFleet) -> Endpoints:
-    url = {name: fleet.processes[name].url for name in SERVICES}
-    return Endpoints(url["intake"], url["routing"], url["sla"], url["stats"], token="tok-auditor")
-
-
-def _bodies(county, n: int, seed: int) -> list:
-    return generate_petitions(county, n, seed=seed, start=datetime(2024, 7, 1, tzinfo=UTC), days=3)
-
-
-def _recover(fleet: ServiceFleet, accepted: list[str], fault_over: float, timeout_s: float = 240) -> tuple[float, list]:
-    """Reconcile until everything is in place; returns (seconds from the fault's end, last checks)."""
+def _record(name: str, stream: Stream, fleet: ServiceFleet, fault_over: float) -> None:
     settings = Settings(
         service="faults",
         kafka_bootstrap=KAFKA,
@@ -130,50 +53,9 @@ def _recover(fleet: ServiceFleet, accepted: list[str], fault_over: float, timeou
         topic_prefix=fleet.env["KAFKA_TOPIC_PREFIX"],
         **admin_settings(),
     )
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            checks = reconcile(settings, _endpoints(fleet), set(accepted))
-        except requests.RequestException as exc:  # a service still restarting
-            checks = [exc]
-        if all(getattr(c, "ok", False) for c in checks):
-            return time.monotonic() - fault_over, checks
-        if time.monotonic() > deadline:
-            return -1.0, checks
-        time.sleep(2)
-
-
-def _record(name: str, stream: Stream, fleet: ServiceFleet, fault_over: float) -> None:
-    recovered, checks = _recover(fleet, stream.accepted, fault_over)
-    by_name = {c.name: c for c in checks if hasattr(c, "name")}
-    counted = by_name.get("counted once in stats (accepted)")
-    # lost: accepted (201) but missing from the topic or from a service
-    presence = ("published once on petitions.intake.v1", "in intake", "assigned in routing", "tracked in sla")
-    lost = max((by_name[n].expected - by_name[n].found for n in presence if n in by_name), default=-1)
-    row = {
-        "scenario": name,
-        "submitted": len(stream.bodies),
-        "accepted": len(stream.accepted),
-        "client retries": stream.retries,
-        "lost": lost,
-        "duplicated in stats": max(0, counted.found - counted.expected) if counted else None,
-        "time to recover (s)": round(recovered, 1),
-    }
-    RESULTS.append(row)
-    _write_table()
-    assert recovered >= 0, "\n".join(getattr(c, "line", lambda c=c: repr(c))() for c in checks)
-    assert len(stream.accepted) == len(stream.bodies)
+    row = record(RESULTS, REPO / ".local" / "faults.md", name, stream, settings, fleet, fault_over)
+    assert len(stream.accepted) == stream.submitted == len(stream.bodies), stream.refusals
     assert row["lost"] == 0 and row["duplicated in stats"] == 0
-
-
-def _write_table() -> None:
-    cols = list(RESULTS[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in RESULTS]
-    text = "\n".join(lines) + "\n"
-    (REPO / ".local").mkdir(exist_ok=True)
-    (REPO / ".local" / "faults.md").write_text(text)
-    print("\n" + text)
 
 
 # ---- the scenarios
@@ -181,7 +63,7 @@ def _write_table() -> None:
 
 @pytest.mark.timeout(600)
 def test_broker_killed_and_restarted_mid_stream(platform, county):
-    stream = Stream(platform.processes["intake"].url, _bodies(county, 200, seed=1)).start()
+    stream = Stream(platform.processes["intake"].url, bodies(county, 200, seed=1)).start()
     time.sleep(3)
     _stack("kill", "kafka")
     time.sleep(5)
@@ -193,7 +75,7 @@ def test_broker_killed_and_restarted_mid_stream(platform, county):
 
 @pytest.mark.timeout(900)
 def test_each_service_killed_mid_stream(platform, county):
-    stream = Stream(platform.processes["intake"].url, _bodies(county, 400, seed=2)).start()
+    stream = Stream(platform.processes["intake"].url, bodies(county, 400, seed=2)).start()
     for name in ("intake", "routing", "sla", "stats"):
         time.sleep(2)
         platform.stop(name, kill=True)
@@ -209,7 +91,7 @@ def test_each_service_killed_mid_stream(platform, county):
 
 @pytest.mark.timeout(900)
 def test_database_stopped_for_30_seconds(platform, county):
-    stream = Stream(platform.processes["intake"].url, _bodies(county, 200, seed=3)).start()
+    stream = Stream(platform.processes["intake"].url, bodies(county, 200, seed=3)).start()
     time.sleep(2)
     _stack("stop", "ferretdb")
     time.sleep(30)
@@ -222,7 +104,7 @@ def test_database_stopped_for_30_seconds(platform, county):
 @pytest.mark.timeout(600)
 def test_garbage_into_every_topic(platform, county):
     prefix = platform.env["KAFKA_TOPIC_PREFIX"]
-    stream = Stream(platform.processes["intake"].url, _bodies(county, 150, seed=4)).start()
+    stream = Stream(platform.processes["intake"].url, bodies(county, 150, seed=4)).start()
     producer = KafkaProducer(**kafka_client(), max_request_size=2_000_000)
     for topic in ("petitions.intake.v1", "petitions.routing.v1", "petitions.sla.v1"):
         for value in (
@@ -244,7 +126,7 @@ def test_two_instances_of_each_consumer_one_killed(platform, county):
     for name in ("routing", "sla", "stats"):
         platform.start(name, instance=f"{name}-2", extra_env=platform.extra_env)
     platform.wait_ready()
-    stream = Stream(platform.processes["intake"].url, _bodies(county, 200, seed=5)).start()
+    stream = Stream(platform.processes["intake"].url, bodies(county, 200, seed=5)).start()
     time.sleep(4)
     for name in ("routing", "sla", "stats"):
         platform.stop(f"{name}-2", kill=True)

@@ -73,3 +73,59 @@ def test_the_acl_table_is_the_contracts_who_sends_and_receives_what():
     for service in WRITES:
         assert set(WRITES[service]) == sends[service] | {"petitions.deadletter.v1"}, service
         assert set(READS[service]) == receives[service], service
+
+
+def test_compose_cluster_profile_is_three_brokers_a_replica_set_and_two_of_each_service():
+    services = _compose()["services"]
+    cluster = {name: s for name, s in services.items() if "cluster" in s.get("profiles", [])}
+    brokers = {n: s for n, s in cluster.items() if s.get("image", "").startswith("apache/kafka:")}
+    assert sorted(brokers) == ["kafka-1", "kafka-2", "kafka-3"]
+    voters = "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+    single = services["kafka"]["environment"]
+    for i, (name, broker) in enumerate(sorted(brokers.items()), start=1):
+        env = broker["environment"]
+        assert broker["image"] == services["kafka"]["image"]  # the version the local stack runs
+        assert env["KAFKA_NODE_ID"] == i and env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"SASL_PLAINTEXT://{name}:9092"
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == 2 and env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 3
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == 2
+        # the same security as the single broker: SASL everywhere, ACLs, nobody allowed without one
+        for key in ("KAFKA_LISTENERS", "KAFKA_AUTHORIZER_CLASS_NAME", "KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"):
+            assert env[key] == single[key], key
+        assert broker["volumes"] == [f"{name}-data:/var/lib/kafka/data"] and "ports" not in broker
+    assert len({b["environment"]["CLUSTER_ID"] for b in brokers.values()}) == 1
+
+    members = {n: s for n, s in cluster.items() if s.get("image", "").startswith("mongo:") and n != "mongo-init"}
+    assert sorted(members) == ["mongo-1", "mongo-2", "mongo-3"]
+    for member in members.values():
+        assert "--replSet rs0" in member["entrypoint"][-1] and "--keyFile" in member["entrypoint"][-1]
+        assert "ports" not in member
+    init = cluster["mongo-init"]
+    assert set(init["depends_on"]) == set(members) and "rs.initiate" in init["command"][-1]
+    for name in members:
+        assert f'host: "{name}:27017"' in init["command"][-1]
+
+    for name in DEFAULT_PORTS:
+        service = cluster[f"{name}-cluster"]
+        env = service["environment"]
+        assert service["deploy"]["replicas"] == 2
+        assert env["SERVICE"] == name and env["PETITIONS_ENV"] == "production"
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+        assert env["KAFKA_REPLICATION_FACTOR"] == "3" and env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert "@mongo-1:27017,mongo-2:27017,mongo-3:27017/?replicaSet=rs0&" in env["MONGO_URI"]
+        if name in WRITES:  # its own Kafka user, as in the single-broker profile
+            assert env["KAFKA_USERNAME"] == name == services[name]["environment"]["KAFKA_USERNAME"]
+            assert service["depends_on"] == {
+                "kafka-setup-cluster": {"condition": "service_completed_successfully"},
+                "mongo-init": {"condition": "service_completed_successfully"},
+            }
+        # nothing of the cluster waits for the single-node broker or database
+        assert not {"kafka", "mongo", "kafka-setup"} & set(service["depends_on"])
+    assert cluster["web-cluster"]["environment"]["WEB_INTAKE_URL"] == "http://intake-cluster:8081"
+    setup = cluster["kafka-setup-cluster"]
+    assert setup["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    assert set(setup["depends_on"]) == set(brokers)
+    # the single-node platform is what `docker compose up` starts: no profile on its services
+    for name in ("kafka", "mongo", "kafka-setup", *DEFAULT_PORTS):
+        assert "profiles" not in services[name], name
