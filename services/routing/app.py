@@ -191,6 +191,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     ratelimit.install(app, runtime, ratelimit.staff_routes(app, bp.name), background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:
+        service.ensure_area_index()  # before serving lists: a database from before the index has none
         handlers = {
             t: service.on_intake_event
             for t in ("petition.submitted", "petition.feedback_received", "petition.withdrawn")
