@@ -7,7 +7,7 @@ is not meant to be shared across threads), so pages reuse keep-alive connections
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +56,8 @@ class Backends:
     # petition_common.ratelimit.client_headers); called within the page's request
     client_headers: Callable[[], dict[str, str]] = field(default=dict, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
-    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8), repr=False)
+    # reads a page makes at once; each pool thread keeps its own keep-alive Session (`_session`)
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16), repr=False)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -98,9 +99,17 @@ class Backends:
     def post(self, service: str, path: str, **kw: Any) -> Answer:
         return self.call(service, "POST", path, **kw)
 
+    def get_all(self, reads: Sequence[tuple[str, str]], **kw: Any) -> list[Answer]:
+        """Several (service, path) reads at once, each within TIMEOUT_S: a page that needs three
+        services waits for the slowest answer, not for the sum. Raises what `get` would."""
+        # the pool's threads have no request context: the client headers are taken here, in the page's
+        headers = {**(self.client_headers() if has_request_context() else {}), **kw.pop("headers", {})}
+        futures = [self._pool.submit(self.get, service, path, headers=headers, **kw) for service, path in reads]
+        return [f.result() for f in futures]
+
     def get_many(self, service: str, paths: list[str], **kw: Any) -> list[Answer]:
-        """Several reads at once (a queue's deadlines: one sla read per work order)."""
-        return list(self._pool.map(lambda p: self.get(service, p, **kw), paths))
+        """Several reads of one service at once (a queue's deadlines: one sla read per work order)."""
+        return self.get_all([(service, p) for p in paths], **kw)
 
     def healthy(self, service: str) -> None:
         """Raises when the service's /healthz does not answer 200 (readiness of this service)."""
