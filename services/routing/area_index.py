@@ -31,14 +31,17 @@ from services.routing import domain
 
 MAX_CONFLICT_RETRIES = 16
 # shards per kind of area: a town has hundreds of open orders, a grid leader a handful
-SHARDS = {"assignee": 2, "village": 2, "town": 8}
+SHARDS = {"assignee": 2, "village": 2, "town": 8, "triage": 4}
+# the orders in the dispatch centre's triage queue: no grid yet (routing found none)
+TRIAGE = "triage:county"
 BUILT_ID = "built"
 
 
 def area_keys(order: domain.WorkOrder) -> set[str]:
-    """The areas whose lists show this order: its assignee's, and its village's and town's if it has them."""
+    """The areas whose lists show this order: its assignee's, its village's and town's if it has them,
+    and the triage queue's while it has no grid."""
     a = order.assignment
-    keys = {f"assignee:{a.assignee.staff_id}"}
+    keys = {f"assignee:{a.assignee.staff_id}"} | ({TRIAGE} if a.grid_id is None else set())
     if a.village_id:
         keys.add(f"village:{a.village_id}")
     if a.town_id:

@@ -34,7 +34,7 @@ from petition_common.mongo import bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence
 from services.routing import domain
-from services.routing.area_index import AreaIndex, Move
+from services.routing.area_index import TRIAGE, AreaIndex, Move
 from services.routing.records import order_from_dict, order_to_dict, to_cloudevent
 
 log = logging.getLogger(__name__)
@@ -163,13 +163,15 @@ class RoutingService:
         status: str | None = None,
         assignee: str | None = None,
         limit: int = 200,
+        triage: bool = False,
     ) -> list[dict[str, Any]]:
-        """Open and recently finished orders that this staff member may see, newest first.
+        """Open and recently finished orders that this staff member may see, newest first; with
+        `triage`, only those without a grid (the dispatch centre's triage queue).
 
         One area's list reads that area's index and loads only its orders; the county-wide list of a
         dispatcher or auditor pages through open_orders and loads no more than `limit` of them."""
-        filters = {"grid_id": grid_id, "town": town, "status": status, "assignee": assignee}
-        area = _area_of(staff, assignee)
+        filters = {"grid_id": grid_id, "town": town, "status": status, "assignee": assignee, "triage": triage}
+        area = _area_of(staff, assignee, triage)
         if area == "":
             return []  # a role that sees no order, or a supervisor without a town
         if area is None:
@@ -434,7 +436,7 @@ def _order_of(state: dict[str, Any] | None) -> domain.WorkOrder | None:
     return order_from_dict(state["order"]) if state is not None else None
 
 
-def _area_of(staff: Staff, assignee: str | None) -> str | None:
+def _area_of(staff: Staff, assignee: str | None, triage: bool) -> str | None:
     """The area index a list reads: the caller's own area; None for the county-wide list (open_orders);
     "" when the caller can see no order at all."""
     if staff.role == "grid_leader":
@@ -444,16 +446,17 @@ def _area_of(staff: Staff, assignee: str | None) -> str | None:
     if staff.role == "town_supervisor":
         return f"town:{staff.town_id}" if staff.town_id else ""
     if staff.role in ("county_dispatcher", "auditor"):
-        return f"assignee:{assignee}" if assignee else None
+        return f"assignee:{assignee}" if assignee else TRIAGE if triage else None
     return ""
 
 
 def _matches(
-    doc: dict[str, Any], grid_id: str | None, town: str | None, status: str | None, assignee: str | None
+    doc: dict[str, Any], grid_id: str | None, town: str | None, status: str | None, assignee: str | None, triage: bool
 ) -> bool:
     """Whether an open_orders document passes the list's filters."""
     return (
-        (not grid_id or doc.get("grid_id") == grid_id)
+        (not triage or doc.get("grid_id") is None)
+        and (not grid_id or doc.get("grid_id") == grid_id)
         and (not town or town in (doc.get("town"), doc.get("town_id")))
         and (not status or doc.get("status") == status)
         and (not assignee or doc.get("assignee") == assignee)

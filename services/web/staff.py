@@ -180,7 +180,8 @@ def act(petition_id: str, action: str) -> Any:
 @bp.get("/triage")
 @staff_required("triage")
 def triage() -> str:
-    orders = _call("GET", "routing", "/v1/workorders", params={"limit": 200}).body.get("workorders", [])
+    orders = _call("GET", "routing", "/v1/workorders", params={"triage": "true", "limit": 200})
+    orders = orders.body.get("workorders", [])
     pending = [o for o in orders if o["status"] in OPEN and o["route"] == "triage" and not o["assignment"]["grid_id"]]
     pending.sort(key=lambda o: o["assigned_at"])
     return render_template(

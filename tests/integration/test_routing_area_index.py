@@ -126,6 +126,20 @@ def test_lists_follow_assign_transfer_and_close(world: Any) -> None:
     assert ids(service, DISPATCHER, assignee="LT01V01G001") == ["P4"]
 
 
+def test_the_triage_queue_holds_orders_without_a_grid_until_one_is_given(world: Any) -> None:
+    service, _, clock, _ = world
+    nowhere = submitted("P9", "T09V09G009")  # no such grid, no point, no village: triage
+    nowhere.data["location"] = {"address": "不详"}
+    deliver(service, nowhere, submitted("P1", "T01V01G001"))
+    assert ids(service, DISPATCHER, triage=True) == ["P9"] == ids(service, AUDITOR, triage=True)
+    assert set(ids(service, DISPATCHER)) == {"P1", "P9"}
+    assert ids(service, leader("T01V01G001"), triage=True) == []
+    clock.now = T0 + timedelta(minutes=1)
+    service.act("P9", DISPATCHER, "transfer", {"grid_id": "T01V01G001", "reason": "人工分派"})
+    assert ids(service, DISPATCHER, triage=True) == []
+    assert ids(service, leader("T01V01G001")) == ["P9", "P1"]
+
+
 def test_a_redelivered_event_and_a_rebuild_restore_a_lost_index(world: Any) -> None:
     service, other, _, db = world
     deliver(service, submitted("P1", "T01V01G001"), submitted("P2", "T01V02G001"))
