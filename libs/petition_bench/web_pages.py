@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import threading
 import time
 import uuid
@@ -122,6 +123,7 @@ def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: f
     latencies: dict[str, list[float]] = {name: [] for name in pages}
     statuses: dict[str, set[int]] = {name: set() for name in pages}
     threads = [threading.Thread(target=load) for _ in range(concurrency)]
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -144,6 +146,8 @@ def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: f
         "intake_per_s": submitted[0] / wall,
         "submitted": submitted[0],
         "load_statuses": dict(sorted(load_statuses.items())),
+        # the machine is shared: what else ran shows in its load average (2 cores)
+        "loadavg_1m": (load_before, os.getloadavg()[0]),
     }
 
 
@@ -151,7 +155,8 @@ def report(result: dict, opts: argparse.Namespace) -> None:  # type: ignore[type
     how = f"paced to {opts.rate:g}/s" if opts.rate else "back to back"
     print(
         f"intake load: {opts.concurrency} clients {how}, reached {result['intake_per_s']:.1f} submissions/s "
-        f"over {opts.seconds:.0f} s; answers {result['load_statuses']}\n"
+        f"over {opts.seconds:.0f} s; answers {result['load_statuses']}; 1-minute load average "
+        f"{result['loadavg_1m'][0]:.1f} at the start, {result['loadavg_1m'][1]:.1f} at the end\n"
     )
     print("| page | requests | p50 ms | p95 ms | p99 ms | statuses |\n|---|---|---|---|---|---|")
     for name, r in [*result["pages"].items(), ("all pages", {**result["all"], "statuses": []})]:
