@@ -18,6 +18,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 REGISTRY_ID = "county"
 MAX_CONFLICT_RETRIES = 8
 _SEEN_KEEP = 64
+LIST_LOAD_THREADS = 8
 # how stale this instance's registry may be when it routes (another instance's import)
 REGISTRY_MAX_AGE_S = 1.0
 
@@ -131,6 +133,8 @@ class RoutingService:
         self.clock = clock
         self.open_orders = db["open_orders"]
         self.areas = AreaIndex(areas or AggregateStore(db, "area_index"), db["area_index_meta"])
+        # a list loads its orders a few at a time: each load is a round trip that mostly waits
+        self._loader = ThreadPoolExecutor(LIST_LOAD_THREADS, thread_name_prefix="list-load")
         self._timeout_cadence = Cadence(clock)
 
     # ---- reading
@@ -180,18 +184,22 @@ class RoutingService:
         else:
             candidates = [(at, pid) for pid, at in self.areas.members(area).items()]
         candidates.sort(key=lambda c: c[0], reverse=True)
-        out = []
-        for _, pid in candidates:
-            try:
-                _, order = self.load(pid)
-            except NotFound:
-                continue
-            # the order as it is now decides, not the index or projection that named it
-            if self._covers(staff, order) and _matches(_projection(order, 0), **filters):
-                out.append(order_to_dict(order))
-                if len(out) >= limit:
-                    break
-        return out
+        pids = [pid for _, pid in candidates]
+        out: list[dict[str, Any]] = []
+        while pids and len(out) < limit:
+            n = max(limit - len(out), LIST_LOAD_THREADS)
+            chunk, pids = pids[:n], pids[n:]
+            for order in self._loader.map(self._current, chunk):
+                # the order as it is now decides, not the index or projection that named it
+                if order is not None and self._covers(staff, order) and _matches(_projection(order, 0), **filters):
+                    out.append(order_to_dict(order))
+        return out[:limit]
+
+    def _current(self, petition_id: str) -> domain.WorkOrder | None:
+        try:
+            return self.load(petition_id)[1]
+        except NotFound:
+            return None
 
     def ensure_area_index(self) -> None:
         """Build the area index from open_orders if this database has none yet (before it existed)."""
@@ -199,13 +207,7 @@ class RoutingService:
             self.rebuild_area_index()
 
     def rebuild_area_index(self) -> int:
-        def current(pid: str) -> domain.WorkOrder | None:
-            try:
-                return self.load(pid)[1]
-            except NotFound:
-                return None
-
-        return self.areas.rebuild([d["_id"] for d in self.open_orders.find({}, {"_id": 1})], current)
+        return self.areas.rebuild([d["_id"] for d in self.open_orders.find({}, {"_id": 1})], self._current)
 
     # ---- consuming intake's events
 
