@@ -122,6 +122,7 @@ def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: f
     }
     latencies: dict[str, list[float]] = {name: [] for name in pages}
     statuses: dict[str, set[int]] = {name: set() for name in pages}
+    rows: dict[str, int] = {}
     threads = [threading.Thread(target=load) for _ in range(concurrency)]
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -134,13 +135,16 @@ def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: f
         resp = pages[name]()
         latencies[name].append(time.perf_counter() - started)
         statuses[name].add(resp.status_code)
+        # how many work orders the queues showed: their cost grows with it
+        rows[name] = resp.text.count('data-order="') + resp.text.count('data-triage="')
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
     every = [x for xs in latencies.values() for x in xs]
     return {
         "pages": {
-            n: {**percentiles_ms(xs), "n": len(xs), "statuses": sorted(statuses[n])} for n, xs in latencies.items()
+            n: {**percentiles_ms(xs), "n": len(xs), "statuses": sorted(statuses[n]), "rows": rows.get(n, 0)}
+            for n, xs in latencies.items()
         },
         "all": {**percentiles_ms(every), "n": len(every)},
         "intake_per_s": submitted[0] / wall,
@@ -158,11 +162,12 @@ def report(result: dict, opts: argparse.Namespace) -> None:  # type: ignore[type
         f"over {opts.seconds:.0f} s; answers {result['load_statuses']}; 1-minute load average "
         f"{result['loadavg_1m'][0]:.1f} at the start, {result['loadavg_1m'][1]:.1f} at the end\n"
     )
-    print("| page | requests | p50 ms | p95 ms | p99 ms | statuses |\n|---|---|---|---|---|---|")
-    for name, r in [*result["pages"].items(), ("all pages", {**result["all"], "statuses": []})]:
+    print("| page | requests | p50 ms | p95 ms | p99 ms | statuses | orders shown at the end |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in [*result["pages"].items(), ("all pages", {**result["all"], "statuses": [], "rows": 0})]:
         print(
             f"| {name} | {r['n']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | "
-            f"{', '.join(map(str, r['statuses']))} |"
+            f"{', '.join(map(str, r['statuses']))} | {r['rows'] or ''} |"
         )
 
 
