@@ -7,7 +7,8 @@ back (the benchmark's closed-loop intake load), or with `--rate` paced to R subm
 latency stage's open loop; the clients fall behind if intake answers slower than that). Meanwhile one
 page client walks the pages people use: the submit form, a receipt (a web submission), a tracking
 page, a grid leader's queue, a work order, the dispatcher's triage queue and a town supervisor's
-escalations. Prints each page's p50/p95/p99 and the rate the intake load reached, as Markdown.
+escalations. Prints each page's p50/p95/p99 and the rate the intake load reached, as Markdown
+(status 0: the connection broke).
 """
 
 from __future__ import annotations
@@ -132,7 +133,12 @@ def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: f
         if time.perf_counter() >= stop_at:
             break
         started = time.perf_counter()
-        resp = pages[name]()
+        try:
+            resp = pages[name]()
+        except requests.ConnectionError:  # counted as what it is, not left out
+            latencies[name].append(time.perf_counter() - started)
+            statuses[name].add(0)
+            continue
         latencies[name].append(time.perf_counter() - started)
         statuses[name].add(resp.status_code)
         # how many work orders the queues showed: their cost grows with it

@@ -14,10 +14,15 @@ from typing import Any
 
 import requests
 from flask import current_app, has_request_context
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 SERVICES = ("intake", "routing", "sla", "stats")
 # a page waits at most this long for a service; a slower answer shows the "try again" page
 TIMEOUT_S = 5.0
+# a read is sent once more when its connection broke: a kept-alive connection the service closed as it
+# was reused (gunicorn's keepalive is 5 s) resets it, and that is no reason for a "try again" page
+READ_RETRY = Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods=frozenset({"GET"}))
 
 
 class BackendUnavailable(Exception):
@@ -63,6 +68,7 @@ class Backends:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            session.mount("http://", HTTPAdapter(max_retries=READ_RETRY))
         return session
 
     def call(
