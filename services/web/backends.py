@@ -14,15 +14,10 @@ from typing import Any
 
 import requests
 from flask import current_app, has_request_context
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 SERVICES = ("intake", "routing", "sla", "stats")
 # a page waits at most this long for a service; a slower answer shows the "try again" page
 TIMEOUT_S = 5.0
-# a read is sent once more when its connection broke: a kept-alive connection the service closed as it
-# was reused (gunicorn's keepalive is 5 s) resets it, and that is no reason for a "try again" page
-READ_RETRY = Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods=frozenset({"GET"}))
 
 
 class BackendUnavailable(Exception):
@@ -68,7 +63,6 @@ class Backends:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
-            session.mount("http://", HTTPAdapter(max_retries=READ_RETRY))
         return session
 
     def call(
@@ -85,10 +79,18 @@ class Backends:
         sent = {**(self.client_headers() if has_request_context() else {}), **(headers or {})}
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
+        send = lambda: self._session().request(  # noqa: E731
+            method, self.urls[service] + path, json=json, params=params, headers=sent, timeout=TIMEOUT_S
+        )
         try:
-            resp = self._session().request(
-                method, self.urls[service] + path, json=json, params=params, headers=sent, timeout=TIMEOUT_S
-            )
+            try:
+                resp = send()
+            except requests.ConnectionError as exc:
+                # a kept-alive connection the service closed as it was reused (gunicorn's keepalive is
+                # 5 s) resets a read: send it once more. Never a write, never after a timeout.
+                if method != "GET" or isinstance(exc, requests.Timeout):
+                    raise
+                resp = send()
         except requests.RequestException as exc:
             raise BackendUnavailable(service, type(exc).__name__) from exc
         if resp.status_code >= 500:
