@@ -128,7 +128,9 @@ def list_village_grids(village_id: str) -> Response:
 def list_workorders() -> Response:
     staff = require_staff()
     args = request.args
-    unknown = {k: "unknown filter" for k in args if k not in ("grid_id", "town", "status", "assignee", "limit")}
+    unknown = {
+        k: "unknown filter" for k in args if k not in ("grid_id", "town", "status", "assignee", "triage", "limit")
+    }
     if unknown:
         raise ApiError(400, "invalid_filter", "unknown query parameters", unknown)
     # the document's types and bounds, before any is compared with what is stored
@@ -142,7 +144,13 @@ def list_workorders() -> Response:
     except ValueError as exc:
         raise ApiError(400, "invalid_filter", "limit must be a number", {"limit": "must be a number"}) from exc
     orders = _service().list_orders(
-        staff, args.get("grid_id"), args.get("town"), args.get("status"), args.get("assignee"), limit
+        staff,
+        args.get("grid_id"),
+        args.get("town"),
+        args.get("status"),
+        args.get("assignee"),
+        limit,
+        triage=args.get("triage") == "true",
     )
     return json_response({"workorders": orders, "count": len(orders)})
 
@@ -221,6 +229,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     ratelimit.install(app, runtime, routes, background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:
+        service.ensure_area_index()  # before serving lists: a database from before the index has none
         handlers = {
             t: service.on_intake_event
             for t in ("petition.submitted", "petition.feedback_received", "petition.withdrawn")

@@ -5,17 +5,20 @@ petition_common/store.py); its state also remembers the ids of the intake events
 makes the consumer idempotent. The registry is one aggregate whose every import is a commit, so an
 import replaces the whole registry atomically; every instance routes with the newest version, or
 with the one before for at most a second after another instance's import. `open_orders` is a
-small projection of unfinished (and recently finished) orders that the list endpoint and the
-timeout scanner read; it is rebuilt from the orders if it is ever lost.
+small projection of unfinished (and recently finished) orders that the county-wide list and the
+timeout scanner read; it is rebuilt from the orders if it is ever lost. Lists of one area (a grid
+leader's, a village's, a town's) read the area index instead (area_index.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +35,7 @@ from petition_common.mongo import bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence
 from services.routing import domain
+from services.routing.area_index import TRIAGE, AreaIndex, Move
 from services.routing.records import order_from_dict, order_to_dict, to_cloudevent
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 REGISTRY_ID = "county"
 MAX_CONFLICT_RETRIES = 8
 _SEEN_KEEP = 64
+LIST_LOAD_THREADS = 8
 # how stale this instance's registry may be when it routes (another instance's import)
 REGISTRY_MAX_AGE_S = 1.0
 
@@ -120,12 +125,16 @@ class RoutingService:
         registry: RegistryHolder,
         config: RoutingConfig,
         clock: Callable[[], datetime] = utc_now,
+        areas: AggregateStore | None = None,
     ):
         self.orders = orders
         self.registry = registry
         self.config = config
         self.clock = clock
         self.open_orders = db["open_orders"]
+        self.areas = AreaIndex(areas or AggregateStore(db, "area_index"), db["area_index_meta"])
+        # a list loads its orders a few at a time: each load is a round trip that mostly waits
+        self._loader = ThreadPoolExecutor(LIST_LOAD_THREADS, thread_name_prefix="list-load")
         self._timeout_cadence = Cadence(clock)
 
     # ---- reading
@@ -158,31 +167,47 @@ class RoutingService:
         status: str | None = None,
         assignee: str | None = None,
         limit: int = 200,
+        triage: bool = False,
     ) -> list[dict[str, Any]]:
-        """Open and recently finished orders that this staff member may see, newest first."""
-        matches = []
-        for doc in self.open_orders.find({}):
-            if grid_id and doc.get("grid_id") != grid_id:
-                continue
-            if town and town not in (doc.get("town"), doc.get("town_id")):
-                continue
-            if status and doc.get("status") != status:
-                continue
-            if assignee and doc.get("assignee") != assignee:
-                continue
-            matches.append(doc)
-        matches.sort(key=lambda d: d["assigned_at"], reverse=True)
-        out = []
-        for doc in matches:
-            try:
-                _, order = self.load(doc["_id"])
-            except NotFound:
-                continue
-            if self._covers(staff, order):
-                out.append(order_to_dict(order))
-                if len(out) >= limit:
-                    break
-        return out
+        """Open and recently finished orders that this staff member may see, newest first; with
+        `triage`, only those without a grid (the dispatch centre's triage queue).
+
+        One area's list reads that area's index and loads only its orders; the county-wide list of a
+        dispatcher or auditor pages through open_orders and loads no more than `limit` of them."""
+        filters = {"grid_id": grid_id, "town": town, "status": status, "assignee": assignee, "triage": triage}
+        area = _area_of(staff, assignee, triage)
+        if area == "":
+            return []  # a role that sees no order, or a supervisor without a town
+        if area is None:
+            docs = [d for d in self.open_orders.find({}) if _matches(d, **filters)]
+            candidates = [(d["assigned_at"], d["_id"]) for d in docs]
+        else:
+            candidates = [(at, pid) for pid, at in self.areas.members(area).items()]
+        candidates.sort(key=lambda c: c[0], reverse=True)
+        pids = [pid for _, pid in candidates]
+        out: list[dict[str, Any]] = []
+        while pids and len(out) < limit:
+            n = max(limit - len(out), LIST_LOAD_THREADS)
+            chunk, pids = pids[:n], pids[n:]
+            for order in self._loader.map(self._current, chunk):
+                # the order as it is now decides, not the index or projection that named it
+                if order is not None and self._covers(staff, order) and _matches(_projection(order, 0), **filters):
+                    out.append(order_to_dict(order))
+        return out[:limit]
+
+    def _current(self, petition_id: str) -> domain.WorkOrder | None:
+        try:
+            return self.load(petition_id)[1]
+        except NotFound:
+            return None
+
+    def ensure_area_index(self) -> None:
+        """Build the area index from open_orders if this database has none yet (before it existed)."""
+        if not self.areas.is_built():
+            self.rebuild_area_index()
+
+    def rebuild_area_index(self) -> int:
+        return self.areas.rebuild([d["_id"] for d in self.open_orders.find({}, {"_id": 1})], self._current)
 
     # ---- consuming intake's events
 
@@ -192,6 +217,8 @@ class RoutingService:
         step = self._apply(pid, loaded.state, event, self.clock())
         if step is not None:
             self._commit(loaded, *step)
+        elif loaded.state is not None and event.id in loaded.state["seen"]:
+            self._reproject([pid])
 
     def on_intake_events(self, events: list[tuple[Event, MessageMeta]]) -> None:
         """A poll batch at once (the consumer's batch handler): each petition's events applied in
@@ -202,9 +229,12 @@ class RoutingService:
         now = self.clock()
         items: list[tuple[Loaded, dict[str, Any], list[Event]]] = []
         orders: list[domain.WorkOrder] = []
+        redelivered: list[str] = []
         for pid, petition_events in groups.items():
             loaded = self.orders.load_to_write(pid)
             state, published = loaded.state, []
+            if state is not None and any(event.id in state["seen"] for event, _ in petition_events):
+                redelivered.append(pid)
             for event, _ in petition_events:
                 step = self._apply(pid, state, event, now)
                 if step is not None:
@@ -221,20 +251,29 @@ class RoutingService:
                 for event, meta in groups[loaded.aggregate_id]:
                     self.on_intake_event(event, meta)
             else:
-                projected.append((order, result.seq))
+                projected.append((order, result.seq, _order_of(loaded.state)))
+        self._reproject(redelivered)
         if not projected:
             return
         try:
             bulk_update(
                 self.open_orders,
-                [ReplaceOne({"_id": o.petition_id}, _projection(o, seq), upsert=True) for o, seq in projected],
+                [ReplaceOne({"_id": o.petition_id}, _projection(o, seq), upsert=True) for o, seq, _ in projected],
             )
         except BulkWriteError:  # two upserts raced to insert: write them one by one
-            for order, seq in projected:
-                self._project(order, seq)
+            for order, seq, before in projected:
+                self._project(order, seq, before)
             return
-        for order, seq in projected:
-            self._project_newer(order.petition_id, seq)
+        self.areas.apply(Move.of(order, before) for order, _, before in projected)
+        for order, seq, _ in projected:
+            self._project_newer(order, seq)
+
+    def _reproject(self, petition_ids: list[str]) -> None:
+        """Project again orders whose events were delivered again: the delivery before may have
+        committed the order and stopped before its projection and index were written."""
+        for pid in petition_ids:
+            loaded, order = self.load(pid)
+            self._project(order, loaded.seq)
 
     def _apply(
         self, pid: str, state: dict[str, Any] | None, event: Event, now: datetime
@@ -276,23 +315,25 @@ class RoutingService:
     def _commit(self, loaded: Loaded, state: dict[str, Any], transition: domain.Transition) -> None:
         state = {**state, "order": order_to_dict(transition.order)}
         commit = self.orders.commit(loaded, state, [to_cloudevent(e) for e in transition.events])
-        self._project(transition.order, commit.seq)
+        self._project(transition.order, commit.seq, _order_of(loaded.state))
 
-    def _project(self, order: domain.WorkOrder, seq: int) -> None:
-        """Keep open_orders in step; a slower writer of an older version re-reads and corrects it.
+    def _project(self, order: domain.WorkOrder, seq: int, before: domain.WorkOrder | None = None) -> None:
+        """Keep open_orders and the area index in step with version `seq` (`before` is the version it
+        replaced, whose areas it leaves); a slower writer of an older version re-reads and corrects it.
 
         The documents hold only what lists and the timeout scanner filter on: FerretDB scans this
         collection for every write to it, so small documents keep that cheap.
         """
         self.open_orders.replace_one({"_id": order.petition_id}, _projection(order, seq), upsert=True)
-        self._project_newer(order.petition_id, seq)
+        self.areas.apply([Move.of(order, before)])
+        self._project_newer(order, seq)
 
-    def _project_newer(self, petition_id: str, seq: int) -> None:
-        """After writing version `seq`'s document: if a newer version exists, write its document."""
-        latest = self.orders.latest_seq(petition_id)
+    def _project_newer(self, order: domain.WorkOrder, seq: int) -> None:
+        """After projecting version `seq`: if a newer version exists, project it (it leaves `order`'s areas)."""
+        latest = self.orders.latest_seq(order.petition_id)
         if latest > seq:
-            _, newer = self.load(petition_id)
-            self._project(newer, latest)
+            _, newer = self.load(order.petition_id)
+            self._project(newer, latest, order)
 
     # ---- staff actions
 
@@ -366,7 +407,7 @@ class RoutingService:
         for doc in list(self.open_orders.find({})):
             if doc.get("finished_at"):
                 if now - _parse_time(doc["finished_at"]) > self.config.keep_finished:
-                    self.open_orders.delete_one({"_id": doc["_id"]})
+                    self._forget(doc["_id"])
                 continue
             replied_at = doc.get("replied_at")
             if doc["status"] != domain.Status.REPLIED or not replied_at:
@@ -382,9 +423,46 @@ class RoutingService:
                 continue  # another instance or the citizen got there first
         return closed
 
+    def _forget(self, petition_id: str) -> None:
+        """A finished order leaves the lists: its areas first, so no list names an order it cannot find."""
+        with contextlib.suppress(NotFound):
+            self.areas.apply([Move.leaving(self.load(petition_id)[1])])
+        self.open_orders.delete_one({"_id": petition_id})
+
 
 def _principal(staff: Staff) -> domain.Principal:
     return domain.Principal(staff.staff_id, staff.role, staff.town_id)
+
+
+def _order_of(state: dict[str, Any] | None) -> domain.WorkOrder | None:
+    return order_from_dict(state["order"]) if state is not None else None
+
+
+def _area_of(staff: Staff, assignee: str | None, triage: bool) -> str | None:
+    """The area index a list reads: the caller's own area; None for the county-wide list (open_orders);
+    "" when the caller can see no order at all."""
+    if staff.role == "grid_leader":
+        return f"assignee:{staff.staff_id}"
+    if staff.role == "village_cadre":
+        return f"village:{staff.village_id}" if staff.village_id else ""
+    if staff.role == "town_supervisor":
+        return f"town:{staff.town_id}" if staff.town_id else ""
+    if staff.role in ("county_dispatcher", "auditor"):
+        return f"assignee:{assignee}" if assignee else TRIAGE if triage else None
+    return ""
+
+
+def _matches(
+    doc: dict[str, Any], grid_id: str | None, town: str | None, status: str | None, assignee: str | None, triage: bool
+) -> bool:
+    """Whether an open_orders document passes the list's filters."""
+    return (
+        (not triage or doc.get("grid_id") is None)
+        and (not grid_id or doc.get("grid_id") == grid_id)
+        and (not town or town in (doc.get("town"), doc.get("town_id")))
+        and (not status or doc.get("status") == status)
+        and (not assignee or doc.get("assignee") == assignee)
+    )
 
 
 def _projection(order: domain.WorkOrder, seq: int) -> dict[str, Any]:

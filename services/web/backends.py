@@ -7,7 +7,7 @@ is not meant to be shared across threads), so pages reuse keep-alive connections
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +58,8 @@ class Backends:
     # petition_common.ratelimit.client_headers); called within the page's request
     client_headers: Callable[[], dict[str, str]] = field(default=dict, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
-    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8), repr=False)
+    # reads a page makes at once; each pool thread keeps its own keep-alive Session (`_session`)
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16), repr=False)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -81,10 +82,18 @@ class Backends:
         sent = {**(self.client_headers() if has_request_context() else {}), **(headers or {})}
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
+        send = lambda: self._session().request(  # noqa: E731
+            method, self.urls[service] + path, json=json, params=params, headers=sent, timeout=TIMEOUT_S
+        )
         try:
-            resp = self._session().request(
-                method, self.urls[service] + path, json=json, params=params, headers=sent, timeout=TIMEOUT_S
-            )
+            try:
+                resp = send()
+            except requests.ConnectionError as exc:
+                # a kept-alive connection the service closed as it was reused (gunicorn's keepalive is
+                # 5 s) resets a read: send it once more. Never a write, never after a timeout.
+                if method != "GET" or isinstance(exc, requests.Timeout):
+                    raise
+                resp = send()
         except requests.RequestException as exc:
             raise BackendUnavailable(service, type(exc).__name__) from exc
         if resp.status_code >= 500:
@@ -101,9 +110,17 @@ class Backends:
     def post(self, service: str, path: str, **kw: Any) -> Answer:
         return self.call(service, "POST", path, **kw)
 
+    def get_all(self, reads: Sequence[tuple[str, str]], **kw: Any) -> list[Answer]:
+        """Several (service, path) reads at once, each within TIMEOUT_S: a page that needs three
+        services waits for the slowest answer, not for the sum. Raises what `get` would."""
+        # the pool's threads have no request context: the client headers are taken here, in the page's
+        headers = {**(self.client_headers() if has_request_context() else {}), **kw.pop("headers", {})}
+        futures = [self._pool.submit(self.get, service, path, headers=headers, **kw) for service, path in reads]
+        return [f.result() for f in futures]
+
     def get_many(self, service: str, paths: list[str], **kw: Any) -> list[Answer]:
-        """Several reads at once (a queue's deadlines: one sla read per work order)."""
-        return list(self._pool.map(lambda p: self.get(service, p, **kw), paths))
+        """Several reads of one service at once (a queue's deadlines: one sla read per work order)."""
+        return self.get_all([(service, p) for p in paths], **kw)
 
     def healthy(self, service: str) -> None:
         """Raises when the service's /healthz does not answer 200 (readiness of this service)."""
