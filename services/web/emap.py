@@ -135,8 +135,9 @@ def measures_for(cmap: CountyMap, staff: Staff, period: dict[str, str]) -> dict[
             **{m: fn(item, grid.population) for m, (_, _, fn) in MEASURES.items()},
         }
     alerts = backends.get("stats", "/v1/alerts", token=token, params={**period, "limit": 200})
+    categories = current_app.extensions["categories"]
     placed = []
-    for a in alerts.body.get("items", []) if alerts.ok else []:
+    for a in named_alerts(cmap, alerts.body.get("items", []) if alerts.ok else []):
         point = cmap.area_point(a["area"]["level"], a["area"]["id"], a.get("town"))
         if point is not None:
             placed.append(
@@ -144,7 +145,7 @@ def measures_for(cmap: CountyMap, staff: Staff, period: dict[str, str]) -> dict[
                     "alert_id": a["alert_id"],
                     "kind": a["kind"],
                     "area": a["area"],
-                    "category": a["category"],
+                    "category": categories[a["category"]].name if a["category"] in categories else a["category"],
                     "count": a["count"],
                     "window_start": a["window_start"],
                     "window_end": a["window_end"],
@@ -152,6 +153,16 @@ def measures_for(cmap: CountyMap, staff: Staff, period: dict[str, str]) -> dict[
                 }
             )
     return {"period": period, "grids": values, "alerts": placed}
+
+
+def named_alerts(cmap: CountyMap, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alerts with a grid's registry name (the events carry only its id; villages and towns have names)."""
+    out = []
+    for a in alerts:
+        grid = cmap.grids.get(a["area"]["id"]) if a["area"]["level"] == "grid" else None
+        out.append({**a, "area": {**a["area"], "name": f"{grid.village}{grid.name.removeprefix(grid.village)}"}}
+                   if grid else a)  # fmt: skip
+    return out
 
 
 @bp.get("/measures")

@@ -75,7 +75,9 @@ class CountyMap:
                 p.get("leader") or {}, p.get("cadre") or {}, tuple(p.get("helpers") or ()),
                 (round(point.x, 6), round(point.y, 6)),
             )  # fmt: skip
-        simple = shapely.set_precision(shapely.simplify(np.array(polygons), SIMPLIFY_DEG, preserve_topology=True), PRECISION_DEG)
+        simple = shapely.set_precision(
+            shapely.simplify(np.array(polygons), SIMPLIFY_DEG, preserve_topology=True), PRECISION_DEG
+        )
         shapes = dict(zip(grids, simple, strict=True))
         by_village: dict[str, list[Any]] = defaultdict(list)
         by_town: dict[str, list[Any]] = defaultdict(list)

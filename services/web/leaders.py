@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, g, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, render_template, request
 
 from services.web import report
 from services.web.backends import current_backends
-from services.web.emap import period_args
+from services.web.emap import named_alerts, period_args
 from services.web.staff import staff_required
 
 bp = Blueprint("leaders", __name__, url_prefix="/staff/leaders")
@@ -63,6 +63,8 @@ def gather(period: dict[str, str], metric: str, interval: str) -> dict[str, Any]
     series = _get("/v1/stats/timeseries", {**period, "interval": interval})
     categories = _get("/v1/stats/breakdown", {**period, "by": "category"})
     alerts = _get("/v1/alerts", {**period, "limit": 50})
+    cmap = current_app.extensions["county_map"].get(g.me.token)
+    alert_items = (alerts or {}).get("items", [])
     return {
         "summary": summary,
         "towns": (towns or {}).get("items", []),
@@ -70,7 +72,7 @@ def gather(period: dict[str, str], metric: str, interval: str) -> dict[str, Any]
         "definition": (towns or {}).get("definition"),
         "series": (series or {}).get("points", []),
         "categories": [c for c in (categories or {}).get("items", []) if c.get("key")],
-        "alerts": (alerts or {}).get("items", []),
+        "alerts": named_alerts(cmap, alert_items) if cmap else alert_items,
     }
 
 
@@ -138,7 +140,8 @@ def export_report() -> Response:
         abort(400)
     if data["summary"] is None:
         abort(503)
-    body = report.monthly_report(data, period, RANK_METRICS[metric], DEFINITIONS, scope=g.me.area)
+    names = {code: c.name for code, c in current_app.extensions["categories"].items()}
+    body = report.monthly_report(data, period, RANK_METRICS[metric], DEFINITIONS, scope=g.me.area, categories=names)
     name = f"petitions-report-{period.get('from', 'start')}-{period.get('to', 'now')}.xlsx"
     return Response(
         body,

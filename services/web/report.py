@@ -50,7 +50,9 @@ def monthly_report(
     metric_label: str,
     definitions: Mapping[str, tuple[str, str]],
     scope: str = "全县",
+    categories: Mapping[str, str] | None = None,
 ) -> bytes:
+    categories = categories or {}
     book = Workbook()
     ws = book.active
     ws.title = "月报"
@@ -88,8 +90,9 @@ def monthly_report(
     ]
     row = _table(ws, row + 1, ["类别", "受理", "办结", "满意率"], cats, {4: PCT})
     ws.cell(row=row, column=1, value="五、热点预警").font = Font(bold=True)
+    kinds = {"concentrated": "聚集", "emerging": "新发"}
     alerts = [
-        [a["area"]["name"], {"concentrated": "聚集", "emerging": "新发"}.get(a["kind"], a["kind"]), a["category"],
+        [a["area"]["name"], kinds.get(a["kind"], a["kind"]), categories.get(a["category"], a["category"]),
          a["count"], a["window_start"], a["window_end"]]
         for a in data["alerts"]
     ]  # fmt: skip

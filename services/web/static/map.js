@@ -16,6 +16,7 @@
 
   var map = L.map(el, { preferCanvas: true, zoomSnap: 0.25, attributionControl: !!el.dataset.tiles });
   var canvas = L.canvas({ padding: 0.2 });
+  emap.map = map;
   var bounds = JSON.parse(el.dataset.bounds || "null");
   if (bounds) map.fitBounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]]);
   else map.setView([36.25, 120.05], 10);
@@ -141,6 +142,8 @@
       body.replaceWith(box);
     }).catch(function () { body.textContent = "网格信息暂不可用。"; });
   }
+
+  emap.showGrid = showGrid;
 
   function drawAlerts(alerts) {
     var ul = document.querySelector("[data-alerts]");

@@ -57,7 +57,9 @@ class CannedBackends(Backends):
         if params.get("from") == "bad":
             return Answer(400, {"error": {"fields": {"from": "must be a date (YYYY-MM-DD)"}}})
         if path == "/v1/stats/breakdown" and params.get("by") == "grid":
-            return Answer(200, {"items": [{"key": self.hot_grid, **_counts(10, 4, breached=2, satisfied=3, feedback=4)}]})
+            return Answer(
+                200, {"items": [{"key": self.hot_grid, **_counts(10, 4, breached=2, satisfied=3, feedback=4)}]}
+            )
         if path == "/v1/stats/breakdown":
             return Answer(200, {"items": [{"key": "drainage", "name": "排水", **_counts(10, 4)}]})
         if path == "/v1/alerts":
@@ -171,9 +173,12 @@ def test_houses_come_by_bounding_box_and_only_in_the_staff_members_area(app, cou
     assert all(w <= x <= e and s <= y <= n for x, y in body["points"])
     far_town = next(g for g in county.grids if g.town_id != "T01")
     w, s, e, n = far_town.polygon.bounds
-    assert _client(app, _staff(county, "town_supervisor")).get(f"/staff/map/houses?bbox={w},{s},{e},{n}").get_json()[
-        "points"
-    ] == []
+    assert (
+        _client(app, _staff(county, "town_supervisor"))
+        .get(f"/staff/map/houses?bbox={w},{s},{e},{n}")
+        .get_json()["points"]
+        == []
+    )
     bad = dispatcher.get("/staff/map/houses?bbox=1,2,3")
     assert bad.status_code == 400 and "bbox" in bad.get_json()["error"]["fields"]
 
