@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request
 
@@ -85,22 +85,35 @@ def _geojson(body: bytes) -> Response:
 
 @bp.get("")
 @staff_required()
-def page() -> str:
+def page() -> Any:
     cmap = county_map()
     staff = principal(cmap)
     settings = current_app.extensions["settings"].extra
     measure = request.args.get("measure", "open")
-    return render_template(
+    tiles = settings.get("WEB_MAP_TILES_URL", "")
+    page = render_template(
         "map.html",
         measures=MEASURES,
         measure=measure if measure in MEASURES else "open",
         period=period_args(),
         bounds=cmap.bounds(staff),
         grids=len(cmap.visible(staff)),
-        tiles=settings.get("WEB_MAP_TILES_URL", ""),
+        tiles=tiles,
         tiles_attribution=settings.get("WEB_MAP_TILES_ATTRIBUTION", ""),
         houses=current_app.extensions["houses"] is not None,
     )
+    return page, 200, ({"Content-Security-Policy": tiles_csp(tiles)} if tiles else {})
+
+
+def tiles_csp(tiles: str) -> str:
+    """The pages' policy with images also from the configured tile server (and nothing else)."""
+    from services.web.app import PAGE_CSP  # the app module imports this one
+
+    host = urlsplit(tiles).netloc
+    if "{" in host:  # a subdomain template such as t{s}.tianditu.gov.cn
+        host = "*." + host.split(".", 1)[1]
+    scheme = urlsplit(tiles).scheme or "https"
+    return PAGE_CSP.replace("img-src 'self' data:", f"img-src 'self' data: {scheme}://{host}")
 
 
 @bp.get("/grids.geojson")

@@ -234,3 +234,11 @@ def test_grid_leaders_and_cadres_have_the_map_but_not_the_leaders_view(app, coun
     client = _client(app, _staff(county, "grid_leader"))
     assert client.get("/staff/map").status_code == 200
     assert client.get("/staff/leaders").status_code == 404
+
+
+def test_a_configured_tile_server_is_the_only_other_image_source(county, backends, houses_file) -> None:  # type: ignore[no-untyped-def]
+    extra = {"WEB_MAP_TILES_URL": "http://t{s}.tianditu.gov.cn/vec_w/wmts?x={x}&y={y}&l={z}"}
+    app = create_app(Settings(service="web", environment="development", extra=extra), backends=backends)
+    page = _client(app, _staff(county, "county_dispatcher")).get("/staff/map")
+    assert "img-src 'self' data: http://*.tianditu.gov.cn;" in page.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in page.headers["Content-Security-Policy"]
