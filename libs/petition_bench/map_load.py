@@ -11,6 +11,7 @@ the moment the page's script has drawn every grid, the outlines and the alerts (
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import time
@@ -88,8 +89,9 @@ def load_once(d: WebDriver, web: str) -> tuple[float, int]:
 def report(result: dict[str, list[float]], grids: int, runs: int) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     print(f"# Grid map load, whole county ({grids} grids drawn in every run: {set(result['drawn'])})\n")
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · {platform.node()} · {platform.processor() or ''}"
-          f" · commit {commit.strip()} · {runs} runs each\n")  # fmt: skip
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · {platform.node()} · {os.cpu_count()} cores"
+          f" · load average {load} · commit {commit.strip()} · {runs} runs each\n")  # fmt: skip
     print("| browser cache | median ms | p95 ms | max ms |")
     print("|---|---|---|---|")
     for kind in ("cold", "warm"):
