@@ -51,6 +51,7 @@ class MonthPlatform:
     county: County
     web: str
     stats: str
+    routing: str
     hot_grid: str
 
 
@@ -111,7 +112,7 @@ def month_platform(run_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
         web = fleet.start("web", extra_env={f"WEB_{n.upper()}_URL": u for n, u in urls.items()})
         fleet.wait_ready(["web"], timeout_s=60)
         _wait_counted(stats.url, county, ends)
-        yield MonthPlatform(county, web.url, stats.url, HOT_GRID)
+        yield MonthPlatform(county, web.url, stats.url, urls["routing"], HOT_GRID)
     finally:
         fleet.stop_all()
 
@@ -286,3 +287,17 @@ def test_a_town_supervisor_sees_only_their_town(month_platform, browser) -> None
     # another town's grid is not there, not even by its address
     other = next(g for g in p.county.grids if g.town_id != town.town_id)
     assert session_of(d).get(f"{p.web}/staff/map/grids/{other.grid_id}", timeout=30).status_code == 404
+
+
+def test_routing_serves_the_whole_registry_once_per_version(month_platform) -> None:  # type: ignore[no-untyped-def]
+    p = month_platform
+    url = f"{p.routing}/v1/grids"
+    assert requests.get(url, timeout=30).status_code == 401  # the roster is not for the public
+    whole = requests.get(url, headers=_dispatcher(p.county), timeout=60)
+    assert whole.status_code == 200 and whole.headers["Content-Type"].startswith("application/geo+json")
+    body = whole.json()
+    assert len(body["features"]) == len(p.county.grids) and body["version"] >= 1
+    etag = whole.headers["ETag"]
+    assert etag == f'"registry-{body["version"]}"'
+    again = requests.get(url, headers={**_dispatcher(p.county), "If-None-Match": etag}, timeout=30)
+    assert again.status_code == 304 and not again.content
