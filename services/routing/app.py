@@ -91,7 +91,7 @@ def get_grid(grid_id: str) -> Response:
 @bp.get("/v1/grids")
 def list_grids() -> Response:
     """The whole registry as one FeatureCollection (the grid map's source), with its version as the
-    ETag: a client that has the current version gets a 304 without the body (~2.6 MB for a county)."""
+    ETag: a client that has the current version gets a 304 without the body (2.1 MB for the demo county)."""
     require_staff()
     _registry()
     version, body = current_app.extensions["registry"].feature_collection()
