@@ -14,6 +14,7 @@ The demo data, test fixture and benchmark input of the petition platform::
 """
 
 from countysim.county import generate_county
+from countysim.houses import Houses, generate_houses
 from countysim.model import AreaLevel, County, Grid, Role, Staff, Town, Village
 from countysim.petitions import (
     CHANNEL_MIX,
@@ -33,6 +34,7 @@ __all__ = [
     "County",
     "GeneratedPetition",
     "Grid",
+    "Houses",
     "PetitionTruth",
     "Role",
     "RouteKind",
@@ -40,6 +42,7 @@ __all__ = [
     "Town",
     "Village",
     "generate_county",
+    "generate_houses",
     "generate_petitions",
     "load_category_shares",
     "plant_hotspot",

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from countysim import County, generate_county
+from countysim import County, generate_county, generate_houses
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 
 DEMO_SEED = 7
@@ -45,7 +45,10 @@ def prepare(county: County, directory: Path) -> dict[str, str]:
     tokens = write_tokens_file(directory / "staff-tokens.yaml", {**county_tokens(county), **DEVELOPMENT_TOKENS})
     accounts = directory / "demo-accounts.json"
     accounts.write_text(json.dumps(demo_accounts(county), ensure_ascii=False), encoding="utf-8")
+    # the grid map's house layer: the generator's ~210,000 houses (a site exports its own house registry)
+    houses = generate_houses(county, seed=DEMO_SEED).write_csv(directory / "houses.csv.gz")
     return {
+        "WEB_HOUSES_FILE": str(houses),
         "STAFF_TOKENS_FILE": str(tokens),
         "ROUTING_DISPATCHER_ID": dispatcher_of(county),
         "WEB_DEMO_ACCOUNTS_FILE": str(accounts),

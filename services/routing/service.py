@@ -61,6 +61,7 @@ class RegistryHolder:
         self.current: domain.GridRegistry | None = None
         self._lock = threading.Lock()
         self._checked_at = -1e9
+        self._serialised: tuple[int, bytes] | None = None
 
     def refresh(self, max_age_s: float = 0.0) -> None:
         """Pick up a newer registry. With `max_age_s`, skip the database check when the last one is
@@ -78,6 +79,18 @@ class RegistryHolder:
                 # validated when it was imported; building the spatial index takes ~0.3 s for a county
                 self.current = domain.GridRegistry.from_geojson(_unpack(loaded.state["geojson"]))
                 self.version = loaded.seq
+
+    def feature_collection(self) -> tuple[int, bytes] | None:
+        """(version, the whole registry as GeoJSON bytes) for map clients; built once per version."""
+        current, version = self.current, self.version
+        if current is None:
+            return None
+        cached = self._serialised
+        if cached is None or cached[0] != version:
+            features = [g.to_feature() for g in current.grids]
+            body = orjson.dumps({"type": "FeatureCollection", "version": version, "features": features})
+            cached = self._serialised = (version, body)
+        return cached
 
     def replace_with(self, geojson: dict[str, Any], imported_by: str) -> dict[str, Any]:
         """Validate and commit a new registry; raises domain.RegistryInvalid with every problem."""

@@ -20,7 +20,7 @@ from petition_common.credentials import Signer
 from petition_common.metrics import PlatformMetrics
 from petition_common.taxonomy import load_categories
 from petition_common.web import create_base_app, mount_metrics
-from services.web import labels
+from services.web import emap, labels, leaders
 from services.web.areas import AreaCache
 from services.web.audit import bp as audit_bp
 from services.web.backends import SERVICES, Backends, BackendUnavailable
@@ -29,6 +29,7 @@ from services.web.devlogin import DemoAccounts
 from services.web.devlogin import bp as login_bp
 from services.web.sessions import SessionTable
 from services.web.staff import bp as staff_bp
+from services.web.vendor import bp as vendor_bp
 
 log = logging.getLogger(__name__)
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -90,11 +91,15 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     app.register_blueprint(login_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(audit_bp)
+    app.register_blueprint(vendor_bp)
+    emap.install(app)
+    leaders.install(app)
     _page_errors(app)
 
     @app.after_request
     def page_headers(response: Response) -> Response:
-        if response.mimetype == "text/html":
+        if response.mimetype == "text/html" and "Content-Security-Policy" not in response.headers:
+            # a page may widen it for its own needs (the map's configured tile server)
             response.headers["Content-Security-Policy"] = PAGE_CSP
         if request.path.startswith("/static/"):
             # the service's own assets; pages themselves stay no-store (they may hold personal data)

@@ -7,7 +7,6 @@ into each page; screenshots of the main pages go to docs/screenshots/ (committed
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,19 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from countysim import County
 from petition_devtools import demo
+from petition_devtools.browser import headless_chromium
 from petition_devtools.processes import ServiceFleet
 
 REPO = Path(__file__).resolve().parents[2]
 AXE = REPO / "services" / "web" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = REPO / "docs" / "screenshots"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 PHONE = (360, 640)
 DESKTOP = (1366, 768)
 
@@ -102,19 +98,9 @@ class Browser:
         return path
 
 
-def _chrome() -> WebDriver:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=zh-CN", "--disable-gpu"):
-        options.add_argument(arg)
-    # the given driver and browser only: Selenium Manager must not fetch anything
-    os.environ.setdefault("SE_OFFLINE", "true")
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    driver = _chrome()
+    driver = headless_chromium()
     driver.set_script_timeout(30)
     b = Browser(driver)
     b.viewport(PHONE)
