@@ -21,9 +21,18 @@ from petition_common.runtime import ServiceRuntime
 from petition_common.taxonomy import load_categories
 from petition_common.timesource import clock_from_env
 from petition_common.topics import EVENT_TYPES, ROUTING
-from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object, validated
+from petition_common.web import (
+    ApiError,
+    create_base_app,
+    error_response,
+    json_response,
+    mount_metrics,
+    read_json_object,
+    validated,
+)
 from services.intake import domain
-from services.intake.contacts import ContactCipher, ContactKeys, ContactStore
+from services.intake.contacts import ContactCipher, ContactKeys, ContactStore, KeyUnavailable
+from services.intake.metrics import RetentionMetrics
 from services.intake.retention import DEFAULT_RETENTION_DAYS, Retention
 from services.intake.service import SUBMITTER, IdempotencyMismatch, IntakeService, NotFound
 
@@ -158,6 +167,14 @@ def read(petition_id: str) -> Response:
         raise ApiError(404, "not_found", "no such petition for this tracking code or token") from exc
 
 
+@bp.errorhandler(KeyUnavailable)
+def key_unavailable(exc: KeyUnavailable) -> Response:
+    # a record under a key this instance lacks (a restore with an older key file, a key removed
+    # before `petitions-keys rotate` finished): the operator restores the key, the data are whole
+    log.error("contact details unreadable: %s", exc)
+    return error_response(503, "contact_key_unavailable", "the contact details cannot be read now; retry later")
+
+
 def _citizen_body(schema: str) -> dict[str, Any]:
     """A citizen's body: the contract's schema, and no fields it does not name."""
     body = read_json_object()
@@ -251,7 +268,15 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         clock=clock,
     )
     retention_days = float(settings.extra.get("INTAKE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
-    retention = Retention(runtime.db, petitions, contacts, service.update, timedelta(days=retention_days), clock)
+    retention = Retention(
+        runtime.db,
+        petitions,
+        contacts,
+        service.update,
+        timedelta(days=retention_days),
+        clock,
+        RetentionMetrics(runtime.metrics.registry),
+    )
     service.on_end = retention.note_if_ended
     app = create_base_app("intake", runtime.metrics, runtime.checks())
     app.extensions["runtime"] = runtime

@@ -163,18 +163,14 @@ class ContactStore:
         concurrent erasure is never undone; running it again picks up whatever it missed."""
         seen = rotated = gone = 0
         current = self.cipher.current
-        ids = [d["_id"] for d in self.collection.find({"kid": {"$ne": current}}, {"_id": 1})]
-        for cid in ids:
+        stale = list(self.collection.find({"kid": {"$ne": current}}))
+        for doc in stale:
             seen += 1
-            doc = self.collection.find_one({"_id": cid})
-            if doc is None:
-                gone += 1
-            elif doc["kid"] != current:
-                sealed = self.cipher.seal(cid, self.cipher.open(doc))
-                result = self.collection.replace_one({"_id": cid, "kid": doc["kid"]}, sealed)
-                rotated += result.modified_count
-                gone += 1 - result.matched_count
-            if progress is not None and (seen % batch == 0 or seen == len(ids)):
+            sealed = self.cipher.seal(doc["_id"], self.cipher.open(doc))
+            result = self.collection.replace_one({"_id": doc["_id"], "kid": doc["kid"]}, sealed)
+            rotated += result.modified_count
+            gone += 1 - result.matched_count
+            if progress is not None and (seen % batch == 0 or seen == len(stale)):
                 progress(RotationProgress(seen, rotated, gone))
         return RotationProgress(seen, rotated, gone)
 

@@ -33,6 +33,7 @@ from petition_common.store import AggregateStore
 from petition_common.timesource import Cadence, Clock
 from services.intake import domain
 from services.intake.contacts import ContactStore
+from services.intake.metrics import RetentionMetrics
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class Retention:
         update: Callable[[str, Callable[[dict[str, Any]], dict[str, Any]]], None],
         period: timedelta,
         clock: Clock,
+        metrics: RetentionMetrics,
     ):
         self.notes = db["retention"]
         self.erasures = db["erasures"]
@@ -60,6 +62,7 @@ class Retention:
         self.update = update
         self.period = period
         self.clock = clock
+        self.metrics = metrics
         self._cadence = Cadence(clock)
 
     def note_if_ended(self, before: dict[str, Any], state: dict[str, Any]) -> None:
@@ -79,6 +82,7 @@ class Retention:
         now = self.clock()
         due = {n["_id"]: n["ended_at"] for n in self.notes.find({}) if _as_utc(n["ended_at"]) + self.period <= now}
         if not due:
+            self.metrics.last_run.set(now.timestamp())
             return 0
         followers: dict[str, list[dict[str, Any]]] = {}
         wanted = set(due)
@@ -90,7 +94,10 @@ class Retention:
             try:
                 erased += self._erase(pid, ended_at, followers.get(pid, []), now)
             except Exception as exc:  # the next run tries again; the others go ahead
+                self.metrics.failures.inc()
                 log.warning("erasure failed", extra={"petition_id": pid, "error": repr(exc)})
+        self.metrics.erased.inc(erased)
+        self.metrics.last_run.set(now.timestamp())
         return erased
 
     def _erase(self, pid: str, ended_at: datetime, followers: list[dict[str, Any]], now: datetime) -> int:

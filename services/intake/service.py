@@ -419,7 +419,13 @@ class IntakeService:
             new = {
                 **state,
                 "feedback_round": round_,
-                "feedback": {"satisfaction": satisfaction, "comment": comment, "received_at": now, "round": round_},
+                # kept in the petition's commits: identifiers masked like the petition's text
+                "feedback": {
+                    "satisfaction": satisfaction,
+                    "comment": redact.mask_identifiers(comment) if comment else comment,
+                    "received_at": now,
+                    "round": round_,
+                },
                 "timeline": [
                     *state["timeline"],
                     {"at": now, "event": "petition.feedback_received", "status": state["status"], "note": satisfaction},
