@@ -256,6 +256,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     categories = load_categories(settings.config_dir / "categories.yaml")
     petitions = runtime.store("petitions")
     clock = clock_from_env("intake", settings.extra)
+    tokens = staff_directory(settings)  # refuses public credentials first, naming each of them
     contacts = ContactStore(runtime.db["contacts"], ContactCipher(ContactKeys.from_settings(settings)))
     service = IntakeService(
         runtime.db,
@@ -281,7 +282,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     app = create_base_app("intake", runtime.metrics, runtime.checks())
     app.extensions["runtime"] = runtime
     app.extensions["intake"] = service
-    app.extensions["tokens"] = staff_directory(settings)
+    app.extensions["tokens"] = tokens
     app.extensions["schemas"] = RequestSchemas(settings.contract_dir, "intake")
     app.register_blueprint(bp)
     ratelimit.install(app, runtime, RATE_LIMITS, background=start_background)
