@@ -17,11 +17,28 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORTS = {"intake": 8081, "routing": 8082, "sla": 8083, "stats": 8084, "web": 8085}
 # signs citizens' credentials (petition_common/credentials.py); production sets its own SECRET_KEYS
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-deploy"
+# encrypts citizens' contact details in intake (services/intake/contacts.py): `<key id>:<32 bytes,
+# URL-safe base64>`; public, so a service outside development refuses it (docs/security.md)
+DEVELOPMENT_CONTACT_KEYS = ("dev1:ZGV2ZWxvcG1lbnQtb25seS1jb250YWN0LWtleS0zMmI",)
 
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name)
     return default if value is None or value == "" else value
+
+
+def _key_list(text: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in text.replace("\n", ",").split(",") if k.strip() and not k.strip().startswith("#"))
+
+
+def _contact_keys() -> tuple[str, ...]:
+    """CONTACT_KEYS, else the file CONTACT_KEYS_FILE names, else the development key."""
+    if os.environ.get("CONTACT_KEYS"):
+        return _key_list(os.environ["CONTACT_KEYS"])
+    path = os.environ.get("CONTACT_KEYS_FILE")
+    if path:
+        return _key_list(Path(path).read_text(encoding="utf-8"))
+    return DEVELOPMENT_CONTACT_KEYS
 
 
 # RATE_LIMIT_* variables that are not a limit of their own
@@ -110,6 +127,10 @@ class Settings:
     calendar_dir: Path = field(default=REPO_ROOT / "config" / "calendar")
     # server keys for citizens' credentials: the first signs, all verify (rotation)
     secret_keys: tuple[str, ...] = (DEVELOPMENT_SECRET_KEY,)
+    # intake's keys for contact details, `<id>:<base64 key>`: the first encrypts, all decrypt (rotation:
+    # put the new key first, run `petitions-keys rotate`, then drop the old one); from CONTACT_KEYS or
+    # the file CONTACT_KEYS_FILE (a mounted secret), one key a line or comma-separated
+    contact_keys: tuple[str, ...] = field(default=DEVELOPMENT_CONTACT_KEYS, repr=False)
     # "development" (bin/run, tests, the benchmark) or "production" (from_env's default): outside
     # development a service refuses to start with the development credentials (petition_common.auth)
     environment: str = "development"
@@ -136,6 +157,10 @@ class Settings:
     @property
     def uses_development_key(self) -> bool:
         return DEVELOPMENT_SECRET_KEY in self.secret_keys
+
+    @property
+    def uses_development_contact_key(self) -> bool:
+        return bool(set(DEVELOPMENT_CONTACT_KEYS) & set(self.contact_keys))
 
     @property
     def database(self) -> str:
@@ -181,6 +206,7 @@ class Settings:
             staff_tokens_file=Path(_env("STAFF_TOKENS_FILE", str(config_dir / "staff-tokens.yaml"))),
             calendar_dir=Path(_env("CALENDAR_DIR", str(config_dir / "calendar"))),
             secret_keys=tuple(k.strip() for k in _env("SECRET_KEYS", DEVELOPMENT_SECRET_KEY).split(",") if k.strip()),
+            contact_keys=_contact_keys(),
             environment=_env("PETITIONS_ENV", "production"),
             rate_limits=RateLimitSettings.from_env(),
             extra={k: v for k, v in os.environ.items() if k.startswith(f"{prefix}_")},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -20,8 +21,19 @@ from petition_common.runtime import ServiceRuntime
 from petition_common.taxonomy import load_categories
 from petition_common.timesource import clock_from_env
 from petition_common.topics import EVENT_TYPES, ROUTING
-from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, read_json_object, validated
+from petition_common.web import (
+    ApiError,
+    create_base_app,
+    error_response,
+    json_response,
+    mount_metrics,
+    read_json_object,
+    validated,
+)
 from services.intake import domain
+from services.intake.contacts import ContactCipher, ContactKeys, ContactStore, KeyUnavailable
+from services.intake.metrics import RetentionMetrics
+from services.intake.retention import DEFAULT_RETENTION_DAYS, Retention
 from services.intake.service import SUBMITTER, IdempotencyMismatch, IntakeService, NotFound
 
 bp = Blueprint("intake", __name__)
@@ -174,6 +186,12 @@ def _staff_read(service: IntakeService, petition_id: str, staff: Staff) -> Respo
         return json_response({k: v for k, v in view.items() if k != "citizen"})
     audit_http.record(CONTACT_READ, staff, petition_id=petition_id, fields=CONTACT_FIELDS)
     return json_response(view)
+@bp.errorhandler(KeyUnavailable)
+def key_unavailable(exc: KeyUnavailable) -> Response:
+    # a record under a key this instance lacks (a restore with an older key file, a key removed
+    # before `petitions-keys rotate` finished): the operator restores the key, the data are whole
+    log.error("contact details unreadable: %s", exc)
+    return error_response(503, "contact_key_unavailable", "the contact details cannot be read now; retry later")
 
 
 def _citizen_body(schema: str) -> dict[str, Any]:
@@ -257,19 +275,34 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     runtime = ServiceRuntime(settings)
     categories = load_categories(settings.config_dir / "categories.yaml")
     petitions = runtime.store("petitions")
+    clock = clock_from_env("intake", settings.extra)
+    tokens = staff_directory(settings)  # refuses public credentials first, naming each of them
+    contacts = ContactStore(runtime.db["contacts"], ContactCipher(ContactKeys.from_settings(settings)))
     service = IntakeService(
         runtime.db,
         petitions,
         runtime.store("duplicates"),
         set(categories),
         Signer(settings.secret_keys),
+        contacts,
         id_prefix=settings.extra.get("INTAKE_ID_PREFIX", "JZ"),
-        clock=clock_from_env("intake", settings.extra),
+        clock=clock,
     )
+    retention_days = float(settings.extra.get("INTAKE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
+    retention = Retention(
+        runtime.db,
+        petitions,
+        contacts,
+        service.update,
+        timedelta(days=retention_days),
+        clock,
+        RetentionMetrics(runtime.metrics.registry),
+    )
+    service.on_end = retention.note_if_ended
     app = create_base_app("intake", runtime.metrics, runtime.checks())
     app.extensions["runtime"] = runtime
     app.extensions["intake"] = service
-    app.extensions["tokens"] = staff_directory(settings)
+    app.extensions["tokens"] = tokens
     app.extensions["schemas"] = RequestSchemas(settings.contract_dir, "intake")
     app.register_blueprint(bp)
     audit_http.install(app, runtime)
@@ -279,4 +312,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         handlers = {t: service.on_routing_event for t in EVENT_TYPES[ROUTING]}
         runtime.start_consumer([ROUTING], handlers, batch_handler=service.on_routing_events)
         runtime.start_relay([petitions])
+        erase_s = float(settings.extra.get("INTAKE_RETENTION_INTERVAL_S", 3600))
+        # checked often, run every erase_s by either clock (a test's clock jumps years)
+        runtime.start_periodic("retention", min(1.0, erase_s), lambda: retention.erase_when_due(erase_s))
     return app

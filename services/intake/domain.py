@@ -247,10 +247,6 @@ DUPLICATE_WINDOW_S = 24 * 3600
 DUPLICATE_SIMILARITY = 90.0
 
 
-def duplicate_key(phone: str, category: str) -> str:
-    return hashlib.sha256(f"{phone}|{category}".encode()).hexdigest()[:32]
-
-
 def _normalized(content: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", content) if ch.isalnum())
 

@@ -26,7 +26,8 @@ from petition_common.consumer import MessageMeta, by_petition
 from petition_common.credentials import Signer
 from petition_common.envelope import Event, format_time, utc_now
 from petition_common.store import AggregateStore, Conflict, Loaded
-from services.intake import domain
+from services.intake import domain, redact
+from services.intake.contacts import ContactStore
 from services.intake.ids import PetitionNumbers
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,15 @@ class IdempotencyMismatch(Exception):
 TRACKING = "tracking"  # the purpose of tracking-code digests and derivations (credentials.Signer)
 CITIZEN = "citizen"  # the purpose of citizens' pseudonymous references (`citizen.ref` in events)
 CITIZEN_REF_LENGTH = 22  # base64 characters: 132 bits
+CONTACT = "contact"  # the purpose of contact ids, derived from the petition (retries find the same record)
+DUPLICATES = "duplicates"  # the purpose of the duplicate index's blind keys (phone and category)
+FINGERPRINT = "fingerprint"  # the purpose of the digests of request bodies an Idempotency-Key is bound to
+
+
+def duplicate_key(signer: Signer, phone: str, category: str) -> str:
+    """The duplicate index's key of a citizen's petitions in one category: a blind index (keyed HMAC),
+    never a plain hash of the phone, which anyone can reverse by hashing every number there is."""
+    return signer.sign(DUPLICATES, phone, category, length=32)
 
 
 class IntakeService:
@@ -70,11 +80,14 @@ class IntakeService:
         duplicates: AggregateStore,
         categories: set[str],
         signer: Signer,
+        contacts: ContactStore,
         id_prefix: str = "JZ",
         clock: Callable[[], datetime] = utc_now,
     ):
         self.petitions = petitions
         self.signer = signer
+        # names, phones, addresses and original texts, encrypted; everything else holds masked forms
+        self.contacts = contacts
         # citizens who joined a petition, one document each: `<petition id>:<follower id>`
         self.followers = db["followers"]
         self.duplicates = duplicates
@@ -85,6 +98,8 @@ class IntakeService:
         self.numbers = PetitionNumbers(db["petition_numbers"], id_prefix)
         self.categories = categories
         self.clock = clock
+        # notes ended petitions for the erasure of their contact details (retention.py); set by the app
+        self.on_end: Callable[[dict[str, Any], dict[str, Any]], None] = lambda before, after: None
 
     # ---- submit
 
@@ -106,8 +121,10 @@ class IntakeService:
         if idempotency_key is None:
             return self._create(pid, code, sub, now)
         key_id = "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
-        # no tracking code in the claim: the nonce it is derived from, useless without the server key
-        claim = {"_id": key_id, "fingerprint": fingerprint, "at": now, "petition_id": pid, "nonce": nonce}
+        # no tracking code in the claim: the nonce it is derived from, useless without the server key;
+        # and the body's fingerprint keyed, as a plain hash of a body is tested by guessing its phone
+        digest = self.signer.digest(FINGERPRINT, fingerprint)
+        claim = {"_id": key_id, "fingerprint": digest, "at": now, "petition_id": pid, "nonce": nonce}
         try:
             self.idempotency.insert_one(claim)
             replayed = False
@@ -115,7 +132,9 @@ class IntakeService:
             existing = self.idempotency.find_one({"_id": key_id})
             if existing is None:  # pragma: no cover - keys are never deleted while in use
                 raise
-            if existing["fingerprint"] != fingerprint:
+            stored = existing["fingerprint"]
+            # claims written before keyed fingerprints hold the plain one
+            if stored != fingerprint and not self.signer.matches(stored, FINGERPRINT, fingerprint):
                 raise IdempotencyMismatch from None
             claim, replayed = existing, True
         # The claim is not undone when what follows fails: a failure may hide a commit that happened
@@ -145,9 +164,13 @@ class IntakeService:
         if loaded.exists:  # an earlier attempt with this Idempotency-Key got as far as its commit
             assert loaded.state is not None
             return self._receipt(loaded.state, code), True
-        key = domain.duplicate_key(sub.citizen_phone, sub.category)
+        key = duplicate_key(self.signer, sub.citizen_phone, sub.category)
         duplicate_of, indexed = self._index_for_duplicates(key, pid, sub, now)
         state, event = self._submitted(pid, code, sub, now, duplicate_of)
+        # the one place the citizen's details are kept, before the commit that names it (a commit whose
+        # contacts are missing would show staff nothing); a record left by a failed commit holds only
+        # ciphertext, and the retry with the same Idempotency-Key reuses it
+        self.contacts.put(state["citizen"]["contact_id"], _contact_fields(sub))
         try:
             # on top of whatever the number holds: nothing, or the void commit the relay wrote for an
             # attempt that died between its outbox marker and its commit
@@ -174,12 +197,13 @@ class IntakeService:
             "name_masked": domain.mask_name(sub.citizen_name),
             "phone_masked": domain.mask_phone(sub.citizen_phone),
         }
+        content, location = masked_content(sub), masked_location(sub.location)
         data: dict[str, Any] = {
             "petition_id": pid,
             "channel": sub.channel,
             "category": sub.category,
-            "content": sub.content,
-            "location": sub.location,
+            "content": content,
+            "location": location,
             "citizen": {**masked, "ref": self.citizen_ref(sub.citizen_phone)},
             "submitted_at": submitted_at,
             "duplicate_of": duplicate_of,
@@ -189,9 +213,9 @@ class IntakeService:
             "tracking_digest": self.signer.digest(TRACKING, code),
             "channel": sub.channel,
             "category": sub.category,
-            "content": sub.content,
-            "location": sub.location,
-            "citizen": {"name": sub.citizen_name, "phone": sub.citizen_phone, **masked},
+            "content": content,
+            "location": location,
+            "citizen": {"contact_id": "c" + self.signer.sign(CONTACT, pid, length=22), **masked},
             "submitted_at": submitted_at,
             "status": domain.SUBMITTED,
             "duplicate_of": duplicate_of,
@@ -208,7 +232,7 @@ class IntakeService:
         is logged and costs only a count or a "near me" entry."""
         try:
             if duplicate_of is not None:
-                self._update(duplicate_of, lambda s: {**s, "affected_citizens": int(s.get("affected_citizens", 1)) + 1})
+                self.update(duplicate_of, lambda s: {**s, "affected_citizens": int(s.get("affected_citizens", 1)) + 1})
             elif "lat" in sub.location:
                 cell_lat, cell_lon = domain.coarse_point(sub.location["lat"], sub.location["lon"])
                 self.open_points.replace_one(
@@ -243,13 +267,15 @@ class IntakeService:
             mine = next((e for e in recent if e["petition_id"] == pid), None)
             if mine is not None:  # a retry of this very petition
                 return mine.get("duplicate_of"), False
-            first = domain.find_duplicate(sub.content, now, recent)
+            # the masked text: the index is stored, and a phone written twice is the same mask twice
+            content = masked_content(sub)
+            first = domain.find_duplicate(content, now, recent)
             while first is not None and not self.petitions.load(first).exists:
                 recent = [e for e in recent if first not in (e["petition_id"], e.get("duplicate_of"))]
-                first = domain.find_duplicate(sub.content, now, recent)
+                first = domain.find_duplicate(content, now, recent)
             try:
                 self.duplicates.commit(
-                    loaded, {"recent": domain.remember_for_duplicates(recent, pid, sub.content, now, first)}
+                    loaded, {"recent": domain.remember_for_duplicates(recent, pid, content, now, first)}
                 )
                 return first, True
             except Conflict:
@@ -354,13 +380,27 @@ class IntakeService:
             "timeline": [{k: e.get(k) for k in ("at", "event", "status")} for e in view["timeline"]],
         }
 
-    @classmethod
-    def staff_view(cls, state: dict[str, Any]) -> dict[str, Any]:
+    def staff_view(self, state: dict[str, Any]) -> dict[str, Any]:
+        """What staff who cover the petition see: the citizen's contact details and original text,
+        decrypted from the contacts record (the one read of it); after erasure, the masked text and
+        no contact details."""
+        citizen = state["citizen"]
+        content, location = state["content"], state["location"]
+        if "contact_id" in citizen:
+            contact = self.contacts.get(citizen["contact_id"]) or {}
+            content = contact.get("content", content)
+            if "address" in contact:
+                location = {**location, "address": contact["address"]}
+            person = {"name": contact.get("name", ""), "phone": contact.get("phone", "")}
+        elif "erased_at" in citizen:
+            person = {"name": "", "phone": "", "erased_at": citizen["erased_at"]}
+        else:  # petitions stored before the contacts records kept the details in their state
+            person = {"name": citizen["name"], "phone": citizen["phone"]}
         return {
-            **cls.citizen_view(state),
-            "content": state["content"],
-            "location": state["location"],
-            "citizen": {"name": state["citizen"]["name"], "phone": state["citizen"]["phone"]},
+            **self.citizen_view(state),
+            "content": content,
+            "location": location,
+            "citizen": person,
             "affected_citizens": state.get("affected_citizens", 1),
             "assignment": state.get("assignment"),
         }
@@ -379,7 +419,13 @@ class IntakeService:
             new = {
                 **state,
                 "feedback_round": round_,
-                "feedback": {"satisfaction": satisfaction, "comment": comment, "received_at": now, "round": round_},
+                # kept in the petition's commits: identifiers masked like the petition's text
+                "feedback": {
+                    "satisfaction": satisfaction,
+                    "comment": redact.mask_identifiers(comment) if comment else comment,
+                    "received_at": now,
+                    "round": round_,
+                },
                 "timeline": [
                     *state["timeline"],
                     {"at": now, "event": "petition.feedback_received", "status": state["status"], "note": satisfaction},
@@ -410,6 +456,7 @@ class IntakeService:
                     {"at": now, "event": "petition.withdrawn", "status": domain.WITHDRAWN},
                 ],
             }
+            self.on_end(state, new)
             event = Event(
                 type="petition.withdrawn",
                 source=SOURCE,
@@ -436,7 +483,8 @@ class IntakeService:
                 continue
         raise Conflict(petition_id)
 
-    def _update(self, petition_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    def update(self, petition_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Commit `fn(state)` as the petition's next state, publishing nothing."""
         self._act(petition_id, lambda s: (fn(s), []))
 
     # ---- following routing (consumer handler)
@@ -452,6 +500,7 @@ class IntakeService:
             raise ValueError(f"routing event for unknown petition {pid}")
         new = domain.apply_lifecycle(loaded.state, event.type, event.data, event.id, event.time)
         if new is not None:
+            self.on_end(loaded.state, new)
             self.petitions.commit(loaded, new)  # Conflict -> the consumer loop retries on fresh state
             if new["status"] in domain.TERMINAL:
                 self.open_points.delete_one({"_id": pid})
@@ -470,6 +519,7 @@ class IntakeService:
             for event, _ in petition_events:
                 state = domain.apply_lifecycle(state, event.type, event.data, event.id, event.time) or state
             if state is not loaded.state:
+                self.on_end(loaded.state, state)
                 items.append((loaded, state, []))
         for (loaded, state, _), result in zip(items, self.petitions.commit_many(items), strict=True):
             pid = loaded.aggregate_id
@@ -526,15 +576,17 @@ class IntakeService:
         follower_id = self.signer.sign("follower", petition_id, citizen.phone, length=16)
         doc_id = f"{petition_id}:{follower_id}"
         state = self._open_petition(petition_id)
+        contact_id = "c" + self.signer.sign(CONTACT, petition_id, follower_id, length=22)
+        comment = citizen.comment
+        self.contacts.put(contact_id, {"name": citizen.name, "phone": citizen.phone, "comment": comment or ""})
         try:
             self.followers.insert_one(
                 {
                     "_id": doc_id,
                     "petition_id": petition_id,
-                    "name": citizen.name,
-                    "phone": citizen.phone,
+                    "contact_id": contact_id,
                     "channel": citizen.channel,
-                    "comment": citizen.comment,
+                    "comment": redact.mask_identifiers(comment, [citizen.name]) if comment else comment,
                     "joined_at": format_time(self.clock()),
                 }
             )
@@ -543,8 +595,9 @@ class IntakeService:
         try:
             state = self._act(petition_id, _count_one_more)
         except BaseException:
-            # the follower counted nowhere must not hold a credential either
+            # the follower counted nowhere must not hold a credential, nor leave their details behind
             self.followers.delete_one({"_id": doc_id})
+            self.contacts.shred([contact_id])
             raise
         return self._joined(state, follower_id)
 
@@ -562,6 +615,28 @@ class IntakeService:
             "status": state["status"],
             "affected_citizens": state.get("affected_citizens", 1),
         }
+
+
+def _contact_fields(sub: domain.Submission) -> dict[str, str]:
+    """What the contacts record keeps: the details, and the text as written when masking changed it."""
+    content = sub.content if masked_content(sub) != sub.content else ""
+    return {
+        "name": sub.citizen_name,
+        "phone": sub.citizen_phone,
+        "address": sub.location.get("address") or "",
+        "content": content,
+    }
+
+
+def masked_content(sub: domain.Submission) -> str:
+    known = [sub.citizen_name, sub.location.get("address") or ""]
+    return redact.mask_identifiers(sub.content, known)
+
+
+def masked_location(location: dict[str, Any]) -> dict[str, Any]:
+    if not location.get("address"):
+        return location
+    return {**location, "address": redact.mask_address(location["address"])}
 
 
 def _is_follower_credential(code: str) -> bool:

@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from petition_devtools.tokens import write_tokens_file
+from services.intake.contacts import generate_key_spec
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
@@ -35,3 +36,20 @@ def test_production_with_its_own_credentials_serves(fleet, tmp_path):
     assert ok.status_code == 200, ok.text
     dev = requests.get(f"{sla.url}/v1/sla/overdue", headers={"Authorization": "Bearer dev-dispatcher"}, timeout=10)
     assert dev.status_code == 401
+
+
+def test_intake_outside_development_refuses_the_development_contact_key_and_runs_with_its_own(fleet, tmp_path):
+    tokens = write_tokens_file(tmp_path / "tokens.yaml", {"9c1e-own-token": {"staff_id": "D9", "role": "auditor"}})
+    env = {"PETITIONS_ENV": "production", "SECRET_KEYS": "k-1a9f3e77c2", "STAFF_TOKENS_FILE": str(tokens)}
+    refused = fleet.start("intake", instance="intake-dev-key", extra_env=env)
+    eventually(lambda: _exited(refused), timeout_s=60)
+    assert "CONTACT_KEYS is the public development key" in refused.log_path.read_text(encoding="utf-8")
+    keys = tmp_path / "contact-keys"
+    keys.write_text(generate_key_spec("k1") + "\n")
+    own = fleet.start("intake", extra_env={**env, "CONTACT_KEYS_FILE": str(keys)})
+    fleet.wait_ready(["intake"])
+    assert requests.get(f"{own.url}/readyz", timeout=10).status_code == 200
+
+
+def _exited(process) -> None:
+    assert not process.alive()

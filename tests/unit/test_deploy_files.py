@@ -42,7 +42,9 @@ def test_no_credential_ships_and_compose_takes_them_from_secrets():
         assert env["PETITIONS_ENV"] == "production"
         assert env["STAFF_TOKENS_FILE"] == "/run/secrets/staff_tokens"
         assert env["SECRET_KEYS"].startswith("${SECRET_KEYS:?")  # compose refuses to start without it
-        assert service["secrets"] == ["staff_tokens"]
+        # intake alone holds citizens' contact details, encrypted with keys from their own secret
+        assert service["secrets"] == (["staff_tokens", "contact_keys"] if name == "intake" else ["staff_tokens"])
+    assert compose["services"]["intake"]["environment"]["CONTACT_KEYS_FILE"] == "/run/secrets/contact_keys"
 
 
 def test_compose_kafka_authenticates_every_client_and_each_service_is_its_own_user():

@@ -1,0 +1,142 @@
+"""Retention of citizens' contact details, and their erasure after it (个人信息保护法 第19、47条).
+
+When a petition ends (closed or withdrawn) intake notes it in `retention` (one document per
+petition, keyed by its id, written before the commit that ends it, so no ended petition is missed;
+a note whose petition did not end is dropped when met). A scheduled job erases the petitions whose
+retention period after their end has passed:
+
+1. the contacts records of the submitter and of every follower are deleted (crypto-shredding: the
+   only ciphertext of their name, phone, address and original text goes);
+2. the followers' documents go, and the petition gets a commit whose `citizen` holds only the time
+   of erasure (no masked forms) and whose feedback comment is gone;
+3. the erasure is recorded in `erasures`, an append-only collection (one insert per petition, never
+   updated or deleted by the platform; docs/security.md, "Personal data");
+4. the note is deleted.
+
+Every step can be repeated, so a job that dies half-way finishes the petition on its next run.
+Nothing is published: the statistics keep every figure, since they never held contact details.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from petition_common.envelope import format_time
+from petition_common.store import AggregateStore
+from petition_common.timesource import Cadence, Clock
+from services.intake import domain
+from services.intake.contacts import ContactStore
+from services.intake.metrics import RetentionMetrics
+
+log = logging.getLogger(__name__)
+
+# 3 years after a petition ends: the general limitation period of civil claims (民法典 第188条), within
+# which a citizen may still dispute how their petition was handled and staff must be able to reach
+# them; the archive keeps the anonymised petition for as long as its archival period asks
+DEFAULT_RETENTION_DAYS = 3 * 365
+
+
+class Retention:
+    def __init__(
+        self,
+        db: Database,
+        petitions: AggregateStore,
+        contacts: ContactStore,
+        update: Callable[[str, Callable[[dict[str, Any]], dict[str, Any]]], None],
+        period: timedelta,
+        clock: Clock,
+        metrics: RetentionMetrics,
+    ):
+        self.notes = db["retention"]
+        self.erasures = db["erasures"]
+        self.followers = db["followers"]
+        self.petitions = petitions
+        self.contacts = contacts
+        self.update = update
+        self.period = period
+        self.clock = clock
+        self.metrics = metrics
+        self._cadence = Cadence(clock)
+
+    def note_if_ended(self, before: dict[str, Any], state: dict[str, Any]) -> None:
+        """Remember a petition that this change ends, and when (its last timeline entry); call before
+        the commit that ends it."""
+        if state["status"] not in domain.TERMINAL or before["status"] in domain.TERMINAL:
+            return
+        ended_at = datetime.fromisoformat(state["timeline"][-1]["at"].replace("Z", "+00:00"))
+        pid = state["petition_id"]
+        self.notes.replace_one({"_id": pid}, {"_id": pid, "ended_at": ended_at}, upsert=True)
+
+    def erase_when_due(self, interval_s: float) -> int:
+        return self.erase_due() if self._cadence.due(interval_s) else 0
+
+    def erase_due(self) -> int:
+        """Erase every petition whose retention period has passed; returns how many."""
+        now = self.clock()
+        due = {n["_id"]: n["ended_at"] for n in self.notes.find({}) if _as_utc(n["ended_at"]) + self.period <= now}
+        if not due:
+            self.metrics.last_run.set(now.timestamp())
+            return 0
+        followers: dict[str, list[dict[str, Any]]] = {}
+        wanted = set(due)
+        for doc in self.followers.find({}, {"petition_id": 1, "contact_id": 1}):  # one scan for the whole run
+            if doc.get("petition_id") in wanted:
+                followers.setdefault(doc["petition_id"], []).append(doc)
+        erased = 0
+        for pid, ended_at in due.items():
+            try:
+                erased += self._erase(pid, ended_at, followers.get(pid, []), now)
+            except Exception as exc:  # the next run tries again; the others go ahead
+                self.metrics.failures.inc()
+                log.warning("erasure failed", extra={"petition_id": pid, "error": repr(exc)})
+        self.metrics.erased.inc(erased)
+        self.metrics.last_run.set(now.timestamp())
+        return erased
+
+    def _erase(self, pid: str, ended_at: datetime, followers: list[dict[str, Any]], now: datetime) -> int:
+        state = self.petitions.load(pid).state
+        if state is None or state["status"] not in domain.TERMINAL:
+            self.notes.delete_one({"_id": pid})  # its ending commit failed: noted again when it ends
+            return 0
+        contact_ids = [f["contact_id"] for f in followers if f.get("contact_id")]
+        if state["citizen"].get("contact_id"):
+            contact_ids.append(state["citizen"]["contact_id"])
+        shredded = self.contacts.shred(contact_ids)
+        for f in followers:
+            self.followers.delete_one({"_id": f["_id"]})
+        erased_at = format_time(now)
+        if "erased_at" not in state["citizen"]:
+            self.update(pid, lambda s: _anonymised(s, erased_at))
+        record = {
+            "_id": pid,
+            "petition_id": pid,
+            "reason": "retention",
+            "ended_at": ended_at,
+            "retention_days": self.period / timedelta(days=1),
+            "erased_at": now,
+            "contacts_erased": shredded,
+            "followers": len(followers),
+        }
+        with contextlib.suppress(DuplicateKeyError):  # recorded by a run that died before deleting the note
+            self.erasures.insert_one(record)
+        self.notes.delete_one({"_id": pid})
+        log.info("contact details erased", extra={"petition_id": pid, "contacts": shredded})
+        return 1
+
+
+def _anonymised(state: dict[str, Any], erased_at: str) -> dict[str, Any]:
+    new = {**state, "citizen": {"erased_at": erased_at}}
+    if isinstance(state.get("feedback"), dict):
+        new["feedback"] = {**state["feedback"], "comment": None}
+    return new
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
