@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Install, start and stop the local infrastructure: one Apache Kafka node and FerretDB.
+"""Install, start and stop the local infrastructure: one Apache Kafka node, FerretDB and Keycloak.
 
 These machines have no Docker engine, so the broker and the MongoDB-protocol server run as plain
 processes on 127.0.0.1. Everything lives under one git-ignored folder (default `.local/` at the
@@ -10,9 +10,11 @@ Go's own user-level caches, so a fresh clone on a warm machine installs in secon
     python deploy/local/stack.py up             # install, start both, wait until ready
     python deploy/local/stack.py down           # stop both (SIGTERM, then SIGKILL)
     python deploy/local/stack.py status
-    python deploy/local/stack.py start|stop|kill NAME   # NAME = kafka | ferretdb (fault tests)
+    python deploy/local/stack.py start|stop|kill NAME   # NAME = kafka | ferretdb | keycloak
 
-Ports come from KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093) and MONGO_PORT (27017).
+Ports come from KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), MONGO_PORT (27017), KEYCLOAK_PORT
+(8180) and KEYCLOAK_MANAGEMENT_PORT (9180, its health endpoints). Keycloak (the staff identity
+provider, deploy/local/keycloak.py) runs on Java 21+, found apart from the broker's Java 17.
 Standard library only: it runs before the project's virtualenv exists.
 
 Kafka authenticates every client (SASL_PLAINTEXT) and authorizes with ACLs: `admin`, the super user,
@@ -38,6 +40,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+import keycloak
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -198,6 +202,7 @@ def components() -> dict[str, Component]:
     return {
         "kafka": Component("kafka", port("KAFKA_PORT", 9092)),
         "ferretdb": Component("ferretdb", port("MONGO_PORT", 27017)),
+        "keycloak": Component("keycloak", port("KEYCLOAK_PORT", 8180)),
     }
 
 
@@ -358,6 +363,8 @@ def ready(comp: Component, lay: Layout) -> bool:
         # the port opens before the broker has joined its own quorum; this line comes after
         log = comp.logfile(lay)
         return log.exists() and "Kafka Server started" in log.read_text(errors="replace")
+    if comp.name == "keycloak":
+        return keycloak.ready(port("KEYCLOAK_MANAGEMENT_PORT", 9180))
     return True
 
 
@@ -370,9 +377,12 @@ def start(name: str, lay: Layout, timeout: float) -> None:
         sys.exit(f"[stack] port {comp.port} for {name} is taken by another process; set the port variable")
     lay.logs.mkdir(parents=True, exist_ok=True)
     lay.run.mkdir(parents=True, exist_ok=True)
-    cmd = kafka_command(lay) if name == "kafka" else ferretdb_command(lay)
     log = comp.logfile(lay)
     env = dict(os.environ)
+    if name == "keycloak":
+        cmd, env = keycloak.command(lay.root, lay.run, comp.port, port("KEYCLOAK_MANAGEMENT_PORT", 9180))
+    else:
+        cmd = kafka_command(lay) if name == "kafka" else ferretdb_command(lay)
     if name == "ferretdb":
         # FerretDB's live heap is a few MB, so Go's default (GOGC=100) collected ~26 times a second
         # under the benchmark's load: 11 % of its CPU. Ten times the live heap between collections
@@ -389,7 +399,9 @@ def start(name: str, lay: Layout, timeout: float) -> None:
         if time.monotonic() > deadline:
             sys.exit(f"[stack] {name} not ready after {timeout:.0f}s; see {log}")
         time.sleep(0.2)
-    say(f"{name} ready")
+    say(f"{name} ready in {time.monotonic() - deadline + timeout:.1f}s")
+    if name == "keycloak":
+        keycloak.ensure_realm(f"http://127.0.0.1:{comp.port}", keycloak.admin_password(lay.run))
 
 
 def stop(name: str, lay: Layout, kill: bool = False, timeout: float = 30) -> None:
@@ -425,10 +437,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("STACK_TIMEOUT", 120)))
     args = parser.parse_args(argv)
     lay = layout()
-    names = [args.name] if args.name else ["ferretdb", "kafka"]
+    names = [args.name] if args.name else ["ferretdb", "kafka", "keycloak"]
     if args.command in ("install", "up", "start"):
         install_kafka(lay)
         install_ferretdb(lay)
+        keycloak.install(lay.root)
     if args.command in ("up", "start"):
         for name in names:
             start(name, lay, args.timeout)
