@@ -12,6 +12,9 @@ Every staff endpoint of intake, routing, sla and stats asks these two functions 
 | auditor           | everything             | nothing                                                |
 | machine_client    | nothing                | nothing (it may only submit petitions, a public call)  |
 
+The grid registry is replaced by the county dispatch centre alone (`may_manage_registry`); a grid's
+record (with its leader's name and phone) is read like any object placed in that grid.
+
 An object that no grid, village or town was found for (the county's triage queue) is inside no
 one's area: only the county roles reach it. Ids nest (town T01 ⊃ village T01V01 ⊃ grid T01V01G001,
 which routing's registry import checks), so an object's most specific id tells all its areas.
@@ -61,3 +64,8 @@ def may_read(staff: Staff, area: Area) -> bool:
 def may_act(staff: Staff, area: Area) -> bool:
     """Whether this staff member may act on (change) an object placed in `area`."""
     return staff.role in ACT_EVERYWHERE or (staff.role in ACT_IN_AREA and _inside(staff, area))
+
+
+def may_manage_registry(staff: Staff) -> bool:
+    """Whether this staff member may replace the county's grid registry (and with it the roster)."""
+    return staff.role in ACT_EVERYWHERE

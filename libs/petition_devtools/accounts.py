@@ -119,15 +119,16 @@ def roster_accounts(county: County, extra: Iterable[dict[str, Any]] = ()) -> lis
     return [account(p) for p in [*people, *extra]]
 
 
-def account(person: dict[str, Any]) -> dict[str, Any]:
-    attributes = {"roster": [ROSTER_MARK], "staff_id": [person["staff_id"]], "role": [person["role"]]}
+def account(person: dict[str, Any], roster: str = ROSTER_MARK) -> dict[str, Any]:
+    """A person of a roster as a user representation; `username` defaults to the staff id."""
+    attributes = {"roster": [roster], "staff_id": [person["staff_id"]], "role": [person["role"]]}
     for key in ("town_id", "village_id"):
         if person.get(key):
             attributes[key] = [person[key]]
     if person.get("grid_ids"):
         attributes["grid_ids"] = list(person["grid_ids"])
     return {
-        "username": person["staff_id"].lower(),
+        "username": (person.get("username") or person["staff_id"]).lower(),
         "firstName": person["name"],
         "enabled": True,
         "attributes": attributes,
@@ -143,7 +144,7 @@ def _same(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
     )
 
 
-def existing_roster_accounts(admin: Admin) -> dict[str, dict[str, Any]]:
+def existing_roster_accounts(admin: Admin, roster: str = ROSTER_MARK) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     first = 0
     while True:
@@ -154,7 +155,7 @@ def existing_roster_accounts(admin: Admin) -> dict[str, dict[str, Any]]:
             params={"briefRepresentation": "false", "first": first, "max": BATCH},
         )
         for user in page:
-            if ROSTER_MARK in (user.get("attributes") or {}).get("roster", []):
+            if roster in (user.get("attributes") or {}).get("roster", []):
                 out[user["username"]] = user
         if len(page) < BATCH:
             return out
@@ -170,9 +171,10 @@ class SyncResult:
     seconds: float
 
 
-def sync(admin: Admin, wanted: Sequence[dict[str, Any]]) -> SyncResult:
+def sync(admin: Admin, wanted: Sequence[dict[str, Any]], roster: str = ROSTER_MARK) -> SyncResult:
+    """Make the accounts of `roster` (their attribute `roster`) those of `wanted`."""
     started = time.monotonic()
-    current = existing_roster_accounts(admin)
+    current = existing_roster_accounts(admin, roster)
     by_name = {a["username"]: a for a in wanted}
     new = [a for name, a in by_name.items() if name not in current]
     for i in range(0, len(new), BATCH):
