@@ -253,15 +253,6 @@ def ensure_realm(base: str, password: str, development: bool = True) -> None:
         if exc.code != 404:
             raise
         _request("POST", f"{base}/admin/realms", token, json.loads(REALM_FILE.read_text()))
-        # staff attributes (role, area) are written by the roster import only: administrators may
-        # edit them, a staff member in the account console may not even see them
-        profile = _request("GET", f"{base}/admin/realms/{REALM}/users/profile", token)
-        profile["unmanagedAttributePolicy"] = "ADMIN_EDIT"  # type: ignore[index]
-        # a roster has names and ids, not e-mail addresses: nothing more is required to sign in
-        for attribute in profile["attributes"]:  # type: ignore[index]
-            if attribute["name"] in ("email", "firstName", "lastName"):
-                attribute.pop("required", None)
-        _request("PUT", f"{base}/admin/realms/{REALM}/users/profile", token, profile)
         _say(f"Keycloak realm {REALM!r} created from {REALM_FILE.relative_to(REPO)}")
     if development:
         existing = {c["clientId"] for c in _request("GET", f"{base}/admin/realms/{REALM}/clients", token)}  # type: ignore[union-attr]

@@ -171,9 +171,25 @@ class SyncResult:
     seconds: float
 
 
+def ensure_user_profile(admin: Admin) -> None:
+    """The realm's user profile as the roster needs it: staff attributes (role, area) that only
+    administrators may see or edit (a staff member in the account console may not), and nothing
+    required to sign in but a username and a password (a roster has no e-mail addresses)."""
+    profile = admin.call("GET", "/users/profile")
+    changed = profile.get("unmanagedAttributePolicy") != "ADMIN_EDIT"
+    profile["unmanagedAttributePolicy"] = "ADMIN_EDIT"
+    for attribute in profile["attributes"]:
+        if attribute["name"] in ("email", "firstName", "lastName") and "required" in attribute:
+            attribute.pop("required")
+            changed = True
+    if changed:
+        admin.call("PUT", "/users/profile", json=profile)
+
+
 def sync(admin: Admin, wanted: Sequence[dict[str, Any]], roster: str = ROSTER_MARK) -> SyncResult:
     """Make the accounts of `roster` (their attribute `roster`) those of `wanted`."""
     started = time.monotonic()
+    ensure_user_profile(admin)
     current = existing_roster_accounts(admin, roster)
     by_name = {a["username"]: a for a in wanted}
     new = [a for name, a in by_name.items() if name not in current]
