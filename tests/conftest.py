@@ -66,6 +66,8 @@ def run_env(stack: None) -> dict[str, str]:
         "LOG_LEVEL": "INFO",
         # staff tokens from the stack's Keycloak (the static development tokens keep working too)
         "OIDC_ISSUER": KEYCLOAK_ISSUER,
+        # the web pages' login client that may return to any local port (development only)
+        "WEB_OIDC_CLIENT_ID": "petitions-workbench-dev",
         # rate limits stay on in every test (their code runs), but 100 times the defaults: tests submit
         # from one address and often one phone far faster than a citizen; test_rate_limits.py sets 1
         "RATE_LIMIT_SCALE": "100",
