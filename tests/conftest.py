@@ -24,7 +24,7 @@ from petition_devtools import kafka_access
 from petition_devtools.kafka_access import admin_settings
 from petition_devtools.namespace import drop_namespace
 from petition_devtools.processes import ServiceFleet
-from tests.support import KAFKA, MONGO
+from tests.support import KAFKA, KEYCLOAK_ISSUER, MONGO
 
 REPO = Path(__file__).resolve().parents[1]
 STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
@@ -64,6 +64,10 @@ def run_env(stack: None) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
         "MONGO_URI": MONGO,
         "LOG_LEVEL": "INFO",
+        # staff tokens from the stack's Keycloak (the static development tokens keep working too)
+        "OIDC_ISSUER": KEYCLOAK_ISSUER,
+        # the web pages' login client that may return to any local port (development only)
+        "WEB_OIDC_CLIENT_ID": "petitions-workbench-dev",
         # rate limits stay on in every test (their code runs), but 100 times the defaults: tests submit
         # from one address and often one phone far faster than a citizen; test_rate_limits.py sets 1
         "RATE_LIMIT_SCALE": "100",

@@ -17,6 +17,8 @@ T = TypeVar("T")
 # the local stack's ports (deploy/local/stack.py reads the same variables)
 KAFKA = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
 MONGO = f"mongodb://127.0.0.1:{os.environ.get('MONGO_PORT', '27017')}"
+KEYCLOAK = f"http://127.0.0.1:{os.environ.get('KEYCLOAK_PORT', '8180')}"
+KEYCLOAK_ISSUER = f"{KEYCLOAK}/realms/county"
 
 
 def kafka_client() -> dict[str, Any]:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Install, start and stop the local infrastructure: Apache Kafka (one node, or a cluster of three) and FerretDB.
+"""Install, start and stop the local infrastructure: Apache Kafka (one node, or a cluster of three),
+FerretDB and Keycloak.
 
 These machines have no Docker engine, so the broker and the MongoDB-protocol server run as plain
 processes on 127.0.0.1. Everything lives under one git-ignored folder (default `.local/` at the
@@ -10,10 +11,12 @@ Go's own user-level caches, so a fresh clone on a warm machine installs in secon
     python deploy/local/stack.py up             # install, start both, wait until ready
     python deploy/local/stack.py down           # stop both (SIGTERM, then SIGKILL)
     python deploy/local/stack.py status
-    python deploy/local/stack.py start|stop|kill NAME   # NAME = kafka | ferretdb (fault tests)
+    python deploy/local/stack.py start|stop|kill NAME   # NAME = kafka | ferretdb | keycloak (fault tests)
     python deploy/local/stack.py bootstrap      # the brokers' addresses, for KAFKA_BOOTSTRAP_SERVERS
 
-Ports come from KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093) and MONGO_PORT (27017).
+Ports come from KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), MONGO_PORT (27017), KEYCLOAK_PORT
+(8180) and KEYCLOAK_MANAGEMENT_PORT (9180, its health endpoints). Keycloak (the staff identity
+provider, deploy/local/keycloak.py) runs on Java 21+, found apart from the broker's Java 17.
 
 `--cluster` (or KAFKA_CLUSTER=3) runs three KRaft nodes instead of one, each a broker and a controller,
 named kafka-1..3 (NAME may be one of them; `kafka` means all three), node i on KAFKA_PORT + 2(i-1)
@@ -44,6 +47,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+import keycloak
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -229,6 +234,7 @@ def components() -> dict[str, Component]:
     return {
         **{node.name: node for node in kafka_nodes()},
         "ferretdb": Component("ferretdb", port("MONGO_PORT", 27017)),
+        "keycloak": Component("keycloak", port("KEYCLOAK_PORT", 8180)),
     }
 
 
@@ -240,7 +246,7 @@ def bootstrap_servers() -> str:
 def expand(name: str | None) -> list[str]:
     """The components a command line's NAME means (`kafka` on a cluster: all its nodes)."""
     if name is None:
-        return ["ferretdb", *(node.name for node in kafka_nodes())]
+        return ["ferretdb", *(node.name for node in kafka_nodes()), "keycloak"]
     if name == "kafka":
         return [node.name for node in kafka_nodes()]
     return [name]
@@ -417,6 +423,8 @@ def ready(comp: Component, lay: Layout) -> bool:
         # the port opens before the broker has joined its own quorum; this line comes after
         log = comp.logfile(lay)
         return log.exists() and "Kafka Server started" in log.read_text(errors="replace")
+    if comp.name == "keycloak":
+        return keycloak.ready(port("KEYCLOAK_MANAGEMENT_PORT", 9180))
     return True
 
 
@@ -434,6 +442,8 @@ def start(names: list[str], lay: Layout, timeout: float) -> None:
                 sys.exit(f"[stack] {name} not ready after {timeout:.0f}s; see {log}")
             time.sleep(0.2)
         say(f"{name} ready")
+        if name == "keycloak":
+            keycloak.ensure_realm(f"http://127.0.0.1:{comp.port}", keycloak.admin_password(lay.run))
 
 
 def launch(name: str, lay: Layout) -> subprocess.Popen | None:
@@ -446,9 +456,12 @@ def launch(name: str, lay: Layout) -> subprocess.Popen | None:
         sys.exit(f"[stack] port {comp.port} for {name} is taken by another process; set the port variable")
     lay.logs.mkdir(parents=True, exist_ok=True)
     lay.run.mkdir(parents=True, exist_ok=True)
-    cmd = kafka_command(lay, comp) if comp.is_kafka else ferretdb_command(lay)
     log = comp.logfile(lay)
     env = dict(os.environ)
+    if name == "keycloak":
+        cmd, env = keycloak.command(lay.root, lay.run, comp.port, port("KEYCLOAK_MANAGEMENT_PORT", 9180))
+    else:
+        cmd = kafka_command(lay, comp) if comp.is_kafka else ferretdb_command(lay)
     if name == "ferretdb":
         # FerretDB's live heap is a few MB, so Go's default (GOGC=100) collected ~26 times a second
         # under the benchmark's load: 11 % of its CPU. Ten times the live heap between collections
@@ -512,6 +525,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in ("install", "up", "start"):
         install_kafka(lay)
         install_ferretdb(lay)
+        if args.command == "install" or "keycloak" in names:  # a broker-only start needs no provider
+            keycloak.install(lay.root)
     if args.command in ("up", "start"):
         start(names, lay, args.timeout)
     elif args.command in ("down", "stop", "kill"):

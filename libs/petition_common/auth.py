@@ -1,23 +1,37 @@
-"""Staff bearer tokens from configuration: token -> staff id, role and the area it covers.
+"""Who a staff request comes from: a bearer JWT from the identity provider, mapped to one `Staff`.
 
-The file (STAFF_TOKENS_FILE, default config/staff-tokens.yaml) stores SHA-256 digests of the
-tokens, never the tokens themselves, so a leaked config file does not leak access.
-Roles: grid_leader (its own grids), village_cadre (its village), town_supervisor (its town),
-county_dispatcher and auditor (the whole county).
+Staff sign in at the county's OpenID Connect provider (Keycloak locally, docs/security.md); every
+service validates the access token itself: RS256 only, the configured issuer and audience, expiry
+with a few seconds' leeway, the signing key from the provider's JWKS (cached; fetched again when a
+token names a key id not seen yet, which is how key rotation arrives). The claims staff_id, role,
+town_id, village_id and grid_ids become the `Staff` principal; azp, the OAuth client, its client_id.
+
+Static tokens (STAFF_TOKENS_FILE, SHA-256 digests of them) remain as a development convenience:
+outside development a service refuses to start with any. What a principal may read or do is
+decided by petition_common.access alone.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import jwt
 import yaml
 
+from petition_common.access import Area, may_read
 from petition_common.config import Settings
 
-ROLES = ("grid_leader", "village_cadre", "town_supervisor", "county_dispatcher", "auditor")
+log = logging.getLogger(__name__)
+
+STAFF_ROLES = ("grid_leader", "village_cadre", "town_supervisor", "county_dispatcher", "auditor")
+# a system, not a person: the hotline and other government systems (client credentials)
+MACHINE_ROLE = "machine_client"
+ROLES = (*STAFF_ROLES, MACHINE_ROLE)
 # tokens whose values are public (the README prints them; config/staff-tokens.yaml holds their digests)
 DEVELOPMENT_TOKENS = ("dev-dispatcher", "dev-auditor")
 # the form of the tokens petition_devtools.tokens gives a generated county's staff (tests, benchmark)
@@ -39,14 +53,8 @@ class Staff:
     client_id: str | None = None
 
     def covers(self, grid_id: str | None, town_id: str | None) -> bool:
-        """Whether this staff member may see or act on an object in that grid and town."""
-        if self.role in ("county_dispatcher", "auditor"):
-            return True
-        if self.role == "town_supervisor":
-            return town_id is not None and town_id == self.town_id
-        if self.role == "village_cadre":
-            return grid_id is not None and self.village_id is not None and grid_id.startswith(self.village_id)
-        return grid_id is not None and grid_id in self.grid_ids
+        """Whether this staff member may see an object in that grid and town (access.may_read)."""
+        return may_read(self, Area(grid_id=grid_id, town_id=town_id))
 
 
 def token_digest(token: str) -> str:
@@ -58,8 +66,8 @@ class TokenDirectory:
         self._by_digest = by_digest
 
     @classmethod
-    def load(cls, path: Path) -> TokenDirectory:
-        if not path.exists():
+    def load(cls, path: Path | None) -> TokenDirectory:
+        if path is None or not path.exists():
             return cls({})
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         by_digest = {}
@@ -91,25 +99,109 @@ class TokenDirectory:
         return self._by_digest.get(token_digest(authorization.removeprefix("Bearer ").strip()))
 
 
-def staff_directory(settings: Settings) -> TokenDirectory:
-    """The staff tokens of STAFF_TOKENS_FILE; outside development, refuses (InsecureConfiguration) a
-    missing or empty file, a token whose value is public (the development tokens, a test county's
-    `tok-<staff id>`), and the development SECRET_KEYS — each named in the message."""
+def staff_from_claims(claims: Mapping[str, Any]) -> Staff | None:
+    """The principal an access token's claims describe; None if they name no staff id or no known role."""
+    staff_id, role = claims.get("staff_id"), claims.get("role")
+    if not isinstance(staff_id, str) or not staff_id or role not in ROLES:
+        return None
+    grids = claims.get("grid_ids") or []
+    if isinstance(grids, str):  # a single-valued attribute may arrive as a plain string
+        grids = [grids]
+    return Staff(
+        staff_id=staff_id,
+        role=role,
+        town_id=claims.get("town_id") or None,
+        village_id=claims.get("village_id") or None,
+        grid_ids=frozenset(g for g in grids if isinstance(g, str)),
+        client_id=claims.get("azp") or None,
+    )
+
+
+class OidcVerifier:
+    """Validates the identity provider's access tokens (PyJWT with the provider's JWKS)."""
+
+    ALGORITHMS = ("RS256",)
+
+    def __init__(self, issuer: str, audience: str, jwks_url: str, leeway_s: float = 5.0):
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway_s = leeway_s
+        # the key set is cached for 5 minutes and each key by kid; an unknown kid fetches the set again
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_jwk_set=True, lifespan=300, cache_keys=True, timeout=5)
+
+    def verify(self, token: str) -> Staff | None:
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=list(self.ALGORITHMS),
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway_s,
+                options={"require": ["exp", "iat", "iss", "aud"]},
+            )
+        except jwt.PyJWKClientConnectionError as exc:
+            log.warning("the identity provider's keys are unreachable", extra={"why": str(exc)[:200]})
+            return None
+        except jwt.PyJWTError:
+            return None
+        if claims.get("typ", "Bearer") != "Bearer":  # an ID or refresh token is no access token
+            return None
+        return staff_from_claims(claims)
+
+
+class StaffAuthenticator:
+    """A request's principal: a JWT goes to the provider's verifier, anything else to the static
+    development tokens (empty outside development)."""
+
+    def __init__(self, static: TokenDirectory, oidc: OidcVerifier | None):
+        self.static = static
+        self.oidc = oidc
+
+    def __len__(self) -> int:
+        return len(self.static)
+
+    def entries(self) -> Iterator[tuple[str, Staff]]:
+        return self.static.entries()
+
+    def add(self, token: str, staff: Staff) -> None:
+        self.static.add(token, staff)
+
+    def authenticate(self, authorization: str | None) -> Staff | None:
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        token = authorization.removeprefix("Bearer ").strip()
+        if self.oidc is not None and token.count(".") == 2:
+            return self.oidc.verify(token)
+        return self.static.authenticate(authorization)
+
+
+def staff_directory(settings: Settings) -> StaffAuthenticator:
+    """The service's authenticator: the identity provider's tokens (OIDC_ISSUER) and, in development
+    only, the static tokens of STAFF_TOKENS_FILE. Outside development it refuses
+    (InsecureConfiguration) a missing OIDC_ISSUER, any static token, and the development SECRET_KEYS —
+    each named in the message."""
     path = settings.staff_tokens_file
     directory = TokenDirectory.load(path)
+    oidc = (
+        OidcVerifier(settings.oidc_issuer, settings.oidc_audience, settings.jwks_url, settings.oidc_leeway_s)  # type: ignore[arg-type]
+        if settings.oidc_issuer
+        else None
+    )
     if settings.development:
-        return directory
+        return StaffAuthenticator(directory, oidc)
     problems = []
-    if not path.exists():
-        problems.append(f"no staff tokens file at {path} (set STAFF_TOKENS_FILE, e.g. a mounted secret)")
-    elif not len(directory):
-        problems.append(f"{path} holds no staff tokens")
+    if oidc is None:
+        problems.append("no identity provider: set OIDC_ISSUER (and OIDC_JWKS_URL if the keys are fetched elsewhere)")
     public = {token_digest(t) for t in DEVELOPMENT_TOKENS}
     for digest, staff in directory.entries():
         if digest in public or digest == token_digest(PUBLIC_TOKEN_PREFIX + staff.staff_id):
             problems.append(
                 f"{path}: the token of {staff.staff_id} is a development token, public in the project's code"
             )
+        else:
+            problems.append(f"{path}: static staff tokens ({staff.staff_id}) are for development only")
     if settings.uses_development_key:
         problems.append("SECRET_KEYS is not set: citizens' credentials would be signed with the public development key")
     if problems:
@@ -118,4 +210,4 @@ def staff_directory(settings: Settings) -> TokenDirectory:
             + "; ".join(problems)
             + ". See docs/operations.md, 'Credentials'."
         )
-    return directory
+    return StaffAuthenticator(directory, oidc)

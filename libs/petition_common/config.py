@@ -22,6 +22,15 @@ DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-deploy"
 DEVELOPMENT_CONTACT_KEYS = ("dev1:ZGV2ZWxvcG1lbnQtb25seS1jb250YWN0LWtleS0zMmI",)
 
 
+def _staff_tokens_file(config_dir: Path) -> Path | None:
+    """STAFF_TOKENS_FILE if set; else the development file in development, and none outside it."""
+    if value := os.environ.get("STAFF_TOKENS_FILE"):
+        return Path(value)
+    if _env("PETITIONS_ENV", "production") == "development":
+        return config_dir / "staff-tokens.yaml"
+    return None
+
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name)
     return default if value is None or value == "" else value
@@ -121,8 +130,16 @@ class Settings:
     # consumer: retries of a transient failure before the loop stops and lets Kafka redeliver
     retry_attempts: int = 5
     retry_backoff_s: float = 0.2
-    # staff bearer tokens: token -> staff id, role, area (see docs/configuration.md)
-    staff_tokens_file: Path = field(default=REPO_ROOT / "config" / "staff-tokens.yaml")
+    # static staff bearer tokens: token -> staff id, role, area; a development convenience that a
+    # service outside development refuses (docs/security.md). None: no such file.
+    staff_tokens_file: Path | None = field(default=REPO_ROOT / "config" / "staff-tokens.yaml")
+    # the staff identity provider (OpenID Connect): tokens must come from this issuer, for this
+    # audience, signed with a key of the JWKS at oidc_jwks_url (default: the issuer's own certs URL)
+    oidc_issuer: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_audience: str = "petitions-api"
+    # clock skew tolerated between the provider and this service when checking exp/iat/nbf
+    oidc_leeway_s: float = 5.0
     # the working-day calendar's year files (sla counts reply deadlines with it, stats decides "on time")
     calendar_dir: Path = field(default=REPO_ROOT / "config" / "calendar")
     # server keys for citizens' credentials: the first signs, all verify (rotation)
@@ -149,6 +166,12 @@ class Settings:
                 "sasl_plain_password": self.kafka_password,
             }
         return out
+
+    @property
+    def jwks_url(self) -> str | None:
+        if self.oidc_jwks_url:
+            return self.oidc_jwks_url
+        return f"{self.oidc_issuer.rstrip('/')}/protocol/openid-connect/certs" if self.oidc_issuer else None
 
     @property
     def development(self) -> bool:
@@ -203,7 +226,11 @@ class Settings:
             relay_interval_s=float(_env("OUTBOX_RELAY_INTERVAL_S", "1.0")),
             retry_attempts=int(_env("CONSUMER_RETRY_ATTEMPTS", "5")),
             retry_backoff_s=float(_env("CONSUMER_RETRY_BACKOFF_S", "0.2")),
-            staff_tokens_file=Path(_env("STAFF_TOKENS_FILE", str(config_dir / "staff-tokens.yaml"))),
+            staff_tokens_file=_staff_tokens_file(config_dir),
+            oidc_issuer=os.environ.get("OIDC_ISSUER") or None,
+            oidc_jwks_url=os.environ.get("OIDC_JWKS_URL") or None,
+            oidc_audience=_env("OIDC_AUDIENCE", "petitions-api"),
+            oidc_leeway_s=float(_env("OIDC_LEEWAY_S", "5")),
             calendar_dir=Path(_env("CALENDAR_DIR", str(config_dir / "calendar"))),
             secret_keys=tuple(k.strip() for k in _env("SECRET_KEYS", DEVELOPMENT_SECRET_KEY).split(",") if k.strip()),
             contact_keys=_contact_keys(),

@@ -8,6 +8,7 @@ ready. The demo county is countysim's seed 7, the one the end-to-end tests use.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,27 @@ def import_registry(routing_url: str, county: County) -> dict[str, Any]:
     )
     resp.raise_for_status()
     return resp.json()
+
+
+def demo_password(staff_id: str) -> str:
+    """The featured accounts' password at the local Keycloak: public, development only."""
+    return f"{staff_id.lower()}-demo-pass"
+
+
+def sync_accounts(county: County) -> None:
+    """The demo county's roster (and the demo auditor) as Keycloak accounts; the featured accounts
+    get `demo_password`. Prints what it did and how long it took."""
+    from petition_devtools import accounts
+
+    auditor = {"staff_id": "A000001", "name": "审计演示", "role": "auditor"}
+    admin = accounts.Admin.connect(accounts.keycloak_url())
+    result = accounts.sync(admin, accounts.roster_accounts(county, [auditor]))
+    featured = [a["staff_id"] for a in demo_accounts(county) if a["featured"]]
+    for staff_id in featured:
+        accounts.set_password(admin, staff_id.lower(), demo_password(staff_id))
+    print(
+        f"\nKeycloak accounts: {result.created} created, {result.updated} updated, {result.disabled} disabled, "
+        f"{result.unchanged} unchanged in {result.seconds:.1f}s; sign in as "
+        + ", ".join(f"{s.lower()} / {demo_password(s)}" for s in featured),
+        file=sys.stderr,
+    )

@@ -19,10 +19,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from petition_devtools import demo
+from petition_devtools import accounts, demo
 from petition_devtools.processes import DEFAULT_PORTS, REPO, SERVICES, ServiceFleet
 
 WEB = "web"
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     county = None if args.empty else demo.demo_county()
     env = demo.prepare(county, REPO / ".local" / "demo") if county else {}
     env.update({f"WEB_{name.upper()}_URL": f"http://127.0.0.1:{DEFAULT_PORTS[name]}" for name in SERVICES})
+    # staff tokens from the stack's Keycloak (the static development tokens keep working too)
+    env["OIDC_ISSUER"] = f"{accounts.keycloak_url()}/realms/county"
     fleet = ServiceFleet(env=env, log_dir=log_dir)
     try:
         for name in ALL:
@@ -63,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{summary['grids']} grids",
                 file=sys.stderr,
             )
+            # the roster's accounts at Keycloak: minutes the first time, seconds after; the pages work meanwhile
+            threading.Thread(target=demo.sync_accounts, args=(county,), daemon=True).start()
         print("\nall services ready:", file=sys.stderr)
         for name in ALL:
             print(f"  {name:8s} http://127.0.0.1:{DEFAULT_PORTS[name]}  (log {log_dir / name}.log)", file=sys.stderr)

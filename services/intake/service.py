@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from petition_common.access import Area, may_read
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.credentials import Signer
@@ -346,7 +347,7 @@ class IntakeService:
     @staticmethod
     def authorize_staff(state: dict[str, Any], staff: Staff) -> None:
         assignment = state.get("assignment") or {}
-        if not staff.covers(assignment.get("grid_id"), state.get("town_id")):
+        if not may_read(staff, Area(grid_id=assignment.get("grid_id"), town_id=state.get("town_id"))):
             raise NotFound(state["petition_id"])
 
     @staticmethod

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from petition_common import audit_http, logs, ratelimit
+from petition_common.access import Area, may_manage_registry, may_read
 from petition_common.auth import staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
@@ -69,7 +70,7 @@ def _service() -> RoutingService:
 @body_limit(MAX_REGISTRY_BYTES)
 def import_grids() -> Response:
     staff = require_staff()
-    if staff.role != "county_dispatcher":
+    if not may_manage_registry(staff):
         audit_http.record(REGISTRY_IMPORT, staff, outcome="not_found", required=False)
         raise ApiError(404, "not_found", "only the county dispatch centre imports the grid registry")
     body = read_json_object(media_types=("application/geo+json", "application/json"))  # as routing.yaml says
@@ -93,11 +94,11 @@ def import_grids() -> Response:
 
 @bp.get("/v1/grids/<grid_id>")
 def get_grid(grid_id: str) -> Response:
-    require_staff()
+    staff = require_staff()
     holder: RegistryHolder = current_app.extensions["registry"]
     holder.refresh()
     grid = holder.current.grid(grid_id) if holder.current else None
-    if grid is None:
+    if grid is None or not may_read(staff, Area(grid_id=grid.grid_id)):
         raise ApiError(404, "not_found", f"no grid {grid_id} in the registry")
     return json_response(grid.to_feature())
 

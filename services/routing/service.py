@@ -28,6 +28,7 @@ from pymongo import ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from petition_common.access import Area, may_act, may_read
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event, format_time, utc_now
@@ -166,11 +167,7 @@ class RoutingService:
 
     @staticmethod
     def _covers(staff: Staff, order: domain.WorkOrder) -> bool:
-        if staff.role == "auditor":
-            return True
-        if staff.role == "village_cadre":
-            return order.assignment.village_id is not None and order.assignment.village_id == staff.village_id
-        return domain.can_act(_principal(staff), order)
+        return may_read(staff, _area(order))
 
     def list_orders(
         self,
@@ -354,9 +351,8 @@ class RoutingService:
         """Apply a staff action; raises NotFound, domain.InvalidTransition (409), domain.InvalidArgument."""
         for _ in range(MAX_CONFLICT_RETRIES):
             loaded, order = self.load(petition_id)
-            # acting is not seeing: a village cadre and an auditor see orders but act on none, so
-            # this is the domain's rule (can_act), not _covers (which grants reading)
-            if not domain.can_act(_principal(staff), order):
+            # acting is not seeing: a village cadre and an auditor see orders but act on none
+            if not may_act(staff, _area(order)):
                 raise NotFound(petition_id)
             transition = self._transition(order, staff, action, body, self.clock())
             try:
@@ -443,8 +439,9 @@ class RoutingService:
         self.open_orders.delete_one({"_id": petition_id})
 
 
-def _principal(staff: Staff) -> domain.Principal:
-    return domain.Principal(staff.staff_id, staff.role, staff.town_id)
+def _area(order: domain.WorkOrder) -> Area:
+    a = order.assignment
+    return Area(grid_id=a.grid_id, village_id=a.village_id, town_id=a.town_id)
 
 
 def _order_of(state: dict[str, Any] | None) -> domain.WorkOrder | None:

@@ -39,6 +39,7 @@ from pymongo import DeleteOne, ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from petition_common.access import Area, may_read
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event, format_time
@@ -513,7 +514,7 @@ class SlaService:
         if loaded.state is None:
             raise NotFound(petition_id)
         record = SlaRecord.from_dict(loaded.state)
-        if not views.covers(staff, record.grid_id):
+        if not may_read(staff, Area(grid_id=record.grid_id)):
             raise NotFound(petition_id)
         now = self.clock()
         policy, calendar = self.config.policy, self.config.calendar

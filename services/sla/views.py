@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from petition_common.access import Area, may_read
 from petition_common.auth import Staff
 from services.sla.domain.calendar import WorkCalendar, YearNotCovered
 from services.sla.domain.clock import ClockState, clock_states, next_due_at
@@ -209,7 +210,7 @@ def overdue_items(
     items = []
     for doc in docs:
         grid_id, town = doc.get("grid_id"), doc.get("town")
-        if not covers(staff, grid_id):
+        if not may_read(staff, Area(grid_id=grid_id)):
             continue
         if flt.grid_id and grid_id != flt.grid_id:
             continue
@@ -280,25 +281,6 @@ def page(items: list[dict[str, Any]], limit: int, cursor: str | None) -> tuple[l
 
 
 # -- access ---------------------------------------------------------------------------------------
-
-
-def covers(staff: Staff, grid_id: str | None) -> bool:
-    """Whether this staff member may see a petition of that grid.
-
-    County roles see everything, including petitions no grid was found for. The others see their
-    grids, their village or their town. The grid registry guarantees that ids nest (town T01 ⊃
-    village T01V01 ⊃ grid T01V01G001, routing's registry validation), so the town and village of a
-    grid are prefixes of its id and this service needs no copy of the registry.
-    """
-    if staff.role in ("county_dispatcher", "auditor"):
-        return True
-    if grid_id is None:
-        return False
-    if staff.role == "town_supervisor":
-        return staff.town_id is not None and grid_id.startswith(staff.town_id)
-    if staff.role == "village_cadre":
-        return staff.village_id is not None and grid_id.startswith(staff.village_id)
-    return grid_id in staff.grid_ids
 
 
 # -- one petition ---------------------------------------------------------------------------------

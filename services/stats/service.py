@@ -17,6 +17,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from petition_common.access import READ_EVERYTHING, Area, may_read
 from petition_common.auth import Staff
 from petition_common.envelope import format_time, parse_time
 from services.stats.alerts import AlertLog
@@ -31,8 +32,6 @@ from services.stats.table import Chunk, Dictionary, Table
 from services.stats.worker import HOTSPOTS_TASK, partition_task
 
 log = logging.getLogger(__name__)
-
-COUNTY_ROLES = ("county_dispatcher", "auditor")
 
 
 class TableLoader:
@@ -104,19 +103,6 @@ class TableLoader:
             return changed
 
 
-def covers(staff: Staff, grid_id: str | None) -> bool:
-    """Whether a staff member may see petitions placed in this grid. Grid ids nest under their
-    village and town ids (the registry checks it), which is how town and village staff are scoped.
-    Petitions not placed in a grid are visible to county staff only."""
-    if staff.role in COUNTY_ROLES:
-        return True
-    if grid_id is None:
-        return False
-    if staff.role == "town_supervisor":
-        return bool(staff.town_id) and grid_id.startswith(staff.town_id)  # type: ignore[arg-type]
-    return staff.covers(grid_id, None)
-
-
 @dataclass
 class StatsService:
     loader: TableLoader
@@ -128,9 +114,9 @@ class StatsService:
 
     @staticmethod
     def _scope(staff: Staff) -> Callable[[str | None], bool] | None:
-        if staff.role in COUNTY_ROLES:
+        if staff.role in READ_EVERYTHING:
             return None
-        return lambda grid_id: covers(staff, grid_id)
+        return lambda grid_id: may_read(staff, Area(grid_id=grid_id))
 
     def summary(self, q: StatsQuery, staff: Staff) -> dict[str, Any]:
         return self._queries().summary(q, self._scope(staff))
@@ -164,7 +150,7 @@ class StatsService:
                 continue
             if f.category and alert["category"] != f.category:
                 continue
-            if staff.role not in COUNTY_ROLES and not covers(staff, record.get("scope_grid")):
+            if staff.role not in READ_EVERYTHING and not may_read(staff, Area(grid_id=record.get("scope_grid"))):
                 continue
             if q.cursor is not None and (ends, alert["alert_id"]) >= q.cursor:
                 continue

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
 from petition_common import logs, ratelimit
-from petition_common.auth import InsecureConfiguration
+from petition_common.auth import InsecureConfiguration, OidcVerifier
 from petition_common.config import DEFAULT_PORTS, Settings
 from petition_common.credentials import Signer
 from petition_common.metrics import PlatformMetrics
@@ -27,6 +27,8 @@ from services.web.backends import SERVICES, Backends, BackendUnavailable
 from services.web.citizen import bp as citizen_bp
 from services.web.devlogin import DemoAccounts
 from services.web.devlogin import bp as login_bp
+from services.web.oidclogin import OidcClient
+from services.web.oidclogin import bp as oidc_bp
 from services.web.sessions import SessionTable
 from services.web.staff import bp as staff_bp
 from services.web.vendor import bp as vendor_bp
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
         categories=load_categories(settings.config_dir / "categories.yaml"),
         # the development login's accounts: only in development, never in production
         demo_accounts=DemoAccounts.load(Path(demo_file)) if settings.development and demo_file else None,
+        oidc=_oidc_client(settings, extra),
     )
     app.jinja_env.filters["bj"] = beijing_time
     categories = app.extensions["categories"]
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
     )
     app.register_blueprint(citizen_bp)
     app.register_blueprint(login_bp)
+    app.register_blueprint(oidc_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(vendor_bp)
@@ -145,3 +149,14 @@ def beijing_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
     except ValueError:
         return str(value)
     return moment.astimezone(BEIJING).strftime(fmt)
+
+
+def _oidc_client(settings: Settings, extra: dict[str, str]) -> OidcClient | None:
+    """Staff login through the identity provider, if WEB_OIDC_ISSUER (or OIDC_ISSUER) is set."""
+    issuer = extra.get("WEB_OIDC_ISSUER") or settings.oidc_issuer
+    if not issuer:
+        return None
+    client_id = extra.get("WEB_OIDC_CLIENT_ID", "petitions-workbench")
+    jwks = settings.oidc_jwks_url or f"{issuer.rstrip('/')}/protocol/openid-connect/certs"
+    verifier = OidcVerifier(issuer, settings.oidc_audience, jwks, settings.oidc_leeway_s)
+    return OidcClient(issuer, client_id, verifier, extra.get("WEB_OIDC_TOKEN_URL"))

@@ -2,7 +2,8 @@
 
 The accounts file (WEB_DEMO_ACCOUNTS_FILE, written by petition_devtools.demo) holds the demo staff
 and their development tokens, which are public anyway (`tok-<staff id>`); services outside
-development refuse those tokens. The real login through the identity provider is a later issue.
+development refuse those tokens. Staff log in through the identity provider (oidclogin.py);
+this login stays for development.
 """
 
 from __future__ import annotations
@@ -65,11 +66,15 @@ def _accounts() -> DemoAccounts | None:
 @bp.get("/staff/login")
 def login_form() -> Any:
     accounts = _accounts()
+    oidc = current_app.extensions.get("oidc") is not None
+    failed = "统一身份认证登录未成功，请重试。" if request.args.get("failed") else None
     if accounts is None:
+        if oidc:  # outside development the provider's login is the only one
+            return render_template("login.html", featured=[], matches=[], query="", error=failed, oidc=oidc)
         return render_template("login_unavailable.html"), 503
     query = request.args.get("q", "")
     return render_template(
-        "login.html", featured=accounts.featured(), matches=accounts.search(query), query=query, error=None
+        "login.html", featured=accounts.featured(), matches=accounts.search(query), query=query, error=failed, oidc=oidc
     )
 
 

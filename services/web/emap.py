@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request
 
+from petition_common.access import may_read
 from petition_common.auth import Staff
 from services.web import mappng
 from services.web.backends import current_backends
@@ -193,7 +194,7 @@ def measures() -> Any:
 def grid_detail(grid_id: str) -> Any:
     cmap = county_map()
     grid = cmap.grids.get(grid_id)
-    if grid is None or not principal(cmap).covers(grid.grid_id, grid.town_id):
+    if grid is None or not may_read(principal(cmap), grid.area):
         abort(404)
     orders = current_backends().get(
         "routing", "/v1/workorders", token=g.me.token, params={"grid_id": grid_id, "limit": 200}

@@ -22,6 +22,7 @@ import orjson
 import shapely
 from shapely.geometry import mapping, shape
 
+from petition_common.access import Area, may_read
 from petition_common.auth import Staff
 from services.web.backends import Backends
 
@@ -47,6 +48,10 @@ class GridInfo:
     cadre: dict[str, str]
     helpers: tuple[dict[str, str], ...]
     centroid: tuple[float, float]  # lon, lat
+
+    @property
+    def area(self) -> Area:
+        return Area(self.grid_id, self.village_id, self.town_id)
 
 
 @dataclass
@@ -112,7 +117,7 @@ class CountyMap:
         return Staff(staff_id, role, town_id=town_id)
 
     def visible(self, staff: Staff) -> list[GridInfo]:
-        return [g for g in self.grids.values() if staff.covers(g.grid_id, g.town_id)]
+        return [g for g in self.grids.values() if may_read(staff, g.area)]
 
     @staticmethod
     def scope_key(staff: Staff) -> str:

@@ -33,8 +33,8 @@ class StaffSession:
         return what in CAPABILITIES.get(self.role, ())
 
 
-# acting follows routing's can_act (a grid leader on their own orders, a town supervisor in their town,
-# the county dispatcher everywhere); cadres and auditors read only
+# what the pages offer follows petition_common.access (a grid leader acts on its grids, a town supervisor
+# in its town, the county dispatcher everywhere; cadres and auditors read only); the services decide
 CAPABILITIES = {
     "grid_leader": ("queue", "act"),
     "village_cadre": ("queue",),

@@ -6,16 +6,19 @@ from __future__ import annotations
 import pytest
 import requests
 
-from petition_devtools.tokens import write_tokens_file
+from petition_common.config import REPO_ROOT
 from services.intake.contacts import generate_key_spec
+from tests.e2e.identity_world import Roster
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
+DEV_TOKENS = REPO_ROOT / "config" / "staff-tokens.yaml"
 
 
 @pytest.mark.parametrize("service", ["intake", "routing", "sla", "stats"])
 def test_production_refuses_the_development_tokens(fleet, service):
-    process = fleet.start(service, extra_env={"PETITIONS_ENV": "production", "SECRET_KEYS": "k-1a9f3e77c2"})
+    env = {"PETITIONS_ENV": "production", "SECRET_KEYS": "k-1a9f3e77c2", "STAFF_TOKENS_FILE": str(DEV_TOKENS)}
+    process = fleet.start(service, extra_env=env)
 
     def exited() -> None:
         assert not process.alive()
@@ -26,21 +29,25 @@ def test_production_refuses_the_development_tokens(fleet, service):
     assert "S000001" in log and "development token" in log  # dev-dispatcher's entry, named
 
 
-def test_production_with_its_own_credentials_serves(fleet, tmp_path):
-    tokens = write_tokens_file(tmp_path / "tokens.yaml", {"9c1e-own-token": {"staff_id": "D9", "role": "auditor"}})
-    env = {"PETITIONS_ENV": "production", "SECRET_KEYS": "k-1a9f3e77c2", "STAFF_TOKENS_FILE": str(tokens)}
-    sla = fleet.start("sla", extra_env=env)
-    fleet.wait_ready()
-    assert requests.get(f"{sla.url}/v1/sla/overdue", timeout=10).status_code == 401
-    ok = requests.get(f"{sla.url}/v1/sla/overdue", headers={"Authorization": "Bearer 9c1e-own-token"}, timeout=10)
-    assert ok.status_code == 200, ok.text
-    dev = requests.get(f"{sla.url}/v1/sla/overdue", headers={"Authorization": "Bearer dev-dispatcher"}, timeout=10)
-    assert dev.status_code == 401
+def test_production_with_its_own_credentials_serves_the_providers_tokens_only(fleet, tmp_path):
+    roster = Roster.connect()
+    roster.add("A900002", "auditor")
+    roster.sync()
+    try:
+        env = {"PETITIONS_ENV": "production", "SECRET_KEYS": "k-1a9f3e77c2", "STAFF_TOKENS_FILE": ""}
+        sla = fleet.start("sla", extra_env=env)
+        fleet.wait_ready()
+        assert requests.get(f"{sla.url}/v1/sla/overdue", timeout=10).status_code == 401
+        ok = requests.get(f"{sla.url}/v1/sla/overdue", headers=roster.bearer("A900002"), timeout=10)
+        assert ok.status_code == 200, ok.text
+        dev = requests.get(f"{sla.url}/v1/sla/overdue", headers={"Authorization": "Bearer dev-dispatcher"}, timeout=10)
+        assert dev.status_code == 401
+    finally:
+        roster.remove()
 
 
 def test_intake_outside_development_refuses_the_development_contact_key_and_runs_with_its_own(fleet, tmp_path):
-    tokens = write_tokens_file(tmp_path / "tokens.yaml", {"9c1e-own-token": {"staff_id": "D9", "role": "auditor"}})
-    env = {"PETITIONS_ENV": "production", "SECRET_KEYS": "k-1a9f3e77c2", "STAFF_TOKENS_FILE": str(tokens)}
+    env = {"PETITIONS_ENV": "production", "SECRET_KEYS": "k-1a9f3e77c2", "STAFF_TOKENS_FILE": ""}
     refused = fleet.start("intake", instance="intake-dev-key", extra_env=env)
     eventually(lambda: _exited(refused), timeout_s=60)
     assert "CONTACT_KEYS is the public development key" in refused.log_path.read_text(encoding="utf-8")

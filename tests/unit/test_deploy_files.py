@@ -35,15 +35,17 @@ def test_no_credential_ships_and_compose_takes_them_from_secrets():
     dockerfile = (REPO_ROOT / "deploy" / "Dockerfile").read_text()
     assert "rm -f ./config/staff-tokens.yaml" in dockerfile.split("COPY config ./config")[1].split("COPY")[0]
     compose = _compose()
-    assert compose["secrets"]["staff_tokens"]["file"].endswith("secrets/staff-tokens.yaml}")
+    assert "staff_tokens" not in compose.get("secrets", {})  # static tokens are for development only
+    keycloak = compose["services"]["keycloak"]
+    assert keycloak["environment"]["KC_BOOTSTRAP_ADMIN_PASSWORD"].startswith("${KEYCLOAK_ADMIN_PASSWORD:?")
     for name in DEFAULT_PORTS:
         service = compose["services"][name]
         env = service["environment"]
         assert env["PETITIONS_ENV"] == "production"
-        assert env["STAFF_TOKENS_FILE"] == "/run/secrets/staff_tokens"
+        assert "STAFF_TOKENS_FILE" not in env and env["OIDC_ISSUER"].endswith("/realms/county}")
         assert env["SECRET_KEYS"].startswith("${SECRET_KEYS:?")  # compose refuses to start without it
         # intake alone holds citizens' contact details, encrypted with keys from their own secret
-        assert service["secrets"] == (["staff_tokens", "contact_keys"] if name == "intake" else ["staff_tokens"])
+        assert service.get("secrets") == (["contact_keys"] if name == "intake" else None)
     assert compose["services"]["intake"]["environment"]["CONTACT_KEYS_FILE"] == "/run/secrets/contact_keys"
 
 
@@ -121,6 +123,7 @@ def test_compose_cluster_profile_is_three_brokers_a_replica_set_and_two_of_each_
             assert service["depends_on"] == {
                 "kafka-setup-cluster": {"condition": "service_completed_successfully"},
                 "mongo-init": {"condition": "service_completed_successfully"},
+                "keycloak": {"condition": "service_healthy"},
             }
         # nothing of the cluster waits for the single-node broker or database
         assert not {"kafka", "mongo", "kafka-setup"} & set(service["depends_on"])
@@ -131,3 +134,8 @@ def test_compose_cluster_profile_is_three_brokers_a_replica_set_and_two_of_each_
     # the single-node platform is what `docker compose up` starts: no profile on its services
     for name in ("kafka", "mongo", "kafka-setup", *DEFAULT_PORTS):
         assert "profiles" not in services[name], name
+
+
+def test_compose_runs_the_keycloak_version_the_local_stack_runs():
+    local = (REPO_ROOT / "deploy" / "local" / "pom.xml").read_text().split("<keycloak.version>")[1].split("<")[0]
+    assert _compose()["services"]["keycloak"]["image"] == f"quay.io/keycloak/keycloak:{local}"

@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from . import events as ev
-from .decide import ROLE_COUNTY_DISPATCHER, ROLE_GRID_LEADER, Assignment, RouteDecision
+from .decide import Assignment, RouteDecision
 from .events import Event, rfc3339
 
 ROLE_TOWN_SUPERVISOR = "town_supervisor"
@@ -249,27 +249,3 @@ def withdraw(order: WorkOrder, *, now: datetime) -> Transition:
     if order.pause is not None:
         seconds += max(0.0, (now - order.pause.since).total_seconds())
     return Transition(replace(order, status=Status.WITHDRAWN, withdrawn_at=now, pause=None, paused_seconds=seconds), ())
-
-
-# --- authorisation -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The authenticated staff member (from the bearer token)."""
-
-    staff_id: str
-    role: str  # grid_leader | town_supervisor | county_dispatcher
-    town_id: str | None = None  # the town a town supervisor supervises
-
-
-def can_act(staff: Principal, order: WorkOrder) -> bool:
-    """A grid leader acts on orders assigned to them, a town supervisor on orders in their town, a county
-    dispatcher on all. Anything else (unknown role, missing town) is refused."""
-    if staff.role == ROLE_COUNTY_DISPATCHER:
-        return True
-    if staff.role == ROLE_GRID_LEADER:
-        return order.assignment.assignee.staff_id == staff.staff_id
-    if staff.role == ROLE_TOWN_SUPERVISOR:
-        return staff.town_id is not None and order.assignment.town_id == staff.town_id
-    return False

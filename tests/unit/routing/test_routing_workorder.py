@@ -1,4 +1,4 @@
-"""The work-order state machine: every action in every state, the events, and who may act."""
+"""The work-order state machine: every action in every state and the events (who may act: test_access_rule.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ from services.routing.domain import (
     Assignment,
     InvalidArgument,
     InvalidTransition,
-    Principal,
     RouteDecision,
     Status,
     Transition,
     WorkOrder,
     assign,
-    can_act,
     close_by_staff,
     close_by_timeout,
     contact,
@@ -466,43 +464,3 @@ def test_invalid_arguments(do: Callable[[WorkOrder], Transition], field: str) ->
 def test_assign_needs_a_petition_id() -> None:
     with pytest.raises(InvalidArgument):
         assign("", DECISION, now=T0)
-
-
-# --- who may act ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("staff", "allowed"),
-    [
-        (Principal(LEADER, "grid_leader"), True),
-        (Principal("LT01V02G001", "grid_leader"), False),
-        (Principal("S100", "town_supervisor", town_id="T01"), True),
-        (Principal("S200", "town_supervisor", town_id="T02"), False),
-        (Principal("S300", "town_supervisor"), False),
-        (Principal("S000001", "county_dispatcher"), True),
-        (Principal(LEADER, "citizen"), False),
-    ],
-)
-def test_can_act(staff: Principal, allowed: bool) -> None:
-    assert can_act(staff, new_order()) is allowed
-
-
-def test_after_transfer_the_new_leader_acts_and_the_old_one_does_not() -> None:
-    order = transfer(new_order(), OTHER_GRID, reason="属小王庄新村", now=NOW).order
-    assert can_act(Principal("LT01V02G001", "grid_leader"), order)
-    assert not can_act(Principal(LEADER, "grid_leader"), order)
-
-
-def test_town_supervisor_cannot_act_on_an_unplaced_triage_order() -> None:
-    triage = RouteDecision(
-        grid_id=None,
-        village=None,
-        town=None,
-        department="county_dispatch_centre",
-        assignee=Assignee("S000001", "county_dispatcher"),
-        route="triage",
-        reason="nothing given",
-    )
-    order = assign("P2", triage, now=T0).order
-    assert not can_act(Principal("S100", "town_supervisor", town_id="T01"), order)
-    assert can_act(Principal("S000001", "county_dispatcher"), order)

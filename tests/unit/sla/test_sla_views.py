@@ -211,17 +211,6 @@ def test_paging_is_keyset_and_stable_over_time(overdue_docs: list[dict]) -> None
 # -- access and the petition view -----------------------------------------------------------------
 
 
-def test_covers_by_role_and_grid_nesting() -> None:
-    assert views.covers(COUNTY, None) and views.covers(Staff("A", "auditor"), "T09V01G001")
-    leader = Staff("S1", "grid_leader", grid_ids=frozenset({"T01V01G001"}))
-    assert views.covers(leader, "T01V01G001") and not views.covers(leader, "T01V01G002")
-    cadre = Staff("S2", "village_cadre", town_id="T01", village_id="T01V01")
-    assert views.covers(cadre, "T01V01G002") and not views.covers(cadre, "T01V02G001")
-    town = Staff("S3", "town_supervisor", town_id="T01")
-    assert views.covers(town, "T01V02G001") and not views.covers(town, "T02V01G001")
-    assert not views.covers(town, None) and not views.covers(leader, None)
-
-
 def test_current_pause_follows_the_domain_pairing(policy: SlaPolicy) -> None:
     assert views.current_pause(build([SUB]), policy) is None
     one = build([SUB, paused("2025-03-11 09:00", "p1", reason="third_party")])
