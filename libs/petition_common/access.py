@@ -13,7 +13,9 @@ Every staff endpoint of intake, routing, sla and stats asks these two functions 
 | machine_client    | nothing                | nothing (it may only submit petitions, a public call)  |
 
 The grid registry is replaced by the county dispatch centre alone (`may_manage_registry`); a grid's
-record (with its leader's name and phone) is read like any object placed in that grid.
+record (with its leader's name and phone) is read like any object placed in that grid, and the
+whole registry at once (the grid map's source) by staff only, never a machine client
+(`may_read_registry`). The audit trails are read by auditors alone (`may_audit`).
 
 An object that no grid, village or town was found for (the county's triage queue) is inside no
 one's area: only the county roles reach it. Ids nest (town T01 ⊃ village T01V01 ⊃ grid T01V01G001,
@@ -69,3 +71,13 @@ def may_act(staff: Staff, area: Area) -> bool:
 def may_manage_registry(staff: Staff) -> bool:
     """Whether this staff member may replace the county's grid registry (and with it the roster)."""
     return staff.role in ACT_EVERYWHERE
+
+
+def may_read_registry(staff: Staff) -> bool:
+    """Whether this principal may read the whole grid registry (every grid with its 1+1+N roster)."""
+    return staff.role in READ_EVERYTHING or staff.role in READ_IN_AREA
+
+
+def may_audit(staff: Staff) -> bool:
+    """Whether this staff member may read the services' audit trails."""
+    return staff.role == "auditor"

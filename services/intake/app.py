@@ -33,7 +33,7 @@ from petition_common.web import (
 from services.intake import domain
 from services.intake.contacts import ContactCipher, ContactKeys, ContactStore, KeyUnavailable
 from services.intake.metrics import RetentionMetrics
-from services.intake.retention import DEFAULT_RETENTION_DAYS, Retention
+from services.intake.retention import DEFAULT_RETENTION_DAYS, Retention, audit_entry
 from services.intake.service import SUBMITTER, IdempotencyMismatch, IntakeService, NotFound
 
 bp = Blueprint("intake", __name__)
@@ -305,7 +305,8 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     app.extensions["tokens"] = tokens
     app.extensions["schemas"] = RequestSchemas(settings.contract_dir, "intake")
     app.register_blueprint(bp)
-    audit_http.install(app, runtime)
+    trail = audit_http.install(app, runtime)
+    retention.on_erased = lambda erasure: trail.append(audit_entry(erasure))
     ratelimit.install(app, runtime, RATE_LIMITS, background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:

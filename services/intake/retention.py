@@ -9,8 +9,10 @@ retention period after their end has passed:
    only ciphertext of their name, phone, address and original text goes);
 2. the followers' documents go, and the petition gets a commit whose `citizen` holds only the time
    of erasure (no masked forms) and whose feedback comment is gone;
-3. the erasure is recorded in `erasures`, an append-only collection (one insert per petition, never
-   updated or deleted by the platform; docs/security.md, "Personal data");
+3. the erasure is recorded in intake's audit trail (`contact.erased`, by `on_erased`; a run that
+   dies after it records it again on its next run: at least once) and in `erasures`, an append-only
+   collection (one insert per petition, never updated or deleted by the platform; docs/security.md,
+   "Personal data");
 4. the note is deleted.
 
 Every step can be repeated, so a job that dies half-way finishes the petition on its next run.
@@ -64,6 +66,8 @@ class Retention:
         self.clock = clock
         self.metrics = metrics
         self._cadence = Cadence(clock)
+        # records an erasure in the audit trail (set by the app); raising makes the next run retry
+        self.on_erased: Callable[[dict[str, Any]], None] | None = None
 
     def note_if_ended(self, before: dict[str, Any], state: dict[str, Any]) -> None:
         """Remember a petition that this change ends, and when (its last timeline entry); call before
@@ -124,11 +128,35 @@ class Retention:
             "contacts_erased": shredded,
             "followers": len(followers),
         }
+        if self.on_erased is not None:
+            self.on_erased(record)
         with contextlib.suppress(DuplicateKeyError):  # recorded by a run that died before deleting the note
             self.erasures.insert_one(record)
         self.notes.delete_one({"_id": pid})
         log.info("contact details erased", extra={"petition_id": pid, "contacts": shredded})
         return 1
+
+
+ERASED_FIELDS = ("citizen.name", "citizen.phone", "citizen.address", "content.original", "followers")
+
+
+def audit_entry(erasure: dict[str, Any]) -> dict[str, Any]:
+    """The audit trail's record of an erasure: the retention job, not a person, did it."""
+    return {
+        "action": "contact.erased",
+        "petition_id": erasure["petition_id"],
+        "staff_id": "retention-job",
+        "role": "system",
+        "fields": list(ERASED_FIELDS),
+        "outcome": "ok",
+        "detail": {
+            "reason": erasure["reason"],
+            "retention_days": erasure["retention_days"],
+            "contacts_erased": erasure["contacts_erased"],
+            "followers": erasure["followers"],
+        },
+        "client": {"id": "intake-retention", "address": None, "for": None, "user_agent": None},
+    }
 
 
 def _anonymised(state: dict[str, Any], erased_at: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from petition_common import audit_http, logs, ratelimit
-from petition_common.access import Area, may_manage_registry, may_read
+from petition_common.access import Area, may_manage_registry, may_read, may_read_registry
 from petition_common.auth import staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
@@ -107,7 +107,8 @@ def get_grid(grid_id: str) -> Response:
 def list_grids() -> Response:
     """The whole registry as one FeatureCollection (the grid map's source), with its version as the
     ETag: a client that has the current version gets a 304 without the body (2.1 MB for the demo county)."""
-    require_staff()
+    if not may_read_registry(require_staff()):
+        raise ApiError(404, "not_found", "the grid registry is for staff")
     _registry()
     version, body = current_app.extensions["registry"].feature_collection()
     etag = f"registry-{version}"

@@ -17,7 +17,7 @@ import requests
 import yaml
 
 from countysim import generate_county
-from petition_common.access import Area, may_act, may_manage_registry, may_read
+from petition_common.access import Area, may_act, may_audit, may_manage_registry, may_read, may_read_registry
 from petition_common.auth import MACHINE_ROLE, STAFF_ROLES, Staff, staff_from_claims
 from tests.e2e.abuse_world import start_world
 from tests.e2e.identity_world import Roster, machine_token
@@ -51,12 +51,23 @@ def staff_operations() -> set[tuple[str, str, str]]:
         doc = yaml.safe_load((REPO / "contract" / "openapi" / f"{service}.yaml").read_text(encoding="utf-8"))
         default = doc.get("security", [])
         for path, item in doc["paths"].items():
-            for method, op in item.items():
+            for method, op in _resolved(item).items():
                 if method not in ("get", "post", "put", "patch", "delete"):
                     continue
                 if any("bearerAuth" in req for req in op.get("security", default)):
                     out.add((service, method.upper(), path))
     return out
+
+
+def _resolved(item: dict) -> dict:
+    """A path item, or the one its `$ref` names in another document (`./common.yaml#/a/b`)."""
+    if "$ref" not in item:
+        return item
+    file, _, pointer = item["$ref"].partition("#")
+    found = yaml.safe_load((REPO / "contract" / "openapi" / file).read_text(encoding="utf-8"))
+    for part in pointer.strip("/").split("/"):
+        found = found[part.replace("~1", "/").replace("~0", "~")]
+    return found
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,20 @@ def import_registry(urls, headers, case):
     return _status(resp, {200})
 
 
+def whole_registry(urls, headers, case):
+    """Not placed in an area: allowed or refused whatever the case, so asked once."""
+    if case.name != "inside":
+        return None
+    return _status(get(f"{urls['routing']}/v1/grids", headers), {200})
+
+
+def audit_trail(service: str) -> Call:
+    def call(urls, headers, case):
+        return _status(get(f"{urls[service]}/v1/audit", headers, petition_id=case.petition_id), {200})
+
+    return call
+
+
 def counted(path: str, items: str | None, field: str = "accepted", **params: str) -> Call:
     """Whether the case's petition is counted in an aggregate filtered to its grid."""
 
@@ -149,7 +174,8 @@ def scoped_list(service: str, path: str, key: str) -> Call:
 
 
 # (service, METHOD, path) -> (permission, probe): "read"/"act" on the case's area, "registry"
-# (may_manage_registry), "list" (any principal; items scoped)
+# (may_manage_registry), "whole registry" (may_read_registry), "audit" (may_audit), "list" (any
+# principal; items scoped)
 PROBES: dict[tuple[str, str, str], tuple[str, Call]] = {
     ("intake", "GET", "/v1/petitions/{id}"): ("read", read_object("intake", "/v1/petitions/{id}")),
     ("routing", "GET", "/v1/workorders"): ("read", listed_orders),
@@ -157,6 +183,8 @@ PROBES: dict[tuple[str, str, str], tuple[str, Call]] = {
     **{("routing", "POST", f"/v1/workorders/{{id}}/{a}"): ("act", act(a)) for a in ACTIONS},
     ("routing", "GET", "/v1/grids/{grid_id}"): ("read", read_grid),
     ("routing", "POST", "/v1/grids/import"): ("registry", import_registry),
+    ("routing", "GET", "/v1/grids"): ("whole registry", whole_registry),
+    **{(service, "GET", "/v1/audit"): ("audit", audit_trail(service)) for service in SERVICES},
     ("sla", "GET", "/v1/sla/petitions/{id}"): ("read", read_object("sla", "/v1/sla/petitions/{id}")),
     ("sla", "GET", "/v1/sla/overdue"): ("list", scoped_list("sla", "/v1/sla/overdue", "items")),
     ("stats", "GET", "/v1/stats/summary"): ("read", counted("/v1/stats/summary", None)),
@@ -178,6 +206,10 @@ def expected(permission: str, staff: Staff, case: Case) -> bool:
         return may_act(staff, case.area)
     if permission == "registry":
         return may_manage_registry(staff)
+    if permission == "whole registry":
+        return may_read_registry(staff)
+    if permission == "audit":
+        return may_audit(staff)
     return True
 
 

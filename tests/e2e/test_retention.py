@@ -111,12 +111,16 @@ def test_contact_details_are_erased_after_the_retention_period_and_statistics_st
         contacts_left = db["contacts"].count_documents({})
         followers_left = {f["petition_id"] for f in db["followers"].find({})}
         notes_left = db["retention"].count_documents({})
+        trail = [r for r in db["audit"].find({}) if r["action"] == "contact.erased"]
 
     ended_ids = {pid for pid, _, _ in withdrawn + closed}
     assert set(erasures) == ended_ids
     assert all(e["reason"] == "retention" and e["retention_days"] == RETENTION_DAYS for e in erasures.values())
     assert erasures[closed[0][0]]["contacts_erased"] == 2 and erasures[closed[0][0]]["followers"] == 1
     assert all(e["contacts_erased"] == 1 for pid, e in erasures.items() if pid != closed[0][0])
+    # each erasure is in intake's audit trail too, by the retention job
+    assert {r["petition_id"] for r in trail} == ended_ids
+    assert all(r["staff_id"] == "retention-job" and "citizen.phone" in r["fields"] for r in trail)
     assert contacts_left == 5 and followers_left == {still_open[0][0]} and notes_left == 0
 
     for pid, _, person in withdrawn + closed:
