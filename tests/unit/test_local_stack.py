@@ -13,6 +13,7 @@ from petition_common.config import REPO_ROOT
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "deploy" / "local"))  # its sibling keycloak.py
     spec = importlib.util.spec_from_file_location("local_stack", REPO_ROOT / "deploy" / "local" / "stack.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -58,7 +59,7 @@ def test_a_cluster_is_three_nodes_on_their_own_ports_and_folders_with_the_same_s
     ]
     assert stack.bootstrap_servers() == "127.0.0.1:19192,127.0.0.1:19194,127.0.0.1:19196"
     assert stack.expand("kafka") == ["kafka-1", "kafka-2", "kafka-3"]
-    assert stack.expand(None) == ["ferretdb", "kafka-1", "kafka-2", "kafka-3"]
+    assert stack.expand(None) == ["ferretdb", "kafka-1", "kafka-2", "kafka-3", "keycloak"]
     configs = [_config(stack, n) for n in nodes]
     for node, cfg in zip(nodes, configs, strict=True):
         assert cfg["node.id"] == str(node.node_id)
