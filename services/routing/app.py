@@ -103,12 +103,19 @@ def get_grid(grid_id: str) -> Response:
     return json_response(grid.to_feature())
 
 
+# the longest If-None-Match routing.yaml allows (an ETag is "registry-<version>")
+MAX_ETAG_HEADER = 200
+
+
 @bp.get("/v1/grids")
 def list_grids() -> Response:
     """The whole registry as one FeatureCollection (the grid map's source), with its version as the
     ETag: a client that has the current version gets a 304 without the body (2.1 MB for the demo county)."""
     if not may_read_registry(require_staff()):
         raise ApiError(404, "not_found", "the grid registry is for staff")
+    if len(request.headers.get("If-None-Match", "")) > MAX_ETAG_HEADER:
+        too_long = {"If-None-Match": f"at most {MAX_ETAG_HEADER} characters"}
+        raise ApiError(400, "invalid_header", "If-None-Match is too long", too_long)
     _registry()
     version, body = current_app.extensions["registry"].feature_collection()
     etag = f"registry-{version}"

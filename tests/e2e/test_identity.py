@@ -66,7 +66,15 @@ def test_a_grid_leader_signs_in_and_sees_and_acts_only_on_its_grids(fleet, count
     assert refused.status_code == 404, refused.text
     done = requests.post(f"{routing}/v1/workorders/{mine}/contact", json={}, headers=headers, timeout=10)
     assert done.status_code == 200 and done.json()["status"] == "in_progress", done.text
-    # the staff view of intake (contact details) follows the same rule
+
+    # the staff view of intake (contact details) follows the same rule, once intake has heard of
+    # each petition's grid from routing's events (eventually: intake consumes them on its own)
+    def assigned_in_intake(pid: str) -> None:
+        resp = requests.get(f"{intake}/v1/petitions/{pid}", headers=world.dispatcher, timeout=10)
+        assert resp.ok and resp.json().get("assignment"), resp.text
+
+    for pid in (mine, theirs):
+        eventually(lambda p=pid: assigned_in_intake(p))
     assert requests.get(f"{intake}/v1/petitions/{mine}", headers=headers, timeout=10).status_code == 200
     assert requests.get(f"{intake}/v1/petitions/{theirs}", headers=headers, timeout=10).status_code == 404
     # a token altered by its holder (more grids) no longer matches its signature
