@@ -186,6 +186,8 @@ def _staff_read(service: IntakeService, petition_id: str, staff: Staff) -> Respo
         return json_response({k: v for k, v in view.items() if k != "citizen"})
     audit_http.record(CONTACT_READ, staff, petition_id=petition_id, fields=CONTACT_FIELDS)
     return json_response(view)
+
+
 @bp.errorhandler(KeyUnavailable)
 def key_unavailable(exc: KeyUnavailable) -> Response:
     # a record under a key this instance lacks (a restore with an older key file, a key removed
