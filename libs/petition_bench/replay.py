@@ -53,7 +53,7 @@ from petition_bench.load import percentiles_ms
 from petition_bench.platform import Platform
 from petition_bench.stages import ALL, Context, bar
 from petition_common.config import REPO_ROOT
-from services.sla.domain.calendar import WorkCalendar
+from petition_kernel.calendar import WorkCalendar
 
 SERVICES = ("intake", "routing", "sla", "stats")
 RETRYABLE = (404, 409)  # the precondition is still travelling through Kafka

@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from petition_common.access import may_audit
 from petition_common.audit_log import AuditLog
 from petition_common.auth import Staff
 from petition_common.envelope import format_time
@@ -28,6 +27,7 @@ from petition_common.ratelimit import CLIENT_HEADER, STAFF_RULE, Rule, vouched_c
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.web import ApiError, json_response, require_staff
+from petition_kernel.access import may_audit
 
 bp = Blueprint("audit", __name__)
 log = logging.getLogger(__name__)

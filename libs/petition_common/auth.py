@@ -8,7 +8,7 @@ town_id, village_id and grid_ids become the `Staff` principal; azp, the OAuth cl
 
 Static tokens (STAFF_TOKENS_FILE, SHA-256 digests of them) remain as a development convenience:
 outside development a service refuses to start with any. What a principal may read or do is
-decided by petition_common.access alone.
+decided by petition_kernel.access alone.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 import jwt
 import yaml
 
-from petition_common.access import Area, may_read
 from petition_common.config import Settings
+from petition_kernel.access import Area, may_read
 
 log = logging.getLogger(__name__)
 

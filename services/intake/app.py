@@ -18,7 +18,6 @@ from petition_common.credentials import Signer
 from petition_common.ratelimit import STAFF_TOKEN_RULE, Rule, by_address, unless_staff
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
-from petition_common.taxonomy import load_categories
 from petition_common.timesource import clock_from_env
 from petition_common.topics import EVENT_TYPES, ROUTING
 from petition_common.web import (
@@ -30,6 +29,7 @@ from petition_common.web import (
     read_json_object,
     validated,
 )
+from petition_kernel.taxonomy import load_categories
 from services.intake import domain
 from services.intake.contacts import ContactCipher, ContactKeys, ContactStore, KeyUnavailable
 from services.intake.metrics import RetentionMetrics

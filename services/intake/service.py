@@ -21,12 +21,12 @@ from zoneinfo import ZoneInfo
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from petition_common.access import Area, may_read
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.credentials import Signer
 from petition_common.envelope import Event, format_time, utc_now
 from petition_common.store import AggregateStore, Conflict, Loaded
+from petition_kernel.access import Area, may_read
 from services.intake import domain, redact
 from services.intake.contacts import ContactStore
 from services.intake.ids import PetitionNumbers

@@ -8,7 +8,6 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from petition_common import audit_http, logs, ratelimit
-from petition_common.access import Area, may_manage_registry, may_read, may_read_registry
 from petition_common.auth import staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
@@ -26,6 +25,7 @@ from petition_common.web import (
     require_staff,
     validated,
 )
+from petition_kernel.access import Area, may_manage_registry, may_read, may_read_registry
 from services.routing import domain
 from services.routing.service import NotFound, RegistryHolder, RoutingConfig, RoutingService
 

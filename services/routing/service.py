@@ -28,13 +28,13 @@ from pymongo import ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from petition_common.access import Area, may_act, may_read
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event, format_time, utc_now
 from petition_common.mongo import bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence
+from petition_kernel.access import Area, may_act, may_read
 from services.routing import domain
 from services.routing.area_index import TRIAGE, AreaIndex, Move
 from services.routing.records import order_from_dict, order_to_dict, to_cloudevent

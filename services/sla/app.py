@@ -15,10 +15,10 @@ from petition_common.runtime import ServiceRuntime
 from petition_common.timesource import Clock, clock_from_env
 from petition_common.topics import INTAKE, ROUTING
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
+from petition_kernel.calendar import CalendarDirectory
+from petition_kernel.sla.policy import load_category_codes, load_policy
+from petition_kernel.times import format_instant, local_date
 from services.sla import views
-from services.sla.domain.calendar import CalendarDirectory
-from services.sla.domain.policy import load_category_codes, load_policy
-from services.sla.domain.tz import format_instant, local_date
 from services.sla.metrics import SlaMetrics
 from services.sla.service import NotFound, SlaConfig, SlaService
 

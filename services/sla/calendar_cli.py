@@ -28,9 +28,9 @@ from pathlib import Path
 import yaml
 
 from petition_common.config import Settings
+from petition_kernel.calendar import CalendarFileError, YearSchedule, parse_year_schedule
+from petition_kernel.calendar_notice import WEEKDAYS, Notice, NoticeError, parse_notice
 from services.sla.app import calendar_dir
-from services.sla.domain.calendar import CalendarFileError, YearSchedule, parse_year_schedule
-from services.sla.domain.notice import WEEKDAYS, Notice, NoticeError, parse_notice
 
 # the directory the services read (SLA_CALENDAR_DIR or CALENDAR_DIR, default config/calendar)
 DEFAULT_DIR = calendar_dir(Settings.from_env("sla"))

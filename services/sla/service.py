@@ -39,19 +39,19 @@ from pymongo import DeleteOne, ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from petition_common.access import Area, may_read
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event, format_time
 from petition_common.mongo import TRANSIENT_ERRORS, bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence, Clock, SystemClock
+from petition_kernel.access import Area, may_read
+from petition_kernel.calendar import CalendarDirectory, CalendarFileError, WorkCalendar, YearNotCovered
+from petition_kernel.sla.clock import DeadlineChange, Notice, deadline_changes, due_notices
+from petition_kernel.sla.policy import SlaPolicy
+from petition_kernel.sla.record import HANDLED_EVENTS, SlaRecord, apply, mark_emitted
+from petition_kernel.times import format_instant
 from services.sla import views
-from services.sla.domain.calendar import CalendarDirectory, CalendarFileError, WorkCalendar, YearNotCovered
-from services.sla.domain.clock import DeadlineChange, Notice, deadline_changes, due_notices
-from services.sla.domain.policy import SlaPolicy
-from services.sla.domain.record import HANDLED_EVENTS, SlaRecord, apply, mark_emitted
-from services.sla.domain.tz import format_instant
 from services.sla.metrics import CLOCKS, OPEN_STATES, SlaMetrics
 
 log = logging.getLogger(__name__)

@@ -22,13 +22,13 @@ from typing import Any
 
 import orjson
 
-from petition_common.access import Area, may_read
 from petition_common.auth import Staff
-from services.sla.domain.calendar import WorkCalendar, YearNotCovered
-from services.sla.domain.clock import ClockState, clock_states, next_due_at
-from services.sla.domain.policy import SlaPolicy
-from services.sla.domain.record import PauseMark, SlaRecord
-from services.sla.domain.tz import format_instant, parse_instant
+from petition_kernel.access import Area, may_read
+from petition_kernel.calendar import WorkCalendar, YearNotCovered
+from petition_kernel.sla.clock import ClockState, clock_states, next_due_at
+from petition_kernel.sla.policy import SlaPolicy
+from petition_kernel.sla.record import PauseMark, SlaRecord
+from petition_kernel.times import format_instant, parse_instant
 
 WARNING, BREACHED = "warning", "breached"
 

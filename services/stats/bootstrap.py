@@ -27,10 +27,10 @@ from kafka import KafkaConsumer
 
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
-from petition_common.taxonomy import Category, load_categories
-from services.sla.domain.calendar import CalendarDirectory
-from services.sla.domain.policy import load_policy
-from services.sla.domain.tz import local_date
+from petition_kernel.calendar import CalendarDirectory
+from petition_kernel.sla.policy import load_policy
+from petition_kernel.taxonomy import Category, load_categories
+from petition_kernel.times import local_date
 from services.stats.alerts import AlertPublisher
 from services.stats.domain.facts import SlaRules
 from services.stats.domain.hotspot_config import HotspotConfig, config_from_yaml

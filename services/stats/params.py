@@ -15,8 +15,8 @@ from datetime import date, datetime
 
 import orjson
 
+from petition_kernel.rates import METRICS
 from services.stats.domain.periods import INTERVALS, LOCAL, local_midnight_day
-from services.stats.domain.rates import METRICS
 
 AREA_FILTERS = ("town", "village", "grid_id", "category")
 PERIOD = ("from", "to")

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from petition_kernel.rates import METRICS, rank
 from services.stats.domain.facts import INDEX
 from services.stats.domain.periods import TIME_ZONE, format_day_start, intervals
-from services.stats.domain.rates import METRICS, rank
 from services.stats.params import Filters, StatsQuery
 from services.stats.table import Table
 

@@ -44,7 +44,7 @@ from petition_common.kafka_io import EventPublisher
 from petition_common.metrics import PlatformMetrics
 from petition_common.store import Conflict
 from petition_common.topics import INTAKE, ROUTING, SLA
-from services.sla.domain.calendar import CalendarFileError
+from petition_kernel.calendar import CalendarFileError
 from services.stats.alerts import AlertPublisher
 from services.stats.checkpoints import Checkpoint, CheckpointStore, namespace, sweep
 from services.stats.domain.changes import HANDLED_TYPES, BadEvent, change_of

@@ -18,8 +18,8 @@ from petition_common.auth import InsecureConfiguration, OidcVerifier
 from petition_common.config import DEFAULT_PORTS, Settings
 from petition_common.credentials import Signer
 from petition_common.metrics import PlatformMetrics
-from petition_common.taxonomy import load_categories
 from petition_common.web import create_base_app, mount_metrics
+from petition_kernel.taxonomy import load_categories
 from services.web import emap, labels, leaders
 from services.web.areas import AreaCache
 from services.web.audit import bp as audit_bp

@@ -17,8 +17,8 @@ from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request
 
-from petition_common.access import may_read
 from petition_common.auth import Staff
+from petition_kernel.access import may_read
 from services.web import mappng
 from services.web.backends import current_backends
 from services.web.geodata import CountyMap, Houses, MapCache

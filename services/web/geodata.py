@@ -22,8 +22,8 @@ import orjson
 import shapely
 from shapely.geometry import mapping, shape
 
-from petition_common.access import Area, may_read
 from petition_common.auth import Staff
+from petition_kernel.access import Area, may_read
 from services.web.backends import Backends
 
 # ~1 m at 36° N: invisible at the zoom levels a county map is read at, and shared edges stay shared

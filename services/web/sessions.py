@@ -33,7 +33,7 @@ class StaffSession:
         return what in CAPABILITIES.get(self.role, ())
 
 
-# what the pages offer follows petition_common.access (a grid leader acts on its grids, a town supervisor
+# what the pages offer follows petition_kernel.access (a grid leader acts on its grids, a town supervisor
 # in its town, the county dispatcher everywhere; cadres and auditors read only); the services decide
 CAPABILITIES = {
     "grid_leader": ("queue", "act"),

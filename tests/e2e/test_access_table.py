@@ -1,5 +1,5 @@
 """Every staff endpoint of the OpenAPI documents × every role × inside and outside its area, on the
-real stack with Keycloak's tokens, checked against the one rule (petition_common.access).
+real stack with Keycloak's tokens, checked against the one rule (petition_kernel.access).
 
 The operations come from contract/openapi/*.yaml (those whose security names bearerAuth); each must
 have a probe in PROBES saying how to call it and what kind of permission it needs. An operation
@@ -17,8 +17,8 @@ import requests
 import yaml
 
 from countysim import generate_county
-from petition_common.access import Area, may_act, may_audit, may_manage_registry, may_read, may_read_registry
 from petition_common.auth import MACHINE_ROLE, STAFF_ROLES, Staff, staff_from_claims
+from petition_kernel.access import Area, may_act, may_audit, may_manage_registry, may_read, may_read_registry
 from tests.e2e.abuse_world import start_world
 from tests.e2e.identity_world import Roster, machine_token
 from tests.e2e.test_submission_event import BODY

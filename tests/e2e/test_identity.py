@@ -1,5 +1,5 @@
 """Staff identity on the real stack (issue 18): tokens from the stack's Keycloak, validated by the
-services against its JWKS, and the one rule (petition_common.access) applied to them."""
+services against its JWKS, and the one rule (petition_kernel.access) applied to them."""
 
 from __future__ import annotations
 

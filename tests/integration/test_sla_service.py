@@ -20,9 +20,9 @@ from petition_common.config import REPO_ROOT
 from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
 from petition_common.store import AggregateStore, commit_id
-from services.sla.domain.calendar import CalendarDirectory, WorkCalendar, load_year_overrides
-from services.sla.domain.policy import load_category_codes, load_policy
-from services.sla.domain.record import SlaRecord, apply
+from petition_kernel.calendar import CalendarDirectory, WorkCalendar, load_year_overrides
+from petition_kernel.sla.policy import load_category_codes, load_policy
+from petition_kernel.sla.record import SlaRecord, apply
 from services.sla.metrics import SlaMetrics
 from services.sla.service import SlaConfig, SlaService
 from services.sla.views import notice_id, projection_doc

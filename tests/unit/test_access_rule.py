@@ -1,11 +1,11 @@
-"""The one authorisation rule (petition_common.access), role by role, inside and outside the area."""
+"""The one authorisation rule (petition_kernel.access), role by role, inside and outside the area."""
 
 from __future__ import annotations
 
 import pytest
 
-from petition_common.access import Area, may_act, may_read
 from petition_common.auth import Staff, staff_from_claims
+from petition_kernel.access import Area, may_act, may_read
 
 LEADER = Staff("S7", "grid_leader", town_id="T01", village_id="T01V01", grid_ids=frozenset({"T01V01G001"}))
 CADRE = Staff("S4", "village_cadre", town_id="T01", village_id="T01V01")

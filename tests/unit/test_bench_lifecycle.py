@@ -15,7 +15,7 @@ from petition_bench.lifecycle import (
     expected_outcome,
     slot_instant,
 )
-from services.sla.domain.calendar import WorkCalendar
+from petition_kernel.calendar import WorkCalendar
 
 CALENDAR = WorkCalendar.load()
 

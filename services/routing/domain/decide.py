@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from petition_common.taxonomy import load_categories
+from petition_kernel.taxonomy import load_categories
 
 from .model import Grid
 from .names import MIN_MARGIN, MIN_SCORE, grid_number_in

@@ -27,11 +27,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from services.sla.domain.calendar import CalendarDirectory, WorkCalendar, YearNotCovered
-from services.sla.domain.clock import ClockState, clock_states
-from services.sla.domain.policy import SlaPolicy
-from services.sla.domain.record import PauseMark, SlaRecord
-from services.sla.domain.tz import local_date
+from petition_kernel.calendar import CalendarDirectory, WorkCalendar, YearNotCovered
+from petition_kernel.sla.clock import ClockState, clock_states
+from petition_kernel.sla.policy import SlaPolicy
+from petition_kernel.sla.record import PauseMark, SlaRecord
+from petition_kernel.times import local_date
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.sla.domain.calendar import WorkCalendar
-from services.sla.domain.policy import SlaPolicy, load_category_codes, load_policy
+from petition_kernel.calendar import WorkCalendar
+from petition_kernel.sla.policy import SlaPolicy, load_category_codes, load_policy
 
 from .helpers import CALENDAR_DIR, CATEGORIES_FILE, POLICY_FILE
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from services.sla.domain.tz import SHANGHAI, UTC
+from petition_kernel.times import SHANGHAI, UTC
 
 REPO = Path(__file__).resolve().parents[3]
 CALENDAR_DIR = REPO / "config" / "calendar"

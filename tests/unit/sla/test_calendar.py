@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sla.domain.calendar import (
+from petition_kernel.calendar import (
     CalendarFileError,
     WorkCalendar,
     YearNotCovered,

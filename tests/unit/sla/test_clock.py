@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from services.sla.domain.calendar import WorkCalendar, YearNotCovered, YearSchedule
-from services.sla.domain.clock import (
+from petition_kernel.calendar import WorkCalendar, YearNotCovered, YearSchedule
+from petition_kernel.sla.clock import (
     SlaRecord,
     apply,
     clock_states,
@@ -22,9 +22,9 @@ from services.sla.domain.clock import (
     next_due_at,
     open_state,
 )
-from services.sla.domain.policy import SlaPolicy
-from services.sla.domain.record import EventDataError
-from services.sla.domain.tz import UTC
+from petition_kernel.sla.policy import SlaPolicy
+from petition_kernel.sla.record import EventDataError
+from petition_kernel.times import UTC
 
 from .helpers import cst
 

@@ -6,16 +6,16 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from services.sla.domain.calendar import WorkCalendar, YearNotCovered, YearSchedule
-from services.sla.domain.deadlines import (
+from petition_kernel.calendar import WorkCalendar, YearNotCovered, YearSchedule
+from petition_kernel.sla.deadlines import (
     Pause,
     apply_pauses,
     contact_deadline,
     reply_deadline,
     warning_point,
 )
-from services.sla.domain.policy import SlaPolicy
-from services.sla.domain.tz import UTC
+from petition_kernel.sla.policy import SlaPolicy
+from petition_kernel.times import UTC
 
 from .helpers import cst, utc
 

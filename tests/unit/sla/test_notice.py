@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from chinese_calendar import constants as library_data
 
+from petition_kernel.calendar import WorkCalendar, load_year_overrides
+from petition_kernel.calendar_notice import Notice, NoticeError, parse_notice
 from services.sla.calendar_cli import DEFAULT_DIR, main
-from services.sla.domain.calendar import WorkCalendar, load_year_overrides
-from services.sla.domain.notice import Notice, NoticeError, parse_notice
 
 from .helpers import CALENDAR_DIR
 

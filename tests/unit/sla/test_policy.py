@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.sla.domain.policy import PolicyError, SlaPolicy, load_policy, parse_policy
+from petition_kernel.sla.policy import PolicyError, SlaPolicy, load_policy, parse_policy
 
 from .helpers import POLICY_FILE
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.sla.domain.calendar import (
+from petition_kernel.calendar import (
     CalendarDirectory,
     CalendarFileError,
     WorkCalendar,
@@ -17,8 +17,8 @@ from services.sla.domain.calendar import (
     load_year_overrides,
     provisional_schedule,
 )
-from services.sla.domain.clock import clock_states, deadline_changes, due_notices, mark_emitted
-from services.sla.domain.policy import SlaPolicy
+from petition_kernel.sla.clock import clock_states, deadline_changes, due_notices, mark_emitted
+from petition_kernel.sla.policy import SlaPolicy
 
 from .helpers import CALENDAR_DIR, cst
 from .test_clock import build, contacted, replied, submitted

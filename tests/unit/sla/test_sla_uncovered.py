@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from services.sla.domain.calendar import WorkCalendar, YearNotCovered, YearSchedule
-from services.sla.domain.clock import clock_states, due_notices, next_due_at, open_state
-from services.sla.domain.policy import SlaPolicy
+from petition_kernel.calendar import WorkCalendar, YearNotCovered, YearSchedule
+from petition_kernel.sla.clock import clock_states, due_notices, next_due_at, open_state
+from petition_kernel.sla.policy import SlaPolicy
 
 from .helpers import cst
 from .test_clock import build, contacted, reopened, replied, submitted

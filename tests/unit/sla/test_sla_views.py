@@ -8,11 +8,11 @@ from datetime import date, timedelta
 import pytest
 
 from petition_common.auth import Staff
+from petition_kernel.calendar import WorkCalendar, YearSchedule
+from petition_kernel.sla.clock import clock_states, mark_emitted
+from petition_kernel.sla.policy import SlaPolicy
+from petition_kernel.times import format_instant
 from services.sla import views
-from services.sla.domain.calendar import WorkCalendar, YearSchedule
-from services.sla.domain.clock import clock_states, mark_emitted
-from services.sla.domain.policy import SlaPolicy
-from services.sla.domain.tz import format_instant
 
 from .helpers import cst
 from .test_clock import PID, build, closed, contacted, ev, paused, replied, resumed, routed, submitted, withdrawn

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-from services.sla.domain.calendar import CalendarDirectory
-from services.sla.domain.policy import load_policy
+from petition_kernel.calendar import CalendarDirectory
+from petition_kernel.sla.policy import load_policy
 from services.stats.domain.changes import change_of
 from services.stats.domain.facts import INDEX, N_COUNTERS, Change, Facts, SlaRules, to_us
 from services.stats.partition import PartitionState, decode_cells_raw, encode_cells

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.sla.domain.calendar import WorkCalendar
-from services.sla.domain.policy import load_policy
+from petition_kernel.calendar import WorkCalendar
+from petition_kernel.sla.policy import load_policy
 from services.stats.domain.changes import BadEvent, change_of
 from services.stats.domain.facts import (
     INDEX,

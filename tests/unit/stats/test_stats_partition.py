@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.sla.domain.calendar import WorkCalendar
-from services.sla.domain.policy import load_policy
+from petition_kernel.calendar import WorkCalendar
+from petition_kernel.sla.policy import load_policy
 from services.stats.domain.facts import Change, SlaRules, cells_of, contribution, to_us
 from services.stats.partition import PartitionState, Stale, cells_block, facts_block
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from services.stats.domain.rates import (
+from petition_kernel.rates import (
     METRICS,
     closure_rate,
     rank,

@@ -32,7 +32,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from services.sla.domain.calendar import YearSchedule, parse_year_schedule
+from petition_kernel.calendar import YearSchedule, parse_year_schedule
 
 __all__ = ["Notice", "NoticeError", "NoticeItem", "parse_notice"]
 

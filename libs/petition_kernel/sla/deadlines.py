@@ -40,8 +40,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .calendar import WorkCalendar
-from .tz import local_date, local_day_start, to_utc
+from petition_kernel.calendar import WorkCalendar
+from petition_kernel.times import local_date, local_day_start, to_utc
 
 __all__ = [
     "Pause",

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .tz import format_instant, parse_instant
+from petition_kernel.times import format_instant, parse_instant
 
 __all__ = [
     "HANDLED_EVENTS",

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .calendar import WorkCalendar, YearNotCovered
+from petition_kernel.calendar import WorkCalendar, YearNotCovered
+from petition_kernel.times import format_instant, to_utc
+
 from .deadlines import (
     Pause,
     apply_pauses,
@@ -32,7 +34,6 @@ from .deadlines import (
 )
 from .policy import ClockRules, SlaPolicy
 from .record import PauseMark, SlaRecord, apply, mark_emitted
-from .tz import format_instant, to_utc
 
 __all__ = [
     "ClockState",
