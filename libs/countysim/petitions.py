@@ -23,7 +23,7 @@ import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
@@ -35,6 +35,7 @@ from countysim import names, templates
 from countysim.geometry import sample_point_inside
 from countysim.model import AreaLevel, County, Grid
 from countysim.sampling import normalise_shares, shuffled_quota, sub_rng
+from petition_kernel.times import BEIJING
 
 RouteKind = Literal["grid_id", "point", "village", "triage"]
 
@@ -45,7 +46,6 @@ LOCATION_MIX: Mapping[str, float] = {"grid_id": 0.35, "point": 0.35, "village": 
 HOTSPOT_LOCATION_MIX: Mapping[str, float] = {"grid_id": 0.5, "point": 0.5}
 ROUTE_KINDS: tuple[RouteKind, ...] = ("grid_id", "point", "village", "triage")
 
-CHINA_TZ = timezone(timedelta(hours=8))
 # Relative submission rate per local hour: busy office hours, a lunch dip, quiet nights.
 HOURLY_RHYTHM = (
     0.04, 0.03, 0.02, 0.02, 0.03, 0.06, 0.15, 0.40, 0.85, 1.00, 1.00, 0.90,
@@ -102,7 +102,7 @@ def generate_petitions(
     times: list[datetime] = []
     while len(times) < n:
         t = start + timedelta(milliseconds=int(rng.random() * span_ms))
-        local = t.astimezone(CHINA_TZ)
+        local = t.astimezone(BEIJING)
         weight = HOURLY_RHYTHM[local.hour] * (WEEKEND_FACTOR if local.weekday() >= 5 else 1.0)
         if rng.random() < weight:
             times.append(t)

@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ from tqdm import tqdm
 
 from countysim import GeneratedPetition, generate_petitions
 from petition_bench.lifecycle import (
-    BEIJING,
     Action,
     Plan,
     Shares,
@@ -54,6 +53,7 @@ from petition_bench.platform import Platform
 from petition_bench.stages import ALL, Context, bar
 from petition_common.config import REPO_ROOT
 from petition_kernel.calendar import WorkCalendar
+from petition_kernel.times import BEIJING, utc_now
 
 SERVICES = ("intake", "routing", "sla", "stats")
 RETRYABLE = (404, 409)  # the precondition is still travelling through Kafka
@@ -204,7 +204,7 @@ class _Segment:
 
     def __init__(self, platform: Platform, state: ReplayState, resumed_unclean: bool):
         self.platform = platform
-        self.started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        self.started_at = utc_now().strftime("%Y-%m-%d %H:%M UTC")
         self.code = _code_version()
         self.first_slot = state.next_slot
         self.resumed_unclean = resumed_unclean

@@ -17,7 +17,7 @@ from petition_common.topics import INTAKE, ROUTING
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
 from petition_kernel.calendar import CalendarDirectory
 from petition_kernel.sla.policy import load_category_codes, load_policy
-from petition_kernel.times import format_instant, local_date
+from petition_kernel.times import format_time, local_date
 from services.sla import views
 from services.sla.metrics import SlaMetrics
 from services.sla.service import NotFound, SlaConfig, SlaService
@@ -72,7 +72,7 @@ def list_overdue() -> Response:
         open=None if open_only is None else open_only == "true",
     )
     items, next_cursor, now = _service().overdue(staff, flt, limit, cursor)
-    return json_response({"items": items, "next_cursor": next_cursor, "as_of": format_instant(now)})
+    return json_response({"items": items, "next_cursor": next_cursor, "as_of": format_time(now)})
 
 
 def _int(raw: str | None, name: str, low: int, high: int, problems: dict[str, str]) -> int | None:
