@@ -53,7 +53,7 @@ from petition_bench.platform import Platform
 from petition_bench.stages import ALL, Context, bar
 from petition_common.config import REPO_ROOT
 from petition_kernel.calendar import WorkCalendar
-from petition_kernel.times import BEIJING, utc_now
+from petition_kernel.times import BEIJING, format_time, utc_now
 
 SERVICES = ("intake", "routing", "sla", "stats")
 RETRYABLE = (404, 409)  # the precondition is still travelling through Kafka
@@ -158,7 +158,7 @@ class Driver:
 
 def _write_clock(path: Path, moment: datetime) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(moment.isoformat(), encoding="utf-8")
+    tmp.write_text(format_time(moment), encoding="utf-8")
     os.replace(tmp, path)
 
 

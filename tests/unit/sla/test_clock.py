@@ -24,7 +24,7 @@ from petition_kernel.sla.clock import (
 )
 from petition_kernel.sla.policy import SlaPolicy
 from petition_kernel.sla.record import EventDataError
-from petition_kernel.times import UTC
+from petition_kernel.times import format_time
 
 from .helpers import cst
 
@@ -38,7 +38,7 @@ def ev(event_type: str, event_id: str, **data: Any) -> Event:
 
 def iso(text: str) -> str:
     """A Beijing-time string as the RFC 3339 UTC text producers put in `data`."""
-    return cst(text).astimezone(UTC).isoformat()
+    return format_time(cst(text))
 
 
 def submitted(at: str = "2025-03-10 09:00", category: str = "roads", eid: str = "e-sub") -> Event:
