@@ -29,17 +29,16 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import yaml
-
 from countysim import names, templates
 from countysim.geometry import sample_point_inside
 from countysim.model import AreaLevel, County, Grid
 from countysim.sampling import normalise_shares, shuffled_quota, sub_rng
+from petition_kernel.taxonomy import DEFAULT_FILE, load_categories
 from petition_kernel.times import BEIJING
 
 RouteKind = Literal["grid_id", "point", "village", "triage"]
 
-DEFAULT_CATEGORIES_FILE = Path(__file__).resolve().parents[2] / "config" / "categories.yaml"
+DEFAULT_CATEGORIES_FILE = DEFAULT_FILE
 CHANNEL_MIX: Mapping[str, float] = {"miniprogram": 0.45, "hotline": 0.35, "web": 0.10, "visit": 0.08, "other": 0.02}
 LOCATION_MIX: Mapping[str, float] = {"grid_id": 0.35, "point": 0.35, "village": 0.22, "triage": 0.08}
 # Planted hotspot petitions must all land in their area, so they carry a grid id or a point.
@@ -69,10 +68,8 @@ class GeneratedPetition:
 
 
 def load_category_shares(path: str | Path = DEFAULT_CATEGORIES_FILE) -> dict[str, float]:
-    """Category code → share of petitions, from a categories.yaml (`categories: {code: {share: ...}}`)."""
-    with open(path, encoding="utf-8") as f:
-        doc = yaml.safe_load(f)
-    return {code: float(entry["share"]) for code, entry in doc["categories"].items()}
+    """Category code → share of petitions, from a categories.yaml."""
+    return {code: category.share for code, category in load_categories(path).items()}
 
 
 @lru_cache(maxsize=1)

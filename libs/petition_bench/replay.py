@@ -35,7 +35,6 @@ from typing import Any
 
 import orjson
 import requests
-import yaml
 from tqdm import tqdm
 
 from countysim import GeneratedPetition, generate_petitions
@@ -53,6 +52,7 @@ from petition_bench.platform import Platform
 from petition_bench.stages import ALL, Context, bar
 from petition_common.config import REPO_ROOT
 from petition_kernel.calendar import WorkCalendar
+from petition_kernel.taxonomy import load_categories
 from petition_kernel.times import BEIJING, format_time, utc_now
 
 SERVICES = ("intake", "routing", "sla", "stats")
@@ -61,8 +61,7 @@ MAX_ATTEMPTS = 60
 
 
 def _departments() -> dict[str, str]:
-    doc = yaml.safe_load((REPO_ROOT / "config" / "categories.yaml").read_text(encoding="utf-8"))
-    return {code: entry["department"] for code, entry in doc["categories"].items()}
+    return {code: c.department for code, c in load_categories(REPO_ROOT / "config" / "categories.yaml").items()}
 
 
 @dataclass

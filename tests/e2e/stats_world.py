@@ -17,13 +17,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
-import yaml
 
 from countysim import County, GeneratedPetition
+from petition_kernel.taxonomy import load_categories
 from petition_kernel.times import BEIJING, format_time
 
 REPO = Path(__file__).resolve().parents[2]
-CATEGORIES = yaml.safe_load((REPO / "config" / "categories.yaml").read_text("utf-8"))["categories"]
+CATEGORIES = load_categories(REPO / "config" / "categories.yaml")
 INTAKE, ROUTING, SLA = "petitions.intake.v1", "petitions.routing.v1", "petitions.sla.v1"
 
 
@@ -161,7 +161,7 @@ class World:
         grid, village, town = self._area(g)
         t.grid, t.village, t.town = grid, village, town
         t.final_grid, t.final_village, t.final_town = grid, village, town
-        t.department = CATEGORIES[t.category]["department"]
+        t.department = CATEGORIES[t.category].department
         assigned_at = at + timedelta(seconds=rng.uniform(0.5, 30))
         self._assignment("petition.assigned", t, assigned_at, "grid_leader" if grid else "county_dispatcher")
         if t.duplicate_of is not None and rng.random() < 0.5:

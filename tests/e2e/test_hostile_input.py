@@ -13,8 +13,8 @@ from pymongo import MongoClient
 from countysim import generate_county
 from petition_common.config import DEVELOPMENT_SECRET_KEY
 from petition_common.credentials import Signer
-from petition_common.envelope import utc_now
 from petition_common.store import AggregateStore, Loaded
+from petition_kernel.times import utc_now
 from services.intake import domain
 from services.intake.service import duplicate_key, masked_content
 from tests.e2e.abuse_world import start_world

@@ -35,12 +35,13 @@ import requests
 from countysim import generate_county
 from petition_common.config import REPO_ROOT, Settings
 from petition_common.contract import ContractValidator
-from petition_common.envelope import Event, format_time, parse_time
+from petition_common.envelope import Event
 from petition_common.kafka_io import EventPublisher
 from petition_devtools.kafka_access import admin_settings
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 from petition_kernel.calendar import WorkCalendar
 from petition_kernel.sla.deadlines import reply_deadline
+from petition_kernel.times import format_time, parse_time
 from tests.support import KAFKA, eventually, read_topic
 from tests.unit.contract.test_contract_documents import OPENAPI, errors, validator
 

@@ -21,8 +21,9 @@ from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
 from petition_common.store import AggregateStore, commit_id
 from petition_kernel.calendar import CalendarDirectory, WorkCalendar, load_year_overrides
-from petition_kernel.sla.policy import load_category_codes, load_policy
+from petition_kernel.sla.policy import load_policy
 from petition_kernel.sla.record import SlaRecord, apply
+from petition_kernel.taxonomy import load_categories
 from petition_kernel.times import format_time
 from services.sla.metrics import SlaMetrics
 from services.sla.service import SlaConfig, SlaService
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 9, 1, 0, tzinfo=UTC)  # Monday 09:00 in Beijing
 CONFIG = SlaConfig(
     policy=load_policy(
-        REPO_ROOT / "config" / "sla-policy.yaml", load_category_codes(REPO_ROOT / "config" / "categories.yaml")
+        REPO_ROOT / "config" / "sla-policy.yaml", frozenset(load_categories(REPO_ROOT / "config" / "categories.yaml"))
     ),
     calendar=WorkCalendar.load(REPO_ROOT / "config" / "calendar"),
 )
