@@ -39,7 +39,7 @@ from tests.browser.conftest import DESKTOP, Browser
 from tests.e2e.stats_world import INTAKE, ROUTING, SLA, World
 from tests.support import KAFKA, eventually, kafka_client
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 MONTH = datetime(2024, 7, 1, tzinfo=BEIJING)
 PETITIONS = 3000  # a tenth of the county's month: enough for every town and most villages

@@ -31,8 +31,6 @@ from petition_kernel.times import format_time
 from tests.e2e.test_sla import FakeNow
 from tests.support import eventually, read_topic
 
-pytestmark = pytest.mark.e2e
-
 NOTICE_2027 = """国务院办公厅关于2027年部分节假日安排的通知（测试用，虚构）
 各省、自治区、直辖市人民政府，国务院各部委、各直属机构：
 经国务院批准，现将2027年元旦、春节放假调休日期的具体安排通知如下。

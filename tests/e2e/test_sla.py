@@ -29,10 +29,8 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import requests
 
-from countysim import generate_county
 from petition_common.config import REPO_ROOT, Settings
 from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
@@ -45,16 +43,9 @@ from petition_kernel.times import format_time, parse_time, utc_now
 from tests.support import KAFKA, eventually, read_topic
 from tests.unit.contract.test_contract_documents import OPENAPI, errors, validator
 
-pytestmark = pytest.mark.e2e
-
 KINDS = ("met", "near_c", "missed", "late_r", "near_r", "withdrawn", "paused")
 LEVELS = (1, 2, 3)
 CALENDAR = WorkCalendar.load(REPO_ROOT / "config" / "calendar")
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=7)
 
 
 # Every service of this test runs on a clock shifted by whole days to a date well inside the years the

@@ -33,15 +33,14 @@ import requests
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from countysim import generate_county, generate_petitions, plant_hotspot
+from countysim import generate_petitions, plant_hotspot
 from petition_common.config import Settings
 from petition_common.kafka_io import ensure_topics
 from petition_devtools.kafka_access import admin_settings
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 from petition_kernel.times import BEIJING
-from tests.conftest import REPO
 from tests.e2e.stats_world import INTAKE, ROUTING, SLA, Truth, World
-from tests.support import KAFKA, eventually, kafka_client, read_topic
+from tests.support import KAFKA, REPO, eventually, kafka_client, read_topic
 
 MONTH = datetime(2024, 7, 1, tzinfo=BEIJING)  # 2024-07-01 00:00 in Beijing
 PETITIONS = 33_000  # a month of countysim's reference year (~396,000 petitions)
@@ -59,11 +58,6 @@ HOTSPOTS = {
 MAX_FALSE_ALARMS = 5
 POLICY = yaml.safe_load((REPO / "config" / "sla-policy.yaml").read_text("utf-8"))
 SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied")
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=20240101)
 
 
 @pytest.fixture(scope="module")

@@ -27,11 +27,9 @@ from petition_kernel.times import BEIJING
 from services.stats.bootstrap import load_config
 from services.stats.checkpoints import CheckpointStore, namespace
 from services.stats.partition import PartitionState
-from tests.conftest import REPO, make_settings
+from tests.conftest import make_settings
 from tests.e2e.stats_world import INTAKE, ROUTING, SLA, World
-from tests.support import KAFKA, MONGO, kafka_client
-
-pytestmark = pytest.mark.integration
+from tests.support import KAFKA, MONGO, REPO, kafka_client
 
 PETITION_TOPICS = (INTAKE, ROUTING, SLA)
 

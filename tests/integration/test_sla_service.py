@@ -30,8 +30,6 @@ from services.sla.service import SlaConfig, SlaService
 from services.sla.views import notice_id, projection_doc
 from tests.conftest import make_settings
 
-pytestmark = pytest.mark.integration
-
 T0 = datetime(2026, 3, 9, 1, 0, tzinfo=UTC)  # Monday 09:00 in Beijing
 CONFIG = SlaConfig(
     policy=load_policy(

@@ -12,8 +12,6 @@ from shapely.geometry import Point
 from countysim import (
     CHANNEL_MIX,
     LOCATION_MIX,
-    County,
-    generate_county,
     generate_petitions,
     load_category_shares,
     plant_hotspot,
@@ -26,11 +24,6 @@ START = datetime(2024, 7, 1, tzinfo=UTC)
 N = 4000
 MOBILE = re.compile(r"1[3-9]\d{9}")
 LANDLINE = re.compile(r"0532-8\d{7}")
-
-
-@pytest.fixture(scope="module")
-def county() -> County:
-    return generate_county()
 
 
 @pytest.fixture(scope="module")
