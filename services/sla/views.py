@@ -267,6 +267,11 @@ def decode_cursor(cursor: str) -> tuple[str, str, str, int]:
         raise ValueError("not a cursor of this endpoint") from exc
     if not all(isinstance(x, str) for x in (deadline, pid, clock)) or not isinstance(generation, int):
         raise ValueError("not a cursor of this endpoint")
+    try:
+        # in the sort key's written form, also for a cursor issued before deadlines carried milliseconds
+        deadline = format_time(parse_time(deadline))
+    except ValueError as exc:
+        raise ValueError("not a cursor of this endpoint") from exc
     return deadline, pid, clock, generation
 
 

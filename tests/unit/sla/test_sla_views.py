@@ -3,8 +3,10 @@ paging, who may see what, and the petition view."""
 
 from __future__ import annotations
 
+import base64
 from datetime import date, timedelta
 
+import orjson
 import pytest
 
 from petition_common.auth import Staff
@@ -269,3 +271,9 @@ def test_met_transitions(policy: SlaPolicy, calendar: WorkCalendar) -> None:
     assert views.met_transitions(states(late_reply), states(late_reply)) == []
     closed_record = build([SUB, closed("2025-03-10 10:00", "x")])
     assert views.met_transitions(states(before), states(closed_record)) == []
+
+
+def test_a_cursor_from_before_deadlines_carried_milliseconds_still_pages() -> None:
+    item = {"deadline": "2025-03-10T07:00:00Z", "petition_id": "P1", "clock": "reply", "generation": 0}
+    old = base64.urlsafe_b64encode(orjson.dumps(list(item.values()))).decode().rstrip("=")
+    assert views.decode_cursor(old) == ("2025-03-10T07:00:00.000Z", "P1", "reply", 0)
