@@ -24,15 +24,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from petition_common.envelope import format_time
 from petition_common.store import AggregateStore
 from petition_common.timesource import Cadence, Clock
+from petition_kernel.times import format_time, from_bson, parse_time
 from services.intake import domain
 from services.intake.contacts import ContactStore
 from services.intake.metrics import RetentionMetrics
@@ -74,7 +74,7 @@ class Retention:
         the commit that ends it."""
         if state["status"] not in domain.TERMINAL or before["status"] in domain.TERMINAL:
             return
-        ended_at = datetime.fromisoformat(state["timeline"][-1]["at"].replace("Z", "+00:00"))
+        ended_at = parse_time(state["timeline"][-1]["at"])
         pid = state["petition_id"]
         self.notes.replace_one({"_id": pid}, {"_id": pid, "ended_at": ended_at}, upsert=True)
 
@@ -84,7 +84,7 @@ class Retention:
     def erase_due(self) -> int:
         """Erase every petition whose retention period has passed; returns how many."""
         now = self.clock()
-        due = {n["_id"]: n["ended_at"] for n in self.notes.find({}) if _as_utc(n["ended_at"]) + self.period <= now}
+        due = {n["_id"]: n["ended_at"] for n in self.notes.find({}) if from_bson(n["ended_at"]) + self.period <= now}
         if not due:
             self.metrics.last_run.set(now.timestamp())
             return 0
@@ -164,7 +164,3 @@ def _anonymised(state: dict[str, Any], erased_at: str) -> dict[str, Any]:
     if isinstance(state.get("feedback"), dict):
         new["feedback"] = {**state["feedback"], "comment": None}
     return new
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -14,9 +14,8 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -24,9 +23,10 @@ from pymongo.errors import DuplicateKeyError
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.credentials import Signer
-from petition_common.envelope import Event, format_time, utc_now
+from petition_common.envelope import Event
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_kernel.access import Area, may_read
+from petition_kernel.times import format_time, from_bson, local_date, utc_now
 from services.intake import domain, redact
 from services.intake.contacts import ContactStore
 from services.intake.ids import PetitionNumbers
@@ -34,7 +34,6 @@ from services.intake.ids import PetitionNumbers
 log = logging.getLogger(__name__)
 
 SOURCE = "petitions/intake"
-BEIJING = ZoneInfo("Asia/Shanghai")
 MAX_CONFLICT_RETRIES = 8
 
 
@@ -114,7 +113,7 @@ class IntakeService:
         another body, and Conflict (503) while another request holds the petition's first version.
         """
         now = self.clock()
-        pid = self.numbers.next_id(now.astimezone(BEIJING).date())
+        pid = self.numbers.next_id(local_date(now))
         nonce = secrets.token_urlsafe(12)
         code = self._tracking_code(pid, nonce)
         # the event this petition will publish, checked now: after this point a write may happen
@@ -142,7 +141,7 @@ class IntakeService:
         # (a lost acknowledgement), and the client's retry with the same key completes or replays
         # this very petition number, never a second one.
         code = self._tracking_code(claim["petition_id"], claim["nonce"]) if "nonce" in claim else claim["tracking_code"]
-        receipt, committed_before = self._create(claim["petition_id"], code, sub, _as_utc(claim["at"]))
+        receipt, committed_before = self._create(claim["petition_id"], code, sub, from_bson(claim["at"]))
         return receipt, replayed or committed_before
 
     def citizen_ref(self, phone: str) -> str:
@@ -264,7 +263,7 @@ class IntakeService:
         """
         for _ in range(MAX_CONFLICT_RETRIES):
             loaded = self.duplicates.load(key)
-            recent = [{**e, "at": _as_utc(e["at"])} for e in (loaded.state or {}).get("recent", [])]
+            recent = [{**e, "at": from_bson(e["at"])} for e in (loaded.state or {}).get("recent", [])]
             mine = next((e for e in recent if e["petition_id"] == pid), None)
             if mine is not None:  # a retry of this very petition
                 return mine.get("duplicate_of"), False
@@ -648,7 +647,3 @@ def _count_one_more(state: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]
     if state["status"] in domain.TERMINAL:  # closed while the follower was being added
         raise NotFound(state["petition_id"])
     return {**state, "affected_citizens": int(state.get("affected_citizens", 1)) + 1}, []
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -25,8 +25,8 @@ from typing import Any
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
-from petition_common.envelope import format_time
 from petition_common.store import AggregateStore, Conflict, Loaded
+from petition_kernel.times import format_time
 from services.routing import domain
 
 MAX_CONFLICT_RETRIES = 16

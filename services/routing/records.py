@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from petition_common.envelope import Event, format_time
+from petition_common.envelope import Event
+from petition_kernel.times import format_time, parse_time
 from services.routing.domain import Assignee, Assignment, Pause, Status, WorkOrder
 from services.routing.domain import Event as DomainEvent
 
@@ -21,7 +22,7 @@ def _time(value: datetime | None) -> str | None:
 
 
 def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC) if value else None
+    return parse_time(value) if value else None
 
 
 def assignment_to_dict(a: Assignment) -> dict[str, Any]:

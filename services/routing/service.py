@@ -30,11 +30,12 @@ from pymongo.errors import BulkWriteError
 
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
-from petition_common.envelope import Event, format_time, utc_now
+from petition_common.envelope import Event
 from petition_common.mongo import bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence
 from petition_kernel.access import Area, may_act, may_read
+from petition_kernel.times import format_time, parse_time, utc_now
 from services.routing import domain
 from services.routing.area_index import TRIAGE, AreaIndex, Move
 from services.routing.records import order_from_dict, order_to_dict, to_cloudevent
@@ -415,13 +416,13 @@ class RoutingService:
         closed = 0
         for doc in list(self.open_orders.find({})):
             if doc.get("finished_at"):
-                if now - _parse_time(doc["finished_at"]) > self.config.keep_finished:
+                if now - parse_time(doc["finished_at"]) > self.config.keep_finished:
                     self._forget(doc["_id"])
                 continue
             replied_at = doc.get("replied_at")
             if doc["status"] != domain.Status.REPLIED or not replied_at:
                 continue
-            if now - _parse_time(replied_at) < self.config.feedback_window:
+            if now - parse_time(replied_at) < self.config.feedback_window:
                 continue
             try:
                 loaded, current = self.load(doc["_id"])
@@ -491,7 +492,3 @@ def _projection(order: domain.WorkOrder, seq: int) -> dict[str, Any]:
         "replied_at": format_time(order.replied_at) if order.replied_at else None,
         "finished_at": format_time(finished) if finished else None,
     }
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

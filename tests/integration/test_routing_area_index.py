@@ -23,8 +23,6 @@ from services.routing.service import RegistryHolder, RoutingConfig, RoutingServi
 from tests.conftest import make_settings
 from tests.unit.routing.routing_county import COUNTY
 
-pytestmark = pytest.mark.integration
-
 T0 = datetime(2026, 3, 9, 1, 0, tzinfo=UTC)
 DEPARTMENTS = domain.load_departments(REPO_ROOT / "config" / "categories.yaml")
 DISPATCHER = Staff("S000001", "county_dispatcher")

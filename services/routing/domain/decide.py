@@ -79,18 +79,9 @@ class RouteDecision(Assignment):
 
 
 def load_departments(path: str | Path) -> dict[str, str]:
-    """category code → department, from categories.yaml (`categories.<code>.department`).
-
-    Parsing is the shared taxonomy loader's; this only narrows it to what routing needs and turns a
-    malformed file into one ValueError, so start-up fails with a readable message."""
-    try:
-        categories = load_categories(Path(path))
-    except (AttributeError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: malformed categories file ({e!r})") from e
-    for code, category in categories.items():
-        if not isinstance(category.department, str) or not category.department:
-            raise ValueError(f"{path}: categories.{code}.department is missing")
-    return {code: category.department for code, category in categories.items()}
+    """category code → department, from categories.yaml; the shared taxonomy parser checks the file
+    (a TaxonomyError, a ValueError, names the bad key)."""
+    return {code: category.department for code, category in load_categories(path).items()}
 
 
 def department_for(category: Any, departments: Mapping[str, str]) -> str:

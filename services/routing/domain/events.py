@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 ASSIGNED = "petition.assigned"
@@ -22,10 +22,3 @@ class Event:
     subject: str  # the petition_id: CloudEvents `subject` and the Kafka key
     time: datetime  # when the fact happened: CloudEvents `time`
     data: dict[str, Any] = field(hash=False)
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC, millisecond precision, `Z` suffix. Naive datetimes are refused: their zone is a guess."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
