@@ -262,7 +262,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         service.ensure_area_index()  # before serving lists: a database from before the index has none
         runtime.start_consumer([INTAKE], event_handlers(parts.handlers), batch_handler=parts.handlers[BATCH])
         runtime.start_relay([parts.orders])
-        scan_s = float(settings.extra.get("ROUTING_TIMEOUT_SCAN_S", 60))
+        scan_s = parts.config.timeout_scan_s
         # checked often, run every scan_s by either clock (a test's or the benchmark's clock jumps)
         runtime.start_periodic("timeout-close", min(0.5, scan_s), lambda: service.close_timed_out_when_due(scan_s))
     return app

@@ -4,6 +4,7 @@ Settings (Settings.extra, from the environment; defaults in brackets):
 - ROUTING_DISPATCHER_ID [S000001]: the county dispatcher whose triage queue takes what no grid takes;
 - ROUTING_FEEDBACK_WINDOW_HOURS [168]: how long a reply waits for the citizen's rating before the
   timeout scanner closes the order;
+- ROUTING_TIMEOUT_SCAN_S [60]: how often the timeout scanner looks for such orders;
 - ROUTING_FAKE_CLOCK_FILE: a fake clock for tests and the benchmark (petition_common.timesource).
 The departments come from config/categories.yaml.
 
@@ -67,6 +68,7 @@ def load_config(settings: Settings) -> RoutingConfig:
         departments=load_departments(settings.config_dir / "categories.yaml"),
         dispatcher_id=extra.get("ROUTING_DISPATCHER_ID", domain.DEFAULT_DISPATCHER_ID),
         feedback_window=timedelta(hours=float(extra.get("ROUTING_FEEDBACK_WINDOW_HOURS", 168))),
+        timeout_scan_s=float(extra.get("ROUTING_TIMEOUT_SCAN_S", 60)),
     )
 
 

@@ -61,6 +61,8 @@ class RoutingConfig:
     feedback_window: timedelta = timedelta(days=7)
     # finished orders stay listable this long, then leave the open_orders projection
     keep_finished: timedelta = timedelta(days=7)
+    # how often the timeout scanner runs (by the wall clock or the service's, whichever is first)
+    timeout_scan_s: float = 60.0
 
 
 class RoutingService:
