@@ -244,7 +244,8 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     settings = settings or Settings.from_env("routing")
     logs.configure("routing", settings.log_level)
     runtime = ServiceRuntime(settings)
-    parts = bootstrap(settings, db=runtime.db, publisher=runtime.counting_publisher, stores=runtime.store)
+    # the runtime's stores publish through its producer, off the request path (its flusher thread)
+    parts = bootstrap(settings, db=runtime.db, stores=runtime.store)
     app = create_base_app("routing", runtime.metrics, runtime.checks())
     app.extensions.update(
         runtime=runtime,

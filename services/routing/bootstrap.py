@@ -8,8 +8,8 @@ Settings (Settings.extra, from the environment; defaults in brackets):
 - ROUTING_FAKE_CLOCK_FILE: a fake clock for tests and the benchmark (petition_common.timesource).
 The departments come from config/categories.yaml.
 
-The HTTP app passes the runtime's database, publisher and store factory (which publishes through the
-runtime's flusher thread); a fast test passes `petition_common.fakes.MemoryDatabase()`,
+The HTTP app passes the runtime's database and its store factory (whose stores publish through the
+runtime's producer and flusher thread); a fast test passes `petition_common.fakes.MemoryDatabase()`,
 `RecordingPublisher()` and `ManualClock(...)` and gets a complete service with no network.
 """
 
@@ -84,7 +84,8 @@ def bootstrap(
     """Routing, wired. `db`: a pymongo Database (or the fakes' MemoryDatabase), by default the one the
     settings name; `publisher`: where committed events go, by default Kafka; `clock`: by default the
     real one or ROUTING_FAKE_CLOCK_FILE's; `stores`: how an aggregate store is built by name, by
-    default on `db`, publishing through `publisher` and checking events against the contract;
+    default on `db`, publishing through `publisher` (so that is unused when `stores` is given) and
+    checking events against the contract;
     `config`: by default from the settings and config/categories.yaml."""
     if db is None:
         db = mongo.connect(settings)[settings.database]
