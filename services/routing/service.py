@@ -271,7 +271,8 @@ class RoutingService:
 
     # ---- staff actions
 
-    def contact(self, petition_id: str, staff: Staff) -> dict[str, Any]:
+    def contact(self, petition_id: str, staff: Staff, note: Any = None) -> dict[str, Any]:
+        # the contract lets the request carry a note; routing keeps none (it may quote the citizen)
         return self._act(petition_id, staff, lambda order, now: domain.contact(order, staff_id=staff.staff_id, now=now))
 
     def reply(self, petition_id: str, staff: Staff, resolution: Any = None, summary: Any = None) -> dict[str, Any]:

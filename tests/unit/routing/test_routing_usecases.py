@@ -9,6 +9,7 @@ the stores, as in production) and the projections written (open_orders, the area
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from petition_common.consumer import MessageMeta
 from petition_common.envelope import Event, format_time
 from petition_common.fakes import ManualClock, MemoryDatabase, RecordingPublisher
 from services.routing import domain
+from services.routing.app import ACTION_FIELDS
 from services.routing.bootstrap import RoutingParts, bootstrap
 from services.routing.handlers import ACTIONS, BATCH, REGISTRY_IMPORT, event_handlers
 from services.routing.service import NotFound
@@ -147,6 +149,17 @@ def test_the_table_names_every_command_and_consumed_event(world: World) -> None:
     table = world.parts.handlers
     assert set(ACTIONS) | {REGISTRY_IMPORT, BATCH} | set(domain.CONSUMED) == set(table)
     assert set(event_handlers(table)) == {"petition.submitted", "petition.feedback_received", "petition.withdrawn"}
+
+
+def test_every_field_a_view_may_pass_is_a_parameter_of_its_handler(world: World) -> None:
+    for action, fields in ACTION_FIELDS.items():
+        inspect.signature(world.parts.handlers[action]).bind(P1, DISPATCHER, **dict.fromkeys(fields))
+
+
+def test_a_contact_note_is_accepted_and_not_kept(world: World) -> None:
+    world.deliver(submitted(P1))
+    world.act(P1, DISPATCHER, "contact", note="电话联系")
+    assert "电话联系" not in str(world.service.load(P1)) and "电话联系" not in str(world.published.events)
 
 
 # ---- the grid registry ----------------------------------------------------------------------------
