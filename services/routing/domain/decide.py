@@ -10,10 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
-
-from petition_kernel.taxonomy import load_categories
 
 from .model import Grid
 from .names import MIN_MARGIN, MIN_SCORE, grid_number_in
@@ -78,10 +75,14 @@ class RouteDecision(Assignment):
     reason: str  # human-readable: which rule chose the route, and which rules were tried and failed
 
 
-def load_departments(path: str | Path) -> dict[str, str]:
-    """category code → department, from categories.yaml; the shared taxonomy parser checks the file
-    (a TaxonomyError, a ValueError, names the bad key)."""
-    return {code: category.department for code, category in load_categories(path).items()}
+@dataclass(frozen=True)
+class RoutingRules:
+    """What a routing decision and a transfer are checked against: the grid registry (None before the
+    first import), the category → department table, and who triages what no grid takes."""
+
+    registry: GridRegistry | None
+    departments: Mapping[str, str]
+    dispatcher_id: str = DEFAULT_DISPATCHER_ID
 
 
 def department_for(category: Any, departments: Mapping[str, str]) -> str:

@@ -17,7 +17,9 @@ SLA_RESUMED = "petition.sla_resumed"
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class WorkOrderEvent:
+    """A fact about a work order, before the publisher wraps it in the envelope (petition_common.envelope.Event)."""
+
     type: str  # the CloudEvents `type`
     subject: str  # the petition_id: CloudEvents `subject` and the Kafka key
     time: datetime  # when the fact happened: CloudEvents `time`

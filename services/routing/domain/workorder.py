@@ -29,8 +29,8 @@ from typing import NamedTuple
 from petition_kernel.times import format_time
 
 from . import events as ev
-from .decide import Assignment, RouteDecision
-from .events import Event
+from .decide import Assignment, RouteDecision, RoutingRules
+from .events import WorkOrderEvent
 
 ROLE_TOWN_SUPERVISOR = "town_supervisor"
 
@@ -101,11 +101,13 @@ class WorkOrder:
 
 class Transition(NamedTuple):
     order: WorkOrder
-    events: tuple[Event, ...]
+    events: tuple[WorkOrderEvent, ...]
 
 
-def _event(order: WorkOrder, type_: str, now: datetime, **data: object) -> Event:
-    return Event(type=type_, subject=order.petition_id, time=now, data={"petition_id": order.petition_id, **data})
+def _event(order: WorkOrder, type_: str, now: datetime, **data: object) -> WorkOrderEvent:
+    return WorkOrderEvent(
+        type=type_, subject=order.petition_id, time=now, data={"petition_id": order.petition_id, **data}
+    )
 
 
 def _require(order: WorkOrder, allowed: set[Status] | frozenset[Status], action: str) -> None:
@@ -188,6 +190,23 @@ def transfer(order: WorkOrder, to: Assignment, *, reason: str, now: datetime) ->
     new = replace(order, assignment=_plain(to), assigned_at=now, transfer_count=order.transfer_count + 1)
     data = {**to.event_fields(), "reason": reason, "assigned_at": format_time(now)}
     return Transition(new, (_event(order, ev.TRANSFERRED, now, **data),))
+
+
+def transfer_target(order: WorkOrder, grid_id: object, department: object, rules: RoutingRules) -> Assignment:
+    """Where a transfer request sends the order: a grid of the registry (its leader takes it), a
+    department, or both; the grid keeps the order's department unless one is given."""
+    if grid_id is None and department is None:
+        raise InvalidArgument("grid_id", "give a grid_id, a department, or both")
+    if department is not None and (
+        not isinstance(department, str) or department not in set(rules.departments.values())
+    ):
+        raise InvalidArgument("department", "unknown department")
+    if grid_id is None:
+        return replace(order.assignment, department=department)
+    grid = rules.registry.grid(grid_id) if rules.registry is not None and isinstance(grid_id, str) else None
+    if grid is None:
+        raise InvalidArgument("grid_id", "no such grid in the registry")
+    return Assignment.for_grid(grid, department or order.assignment.department)
 
 
 def pause(order: WorkOrder, *, staff_id: str, reason: str, now: datetime) -> Transition:
