@@ -106,7 +106,6 @@ def bootstrap(
         numbers=PetitionNumbers(db["petition_numbers"], config.id_prefix),
         notes=notes,
         codes=Codes(Signer(settings.secret_keys)),
-        categories=config.categories,
         clock=clock,
     )
     retention = Retention(

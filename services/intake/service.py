@@ -15,7 +15,7 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -68,7 +68,6 @@ class IntakeService:
         numbers: PetitionNumbers,
         notes: RetentionNotes,
         codes: Codes,
-        categories: Collection[str],
         clock: Clock,
     ):
         self.petitions = petitions
@@ -79,7 +78,6 @@ class IntakeService:
         # ended petitions, noted before the commit that ends them, for the retention job
         self.notes = notes
         self.codes = codes
-        self.categories = categories
         self.clock = clock
         # citizens who joined a petition, one document each: `<petition id>:<follower id>`
         self.followers = db["followers"]
