@@ -1,6 +1,6 @@
 """The one table from what intake is asked to do to the use case that does it.
 
-HTTP views call the command and query entries (`current_handlers()["withdraw"](petition_id, code)`,
+HTTP views call the command and query entries (`_handlers()["withdraw"](petition_id, code)` in
 app.py); the consumer loop gets the entries of routing's event types and the batch entry
 (`event_handlers`, `BATCH`). Every consumed event is handled idempotently: the petition remembers
 the ids of the events it applied (domain.apply_lifecycle).
