@@ -1,10 +1,13 @@
-"""intake (受理): the HTTP API for citizens and staff, plus the consumer that follows routing."""
+"""intake (受理): the HTTP API for citizens and staff, plus the consumer that follows routing.
+
+Only HTTP here: a view turns the request into a call of the handlers' table (handlers.py) and the
+result or the domain's error into a response; `create_app` builds the runtime, has bootstrap.py
+build intake on it and starts the loops (consumer, outbox relay, retention job)."""
 
 from __future__ import annotations
 
 import logging
 import math
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -14,12 +17,10 @@ from petition_common import audit_http, logs, ratelimit
 from petition_common.auth import Staff, staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
-from petition_common.credentials import Signer
 from petition_common.ratelimit import STAFF_TOKEN_RULE, Rule, by_address, unless_staff
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
-from petition_common.timesource import clock_from_env
-from petition_common.topics import EVENT_TYPES, ROUTING
+from petition_common.topics import ROUTING
 from petition_common.web import (
     ApiError,
     create_base_app,
@@ -29,12 +30,12 @@ from petition_common.web import (
     read_json_object,
     validated,
 )
-from petition_kernel.taxonomy import load_categories
 from services.intake import domain
-from services.intake.contacts import ContactCipher, ContactKeys, ContactStore, KeyUnavailable
-from services.intake.metrics import RetentionMetrics
-from services.intake.retention import DEFAULT_RETENTION_DAYS, Retention, audit_entry
-from services.intake.service import SUBMITTER, IdempotencyMismatch, IntakeService, NotFound
+from services.intake.bootstrap import IntakeParts, bootstrap
+from services.intake.contacts import KeyUnavailable
+from services.intake.handlers import Handlers, batch_handler, event_handlers
+from services.intake.retention import audit_entry
+from services.intake.service import IdempotencyMismatch, NotFound
 
 bp = Blueprint("intake", __name__)
 # the audit trail's action for a staff read of a petition's contact details, and what it shows
@@ -43,8 +44,12 @@ CONTACT_FIELDS = ("citizen.name", "citizen.phone")
 log = logging.getLogger(__name__)
 
 
-def _service() -> IntakeService:
+def _parts() -> IntakeParts:
     return current_app.extensions["intake"]
+
+
+def _handlers() -> Handlers:
+    return _parts().handlers
 
 
 def _staff() -> Staff | None:
@@ -66,7 +71,7 @@ def _submission(body: dict[str, Any]) -> domain.Submission:
     found by either is reported (422 when only the category is unknown, else 400)."""
     fields = _schemas().errors("PetitionSubmission", body)
     try:
-        submission = domain.validate_submission(body, _service().categories)
+        submission = domain.validate_submission(body, _parts().config.categories)
     except domain.InvalidInput as exc:
         fields = {**exc.fields, **fields}
     if fields:
@@ -88,7 +93,7 @@ def submit() -> Response:
         )
     submission = _submission(body)
     try:
-        receipt, replayed = _service().submit(submission, domain.body_fingerprint(body), key)
+        receipt, replayed = _handlers()["submit"](submission, domain.body_fingerprint(body), key)
     except SchemaViolation as exc:  # a bug, but caught before anything was written
         raise ApiError(422, "invalid_petition", "the petition cannot be published as given", exc.fields) from exc
     except IdempotencyMismatch as exc:
@@ -108,11 +113,11 @@ def submit() -> Response:
 def nearby() -> Response:
     query = _nearby_query(request.args.to_dict(flat=True))
     fields = _schemas().errors("NearbyQuery", query)
-    if "category" not in fields and query.get("category") not in _service().categories:
+    if "category" not in fields and query.get("category") not in _parts().config.categories:
         fields["category"] = "unknown category"
     if fields:
         raise ApiError(400, "invalid_query", "the query has invalid parameters", fields)
-    found = _service().nearby(
+    found = _handlers()["nearby"](
         query["lat"], query["lon"], query["category"], query.get("radius_m", 500), query.get("limit", 10)
     )
     return json_response({"items": found, "count": len(found)})
@@ -138,7 +143,7 @@ def join(petition_id: str) -> Response:
     body = _citizen_body("JoinRequest")
     try:
         follower = domain.validate_follower(body)
-        receipt = _service().join(petition_id, follower)
+        receipt = _handlers()["join"](petition_id, follower)
     except domain.InvalidInput as exc:
         raise ApiError(400, "invalid_request", "the request has invalid fields", exc.fields) from exc
     except NotFound as exc:
@@ -149,11 +154,10 @@ def join(petition_id: str) -> Response:
 
 @bp.get("/v1/petitions/<petition_id>")
 def read(petition_id: str) -> Response:
-    service = _service()
     try:
         staff = _staff()
         if staff is not None:
-            return _staff_read(service, petition_id, staff)
+            return _staff_read(petition_id, staff)
         code = request.headers.get("X-Tracking-Code") or request.args.get("tracking_code")
         if not code:
             raise ApiError(
@@ -161,27 +165,23 @@ def read(petition_id: str) -> Response:
                 "unauthorized",
                 "present the tracking code (tracking_code or X-Tracking-Code) or a staff bearer token",
             )
-        access = service.authorize_reader(petition_id, code)
-        view = service.citizen_view if access.role == SUBMITTER else service.follower_view
-        return json_response(view(access.state))
+        return json_response(_handlers()["read"](petition_id, code))
     except NotFound as exc:
         raise ApiError(404, "not_found", "no such petition for this tracking code or token") from exc
 
 
-def _staff_read(service: IntakeService, petition_id: str, staff: Staff) -> Response:
+def _staff_read(petition_id: str, staff: Staff) -> Response:
     """The staff view; with the citizen's contact details (the default) only once the read is in
     the audit trail, without them (`contact=omit`, the work order page before its "show") unrecorded."""
     omit = request.args.get("contact")
     if omit not in (None, "omit"):
         raise ApiError(400, "invalid_query", "contact may only be omit", {"contact": "must be omit"})
     try:
-        state = service.load(petition_id)
-        service.authorize_staff(state, staff)
+        view = _handlers()["read_as_staff"](petition_id, staff)
     except NotFound:
         if omit is None:  # a look outside one's area is what an auditor wants to see too
             audit_http.record(CONTACT_READ, staff, petition_id=petition_id, outcome="not_found", required=False)
         raise
-    view = service.staff_view(state)
     if omit:
         return json_response({k: v for k, v in view.items() if k != "citizen"})
     audit_http.record(CONTACT_READ, staff, petition_id=petition_id, fields=CONTACT_FIELDS)
@@ -211,24 +211,24 @@ def _citizen_body(schema: str) -> dict[str, Any]:
 def feedback(petition_id: str) -> Response:
     body = _citizen_body("FeedbackRequest")
     try:
-        state = _service().give_feedback(petition_id, body["tracking_code"], body["satisfaction"], body.get("comment"))
+        view = _handlers()["feedback"](petition_id, body["tracking_code"], body["satisfaction"], body.get("comment"))
     except NotFound as exc:
         raise ApiError(404, "not_found", "no such petition for this tracking code") from exc
     except domain.ActionRefused as exc:
         raise ApiError(409, exc.code, exc.message) from exc
-    return json_response(_service().citizen_view(state))
+    return json_response(view)
 
 
 @bp.post("/v1/petitions/<petition_id>/withdraw")
 def withdraw(petition_id: str) -> Response:
     body = _citizen_body("WithdrawRequest")
     try:
-        state = _service().withdraw(petition_id, body["tracking_code"])
+        view = _handlers()["withdraw"](petition_id, body["tracking_code"])
     except NotFound as exc:
         raise ApiError(404, "not_found", "no such petition for this tracking code") from exc
     except domain.ActionRefused as exc:
         raise ApiError(409, exc.code, exc.message) from exc
-    return json_response(_service().citizen_view(state))
+    return json_response(view)
 
 
 def _citizen_key() -> str | None:
@@ -246,7 +246,7 @@ def _citizen_key() -> str | None:
             raw = citizen.get("phone") if isinstance(citizen, dict) else None
             phone = domain.normalize_phone(raw) if isinstance(raw, str) else None
             if phone:
-                g.rate_limit_citizen = "citizen:" + _service().citizen_ref(phone)
+                g.rate_limit_citizen = "citizen:" + _parts().service.citizen_ref(phone)
     return g.rate_limit_citizen
 
 
@@ -275,47 +275,28 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     settings = settings or Settings.from_env("intake")
     logs.configure("intake", settings.log_level)
     runtime = ServiceRuntime(settings)
-    categories = load_categories(settings.config_dir / "categories.yaml")
-    petitions = runtime.store("petitions")
-    clock = clock_from_env("intake", settings.extra)
     tokens = staff_directory(settings)  # refuses public credentials first, naming each of them
-    contacts = ContactStore(runtime.db["contacts"], ContactCipher(ContactKeys.from_settings(settings)))
-    service = IntakeService(
-        runtime.db,
-        petitions,
-        runtime.store("duplicates"),
-        set(categories),
-        Signer(settings.secret_keys),
-        contacts,
-        id_prefix=settings.extra.get("INTAKE_ID_PREFIX", "JZ"),
-        clock=clock,
+    parts = bootstrap(
+        settings,
+        db=runtime.db,
+        publisher=runtime.counting_publisher,
+        stores=runtime.store,
+        registry=runtime.metrics.registry,
     )
-    retention_days = float(settings.extra.get("INTAKE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
-    retention = Retention(
-        runtime.db,
-        petitions,
-        contacts,
-        service.update,
-        timedelta(days=retention_days),
-        clock,
-        RetentionMetrics(runtime.metrics.registry),
-    )
-    service.on_end = retention.note_if_ended
     app = create_base_app("intake", runtime.metrics, runtime.checks())
     app.extensions["runtime"] = runtime
-    app.extensions["intake"] = service
+    app.extensions["intake"] = parts
     app.extensions["tokens"] = tokens
     app.extensions["schemas"] = RequestSchemas(settings.contract_dir, "intake")
     app.register_blueprint(bp)
     trail = audit_http.install(app, runtime)
-    retention.on_erased = lambda erasure: trail.append(audit_entry(erasure))
+    parts.retention.on_erased = lambda erasure: trail.append(audit_entry(erasure))
     ratelimit.install(app, runtime, RATE_LIMITS, background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:
-        handlers = {t: service.on_routing_event for t in EVENT_TYPES[ROUTING]}
-        runtime.start_consumer([ROUTING], handlers, batch_handler=service.on_routing_events)
-        runtime.start_relay([petitions])
-        erase_s = float(settings.extra.get("INTAKE_RETENTION_INTERVAL_S", 3600))
+        runtime.start_consumer([ROUTING], event_handlers(parts.handlers), batch_handler=batch_handler(parts.handlers))
+        runtime.start_relay([parts.petitions])
+        erase_s = parts.config.retention_interval_s
         # checked often, run every erase_s by either clock (a test's clock jumps years)
-        runtime.start_periodic("retention", min(1.0, erase_s), lambda: retention.erase_when_due(erase_s))
+        runtime.start_periodic("retention", min(1.0, erase_s), lambda: parts.retention.erase_when_due(erase_s))
     return app

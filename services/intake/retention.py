@@ -1,14 +1,15 @@
 """Retention of citizens' contact details, and their erasure after it (个人信息保护法 第19、47条).
 
-When a petition ends (closed or withdrawn) intake notes it in `retention` (one document per
-petition, keyed by its id, written before the commit that ends it, so no ended petition is missed;
-a note whose petition did not end is dropped when met). A scheduled job erases the petitions whose
-retention period after their end has passed:
+When a petition ends (closed or withdrawn) the service notes it in `retention` (RetentionNotes: one
+document per petition, keyed by its id, written before the commit that ends it, so no ended petition
+is missed; a note whose petition did not end is dropped when met). A scheduled job (Retention)
+erases the petitions whose retention period after their end has passed:
 
 1. the contacts records of the submitter and of every follower are deleted (crypto-shredding: the
    only ciphertext of their name, phone, address and original text goes);
 2. the followers' documents go, and the petition gets a commit whose `citizen` holds only the time
-   of erasure (no masked forms) and whose feedback comment is gone;
+   of erasure (no masked forms) and whose feedback comment is gone (domain.erase_contacts, committed
+   by the service's `erase_contacts`);
 3. the erasure is recorded in intake's audit trail (`contact.erased`, by `on_erased`; a run that
    dies after it records it again on its next run: at least once) and in `erasures`, an append-only
    collection (one insert per petition, never updated or deleted by the platform; docs/security.md,
@@ -27,12 +28,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from petition_common.store import AggregateStore
 from petition_common.timesource import Cadence, Clock
-from petition_kernel.times import format_time, from_bson, parse_time
+from petition_kernel.times import from_bson
 from services.intake import domain
 from services.intake.contacts import ContactStore
 from services.intake.metrics import RetentionMetrics
@@ -45,23 +47,47 @@ log = logging.getLogger(__name__)
 DEFAULT_RETENTION_DAYS = 3 * 365
 
 
+class RetentionNotes:
+    """The `retention` collection: the ended petitions whose details wait for erasure, and since when."""
+
+    def __init__(self, collection: Collection):
+        self.collection = collection
+
+    def note_if_ended(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """Remember a petition that the change from `before` to `after` ends; call before its commit."""
+        ended_at = domain.ended_at(before, after)
+        if ended_at is not None:
+            pid = after["petition_id"]
+            self.collection.replace_one({"_id": pid}, {"_id": pid, "ended_at": ended_at}, upsert=True)
+
+    def due(self, period: timedelta, now: datetime) -> dict[str, datetime]:
+        """The petitions whose retention period has passed, with when they ended (a full scan: the
+        collection holds only ended petitions not erased yet)."""
+        return {n["_id"]: n["ended_at"] for n in self.collection.find({}) if from_bson(n["ended_at"]) + period <= now}
+
+    def drop(self, pid: str) -> None:
+        self.collection.delete_one({"_id": pid})
+
+
 class Retention:
     def __init__(
         self,
+        notes: RetentionNotes,
         db: Database,
         petitions: AggregateStore,
         contacts: ContactStore,
-        update: Callable[[str, Callable[[dict[str, Any]], dict[str, Any]]], None],
+        erase_contacts: Callable[[str, datetime], None],
         period: timedelta,
         clock: Clock,
         metrics: RetentionMetrics,
     ):
-        self.notes = db["retention"]
+        self.notes = notes
         self.erasures = db["erasures"]
         self.followers = db["followers"]
         self.petitions = petitions
         self.contacts = contacts
-        self.update = update
+        # commits the petition without its citizen's details (IntakeService.erase_contacts)
+        self.erase_contacts = erase_contacts
         self.period = period
         self.clock = clock
         self.metrics = metrics
@@ -69,22 +95,13 @@ class Retention:
         # records an erasure in the audit trail (set by the app); raising makes the next run retry
         self.on_erased: Callable[[dict[str, Any]], None] | None = None
 
-    def note_if_ended(self, before: dict[str, Any], state: dict[str, Any]) -> None:
-        """Remember a petition that this change ends, and when (its last timeline entry); call before
-        the commit that ends it."""
-        if state["status"] not in domain.TERMINAL or before["status"] in domain.TERMINAL:
-            return
-        ended_at = parse_time(state["timeline"][-1]["at"])
-        pid = state["petition_id"]
-        self.notes.replace_one({"_id": pid}, {"_id": pid, "ended_at": ended_at}, upsert=True)
-
     def erase_when_due(self, interval_s: float) -> int:
         return self.erase_due() if self._cadence.due(interval_s) else 0
 
     def erase_due(self) -> int:
         """Erase every petition whose retention period has passed; returns how many."""
         now = self.clock()
-        due = {n["_id"]: n["ended_at"] for n in self.notes.find({}) if from_bson(n["ended_at"]) + self.period <= now}
+        due = self.notes.due(self.period, now)
         if not due:
             self.metrics.last_run.set(now.timestamp())
             return 0
@@ -107,7 +124,7 @@ class Retention:
     def _erase(self, pid: str, ended_at: datetime, followers: list[dict[str, Any]], now: datetime) -> int:
         state = self.petitions.load(pid).state
         if state is None or state["status"] not in domain.TERMINAL:
-            self.notes.delete_one({"_id": pid})  # its ending commit failed: noted again when it ends
+            self.notes.drop(pid)  # its ending commit failed: noted again when it ends
             return 0
         contact_ids = [f["contact_id"] for f in followers if f.get("contact_id")]
         if state["citizen"].get("contact_id"):
@@ -115,9 +132,8 @@ class Retention:
         shredded = self.contacts.shred(contact_ids)
         for f in followers:
             self.followers.delete_one({"_id": f["_id"]})
-        erased_at = format_time(now)
         if "erased_at" not in state["citizen"]:
-            self.update(pid, lambda s: _anonymised(s, erased_at))
+            self.erase_contacts(pid, now)
         record = {
             "_id": pid,
             "petition_id": pid,
@@ -132,7 +148,7 @@ class Retention:
             self.on_erased(record)
         with contextlib.suppress(DuplicateKeyError):  # recorded by a run that died before deleting the note
             self.erasures.insert_one(record)
-        self.notes.delete_one({"_id": pid})
+        self.notes.drop(pid)
         log.info("contact details erased", extra={"petition_id": pid, "contacts": shredded})
         return 1
 
@@ -157,10 +173,3 @@ def audit_entry(erasure: dict[str, Any]) -> dict[str, Any]:
         },
         "client": {"id": "intake-retention", "address": None, "for": None, "user_agent": None},
     }
-
-
-def _anonymised(state: dict[str, Any], erased_at: str) -> dict[str, Any]:
-    new = {**state, "citizen": {"erased_at": erased_at}}
-    if isinstance(state.get("feedback"), dict):
-        new["feedback"] = {**state["feedback"], "comment": None}
-    return new

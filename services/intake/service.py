@@ -1,9 +1,12 @@
-"""Intake's use cases: submit, read, feedback, withdraw, and following routing's events.
+"""Intake's use cases: submit, read, feedback, withdraw, join, "near me", following routing's events,
+and erasing a citizen's details after retention.
 
-HTTP requests and Kafka messages both end here. Every change of a petition is one commit of the
-`petitions` aggregate store (store.py): the petition's new state and the events it publishes are
-stored by one insert, so an accepted petition (201) always has its `petition.submitted` event
-durably queued, even if Kafka is down at that moment.
+A use case loads, asks the domain (domain/) for the change, commits it and keeps the small
+collections around the petition in step (followers, "near me", retention notes). Every change of a
+petition is one commit of the `petitions` aggregate store (store.py): the petition's new state and
+the events it publishes are stored by one insert, so an accepted petition (201) always has its
+`petition.submitted` event durably queued, even if Kafka is down at that moment. HTTP views and the
+Kafka consumer reach these through one table (handlers.py); bootstrap.py builds the service.
 """
 
 from __future__ import annotations
@@ -20,31 +23,31 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from petition_common.aggregates import commit_batch, retry_on_conflict
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
-from petition_common.credentials import Signer
 from petition_common.envelope import Event
 from petition_common.store import AggregateStore, Conflict, Loaded
-from petition_kernel.access import Area, may_read
-from petition_kernel.times import format_time, from_bson, local_date, utc_now
-from services.intake import domain, redact
+from petition_common.timesource import Clock
+from petition_kernel.access import may_read
+from petition_kernel.times import format_time, from_bson, local_date
+from services.intake import domain
+from services.intake.codes import Codes, is_follower_credential
 from services.intake.contacts import ContactStore
 from services.intake.ids import PetitionNumbers
+from services.intake.retention import RetentionNotes
 
 log = logging.getLogger(__name__)
 
-SOURCE = "petitions/intake"
-MAX_CONFLICT_RETRIES = 8
-
-
 SUBMITTER, FOLLOWER = "submitter", "follower"
-# a follower's credential: "F<follower id>.<signature>"; submitters' codes are URL-safe base64
-# (token_urlsafe), which can start with "F" too but never contain ".", and a wrong guess only fails
-FOLLOWER_PREFIX = "F"
 _PETITION_ID = re.compile(r"^[A-Z]{2}[0-9]{14}$")
 
 
 class NotFound(Exception):
+    pass
+
+
+class IdempotencyMismatch(Exception):
     pass
 
 
@@ -54,52 +57,34 @@ class Access:
     role: str  # SUBMITTER: may read and act; FOLLOWER: may read the follower's view only
 
 
-class IdempotencyMismatch(Exception):
-    pass
-
-
-TRACKING = "tracking"  # the purpose of tracking-code digests and derivations (credentials.Signer)
-CITIZEN = "citizen"  # the purpose of citizens' pseudonymous references (`citizen.ref` in events)
-CITIZEN_REF_LENGTH = 22  # base64 characters: 132 bits
-CONTACT = "contact"  # the purpose of contact ids, derived from the petition (retries find the same record)
-DUPLICATES = "duplicates"  # the purpose of the duplicate index's blind keys (phone and category)
-FINGERPRINT = "fingerprint"  # the purpose of the digests of request bodies an Idempotency-Key is bound to
-
-
-def duplicate_key(signer: Signer, phone: str, category: str) -> str:
-    """The duplicate index's key of a citizen's petitions in one category: a blind index (keyed HMAC),
-    never a plain hash of the phone, which anyone can reverse by hashing every number there is."""
-    return signer.sign(DUPLICATES, phone, category, length=32)
-
-
 class IntakeService:
     def __init__(
         self,
+        *,
         db: Database,
         petitions: AggregateStore,
         duplicates: AggregateStore,
-        categories: set[str],
-        signer: Signer,
         contacts: ContactStore,
-        id_prefix: str = "JZ",
-        clock: Callable[[], datetime] = utc_now,
+        numbers: PetitionNumbers,
+        notes: RetentionNotes,
+        codes: Codes,
+        clock: Clock,
     ):
         self.petitions = petitions
-        self.signer = signer
+        self.duplicates = duplicates
         # names, phones, addresses and original texts, encrypted; everything else holds masked forms
         self.contacts = contacts
+        self.numbers = numbers
+        # ended petitions, noted before the commit that ends them, for the retention job
+        self.notes = notes
+        self.codes = codes
+        self.clock = clock
         # citizens who joined a petition, one document each: `<petition id>:<follower id>`
         self.followers = db["followers"]
-        self.duplicates = duplicates
         self.idempotency = db["idempotency"]
         # open petitions that carry a point (only its ~100 m cell), for "near me" before filing;
         # small: closed ones leave
         self.open_points = db["open_points"]
-        self.numbers = PetitionNumbers(db["petition_numbers"], id_prefix)
-        self.categories = categories
-        self.clock = clock
-        # notes ended petitions for the erasure of their contact details (retention.py); set by the app
-        self.on_end: Callable[[dict[str, Any], dict[str, Any]], None] = lambda before, after: None
 
     # ---- submit
 
@@ -115,7 +100,7 @@ class IntakeService:
         now = self.clock()
         pid = self.numbers.next_id(local_date(now))
         nonce = secrets.token_urlsafe(12)
-        code = self._tracking_code(pid, nonce)
+        code = self.codes.tracking_code(pid, nonce)
         # the event this petition will publish, checked now: after this point a write may happen
         self.petitions.check([self._submitted(pid, code, sub, now, duplicate_of=None)[1]])
         if idempotency_key is None:
@@ -123,7 +108,7 @@ class IntakeService:
         key_id = "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
         # no tracking code in the claim: the nonce it is derived from, useless without the server key;
         # and the body's fingerprint keyed, as a plain hash of a body is tested by guessing its phone
-        digest = self.signer.digest(FINGERPRINT, fingerprint)
+        digest = self.codes.fingerprint_digest(fingerprint)
         claim = {"_id": key_id, "fingerprint": digest, "at": now, "petition_id": pid, "nonce": nonce}
         try:
             self.idempotency.insert_one(claim)
@@ -132,29 +117,22 @@ class IntakeService:
             existing = self.idempotency.find_one({"_id": key_id})
             if existing is None:  # pragma: no cover - keys are never deleted while in use
                 raise
-            stored = existing["fingerprint"]
-            # claims written before keyed fingerprints hold the plain one
-            if stored != fingerprint and not self.signer.matches(stored, FINGERPRINT, fingerprint):
+            if not self.codes.same_fingerprint(existing["fingerprint"], fingerprint):
                 raise IdempotencyMismatch from None
             claim, replayed = existing, True
         # The claim is not undone when what follows fails: a failure may hide a commit that happened
         # (a lost acknowledgement), and the client's retry with the same key completes or replays
         # this very petition number, never a second one.
-        code = self._tracking_code(claim["petition_id"], claim["nonce"]) if "nonce" in claim else claim["tracking_code"]
+        if "nonce" in claim:
+            code = self.codes.tracking_code(claim["petition_id"], claim["nonce"])
+        else:  # claims written before codes were derived held the code itself
+            code = claim["tracking_code"]
         receipt, committed_before = self._create(claim["petition_id"], code, sub, from_bson(claim["at"]))
         return receipt, replayed or committed_before
 
     def citizen_ref(self, phone: str) -> str:
-        """A pseudonym of the citizen with this normalised phone: the same for all their petitions, so
-        that stats can count distinct citizens and the rate limits count per citizen, but useless to
-        anyone without the server key (a plain hash of a phone number is reversed by trying all of
-        them). It changes when the first key of SECRET_KEYS does."""
-        return self.signer.sign(CITIZEN, phone, length=CITIZEN_REF_LENGTH)
-
-    def _tracking_code(self, pid: str, nonce: str) -> str:
-        """A submitter's tracking code: 96 bits the server derives from a random nonce with its key, so
-        that a replayed Idempotency-Key can be answered with the same code without storing it."""
-        return self.signer.sign(TRACKING, pid, nonce, length=16)
+        """The citizen's pseudonym (codes.py): what the rate limits count a citizen by."""
+        return self.codes.citizen_ref(phone)
 
     def _create(self, pid: str, code: str, sub: domain.Submission, now: datetime) -> tuple[dict[str, Any], bool]:
         """Commit the petition `pid` unless an earlier attempt did; returns (receipt, whether an earlier
@@ -163,14 +141,14 @@ class IntakeService:
         loaded = self.petitions.load(pid)
         if loaded.exists:  # an earlier attempt with this Idempotency-Key got as far as its commit
             assert loaded.state is not None
-            return self._receipt(loaded.state, code), True
-        key = duplicate_key(self.signer, sub.citizen_phone, sub.category)
+            return _receipt(loaded.state, code), True
+        key = self.codes.duplicate_key(sub.citizen_phone, sub.category)
         duplicate_of, indexed = self._index_for_duplicates(key, pid, sub, now)
         state, event = self._submitted(pid, code, sub, now, duplicate_of)
         # the one place the citizen's details are kept, before the commit that names it (a commit whose
         # contacts are missing would show staff nothing); a record left by a failed commit holds only
         # ciphertext, and the retry with the same Idempotency-Key reuses it
-        self.contacts.put(state["citizen"]["contact_id"], _contact_fields(sub))
+        self.contacts.put(state["citizen"]["contact_id"], domain.contact_fields(sub))
         try:
             # on top of whatever the number holds: nothing, or the void commit the relay wrote for an
             # attempt that died between its outbox marker and its commit
@@ -179,78 +157,36 @@ class IntakeService:
             current = self.petitions.load(pid)
             if current.exists:  # a concurrent attempt with the same key committed it
                 assert current.state is not None
-                return self._receipt(current.state, code), True
+                return _receipt(current.state, code), True
             self._undo_index(indexed, key, pid)
             raise  # an attempt is between its marker and its commit: 503, retry shortly
         except BaseException:
             self._undo_index(indexed, key, pid)
             raise
         self._after_submit(pid, sub, duplicate_of=duplicate_of)
-        return self._receipt(state, code), False
+        return _receipt(state, code), False
 
     def _submitted(
         self, pid: str, code: str, sub: domain.Submission, now: datetime, duplicate_of: str | None
     ) -> tuple[dict[str, Any], Event]:
-        """The new petition's first state and its `petition.submitted` event."""
-        submitted_at = format_time(now)
-        masked = {
-            "name_masked": domain.mask_name(sub.citizen_name),
-            "phone_masked": domain.mask_phone(sub.citizen_phone),
-        }
-        content, location = masked_content(sub), masked_location(sub.location)
-        data: dict[str, Any] = {
-            "petition_id": pid,
-            "channel": sub.channel,
-            "category": sub.category,
-            "content": content,
-            "location": location,
-            "citizen": {**masked, "ref": self.citizen_ref(sub.citizen_phone)},
-            "submitted_at": submitted_at,
-            "duplicate_of": duplicate_of,
-        }
-        state = {
-            "petition_id": pid,
-            "tracking_digest": self.signer.digest(TRACKING, code),
-            "channel": sub.channel,
-            "category": sub.category,
-            "content": content,
-            "location": location,
-            "citizen": {"contact_id": "c" + self.signer.sign(CONTACT, pid, length=22), **masked},
-            "submitted_at": submitted_at,
-            "status": domain.SUBMITTED,
-            "duplicate_of": duplicate_of,
-            "affected_citizens": 1,
-            "timeline": [{"at": submitted_at, "event": "petition.submitted", "status": domain.SUBMITTED}],
-            "reply_round": 0,
-            "feedback_round": 0,
-        }
-        event = Event(type="petition.submitted", source=SOURCE, subject=pid, data=data, time=submitted_at)
-        return state, event
+        keys = domain.Credentials(
+            tracking_digest=self.codes.tracking_digest(code),
+            citizen_ref=self.codes.citizen_ref(sub.citizen_phone),
+            contact_id=self.codes.contact_id(pid),
+        )
+        return domain.submit(pid, sub, now, keys, duplicate_of)
 
     def _after_submit(self, pid: str, sub: domain.Submission, duplicate_of: str | None) -> None:
         """What follows an accepted petition; it is accepted whatever happens here (201), so a failure
         is logged and costs only a count or a "near me" entry."""
         try:
             if duplicate_of is not None:
-                self.update(duplicate_of, lambda s: {**s, "affected_citizens": int(s.get("affected_citizens", 1)) + 1})
+                self._act(duplicate_of, lambda s: (domain.add_duplicate(s), []))
             elif "lat" in sub.location:
-                cell_lat, cell_lon = domain.coarse_point(sub.location["lat"], sub.location["lon"])
-                self.open_points.replace_one(
-                    {"_id": pid},
-                    {"_id": pid, "category": sub.category, "cell_lat": cell_lat, "cell_lon": cell_lon},
-                    upsert=True,
-                )
+                point = domain.open_point(pid, sub.category, sub.location["lat"], sub.location["lon"])
+                self.open_points.replace_one({"_id": pid}, point, upsert=True)
         except Exception as exc:
             log.warning("after-submit step failed", extra={"petition_id": pid, "error": repr(exc)})
-
-    @staticmethod
-    def _receipt(state: dict[str, Any], code: str) -> dict[str, Any]:
-        return {
-            "petition_id": state["petition_id"],
-            "tracking_code": code,
-            "status": state["status"],
-            "duplicate_of": state.get("duplicate_of"),
-        }
 
     def _index_for_duplicates(
         self, key: str, pid: str, sub: domain.Submission, now: datetime
@@ -261,43 +197,41 @@ class IntakeService:
         Entries of petitions that never committed (their commit failed and the undo did too, or the
         process died in between) are dropped when met: they must not refuse or mislink anyone.
         """
-        for _ in range(MAX_CONFLICT_RETRIES):
+        # the masked text: the index is stored, and a phone written twice is the same mask twice
+        content = domain.masked_content(sub)
+
+        def attempt() -> tuple[str | None, bool]:
             loaded = self.duplicates.load(key)
             recent = [{**e, "at": from_bson(e["at"])} for e in (loaded.state or {}).get("recent", [])]
-            mine = next((e for e in recent if e["petition_id"] == pid), None)
+            mine = domain.entry_of(recent, pid)
             if mine is not None:  # a retry of this very petition
                 return mine.get("duplicate_of"), False
-            # the masked text: the index is stored, and a phone written twice is the same mask twice
-            content = masked_content(sub)
             first = domain.find_duplicate(content, now, recent)
             while first is not None and not self.petitions.load(first).exists:
-                recent = [e for e in recent if first not in (e["petition_id"], e.get("duplicate_of"))]
+                recent = domain.without_petition(recent, first)
                 first = domain.find_duplicate(content, now, recent)
-            try:
-                self.duplicates.commit(
-                    loaded, {"recent": domain.remember_for_duplicates(recent, pid, content, now, first)}
-                )
-                return first, True
-            except Conflict:
-                continue
-        return None, False  # a burst from one phone: this one goes unlinked rather than refused
+            self.duplicates.commit(loaded, {"recent": domain.remember_for_duplicates(recent, pid, content, now, first)})
+            return first, True
+
+        try:
+            return retry_on_conflict(attempt, key)
+        except Conflict:
+            return None, False  # a burst from one phone: this one goes unlinked rather than refused
 
     def _undo_index(self, indexed: bool, key: str, pid: str) -> None:
         """Take the petition's entry out of the duplicate index again (its commit failed)."""
         if not indexed:
             return
+
+        def attempt() -> None:
+            loaded = self.duplicates.load(key)
+            recent = (loaded.state or {}).get("recent", [])
+            kept = domain.without_entry(recent, pid)
+            if len(kept) != len(recent):
+                self.duplicates.commit(loaded, {"recent": kept})
+
         try:
-            for _ in range(MAX_CONFLICT_RETRIES):
-                loaded = self.duplicates.load(key)
-                recent = (loaded.state or {}).get("recent", [])
-                kept = [e for e in recent if e["petition_id"] != pid]
-                if len(kept) == len(recent):
-                    return
-                try:
-                    self.duplicates.commit(loaded, {"recent": kept})
-                    return
-                except Conflict:
-                    continue
+            retry_on_conflict(attempt, key)
         except Exception as exc:  # the entry stays; _index_for_duplicates drops it when it meets it
             log.warning("could not undo a duplicate-index entry", extra={"petition_id": pid, "error": repr(exc)})
 
@@ -308,6 +242,21 @@ class IntakeService:
         if state is None:
             raise NotFound(petition_id)
         return state
+
+    def read(self, petition_id: str, tracking_code: str | None) -> dict[str, Any]:
+        """What the holder of this code sees: the citizen's view for the submitter, the follower's for a
+        citizen who joined; NotFound for anyone else."""
+        access = self.authorize_reader(petition_id, tracking_code)
+        return domain.citizen_view(access.state) if access.role == SUBMITTER else domain.follower_view(access.state)
+
+    def read_as_staff(self, petition_id: str, staff: Staff) -> dict[str, Any]:
+        """The staff view for staff who cover the petition (decrypting the citizen's contacts record:
+        the one read of it); NotFound outside their area, as for a petition that does not exist."""
+        state = self.load(petition_id)
+        if not may_read(staff, domain.area_of(state)):
+            raise NotFound(petition_id)
+        contact_id = state["citizen"].get("contact_id")
+        return domain.staff_view(state, self.contacts.get(contact_id) if contact_id else None)
 
     def authorize_citizen(self, petition_id: str, tracking_code: str | None) -> dict[str, Any]:
         """The petition if `tracking_code` is its submitter's; NotFound otherwise (never reveal that it
@@ -321,173 +270,66 @@ class IntakeService:
         """The petition and who presents the code: its submitter, or a follower who joined it."""
         if not tracking_code:
             raise NotFound(petition_id)
-        if _is_follower_credential(tracking_code):
+        if is_follower_credential(tracking_code):
             return Access(self._follower_state(petition_id, tracking_code), FOLLOWER)
         state = self.load(petition_id)
-        if self.signer.matches(state["tracking_digest"], TRACKING, tracking_code):
+        if self.codes.is_tracking_code(state["tracking_digest"], tracking_code):
             return Access(state, SUBMITTER)
         # followers of petitions joined before followers had their own credentials: follow-only now
         if any(
-            self.signer.matches(f.get("tracking_digest", ""), TRACKING, tracking_code)
-            for f in state.get("followers", [])
+            self.codes.is_tracking_code(f.get("tracking_digest", ""), tracking_code) for f in state.get("followers", [])
         ):
             return Access(state, FOLLOWER)
         raise NotFound(petition_id)
 
     def _follower_state(self, petition_id: str, credential: str) -> dict[str, Any]:
-        follower_id, _, tag = credential.removeprefix(FOLLOWER_PREFIX).partition(".")
-        if not self.signer.verify(tag, "follow", petition_id, follower_id):
+        follower_id = self.codes.follower_of(petition_id, credential)
+        if follower_id is None:
             raise NotFound(petition_id)
         # signed, and still there: a follower whose join was taken back has no access
         if self.followers.find_one({"_id": f"{petition_id}:{follower_id}"}, {"_id": 1}) is None:
             raise NotFound(petition_id)
         return self.load(petition_id)
 
-    @staticmethod
-    def authorize_staff(state: dict[str, Any], staff: Staff) -> None:
-        assignment = state.get("assignment") or {}
-        if not may_read(staff, Area(grid_id=assignment.get("grid_id"), town_id=state.get("town_id"))):
-            raise NotFound(state["petition_id"])
-
-    @staticmethod
-    def citizen_view(state: dict[str, Any]) -> dict[str, Any]:
-        assignment = state.get("assignment") or {}
-        return {
-            "petition_id": state["petition_id"],
-            "status": state["status"],
-            "category": state["category"],
-            "channel": state["channel"],
-            "submitted_at": state["submitted_at"],
-            "duplicate_of": state.get("duplicate_of"),
-            "affected_citizens": state.get("affected_citizens", 1),
-            "assigned_to": {k: assignment.get(k) for k in ("town", "village", "grid_id", "department")}
-            if assignment
-            else None,
-            "reply": state.get("reply"),
-            "feedback": state.get("feedback"),
-            "timeline": state.get("timeline", []),
-        }
-
-    @classmethod
-    def follower_view(cls, state: dict[str, Any]) -> dict[str, Any]:
-        """What a citizen who joined sees: how the shared problem progresses, not what the submitter
-        wrote or was told (notes, the reply's text, the rating's comment may be about them)."""
-        view = cls.citizen_view(state)
-        reply = view.get("reply")
-        return {
-            **{k: v for k, v in view.items() if k not in ("reply", "feedback", "timeline", "duplicate_of")},
-            "reply": {"resolution": reply.get("resolution"), "replied_at": reply.get("replied_at")} if reply else None,
-            "timeline": [{k: e.get(k) for k in ("at", "event", "status")} for e in view["timeline"]],
-        }
-
-    def staff_view(self, state: dict[str, Any]) -> dict[str, Any]:
-        """What staff who cover the petition see: the citizen's contact details and original text,
-        decrypted from the contacts record (the one read of it); after erasure, the masked text and
-        no contact details."""
-        citizen = state["citizen"]
-        content, location = state["content"], state["location"]
-        if "contact_id" in citizen:
-            contact = self.contacts.get(citizen["contact_id"]) or {}
-            content = contact.get("content", content)
-            if "address" in contact:
-                location = {**location, "address": contact["address"]}
-            person = {"name": contact.get("name", ""), "phone": contact.get("phone", "")}
-        elif "erased_at" in citizen:
-            person = {"name": "", "phone": "", "erased_at": citizen["erased_at"]}
-        else:  # petitions stored before the contacts records kept the details in their state
-            person = {"name": citizen["name"], "phone": citizen["phone"]}
-        return {
-            **self.citizen_view(state),
-            "content": content,
-            "location": location,
-            "citizen": person,
-            "affected_citizens": state.get("affected_citizens", 1),
-            "assignment": state.get("assignment"),
-        }
-
-    # ---- citizen actions
+    # ---- the submitter's actions
 
     def give_feedback(
         self, petition_id: str, tracking_code: str | None, satisfaction: str, comment: str | None
     ) -> dict[str, Any]:
+        """The submitter rates the reply; the citizen's view after it. ActionRefused when the petition
+        has no reply to rate, or the reply was rated."""
         self.authorize_citizen(petition_id, tracking_code)
-        now = format_time(self.clock())
-
-        def change(state: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
-            domain.check_feedback(state)
-            round_ = int(state.get("reply_round", 0))
-            new = {
-                **state,
-                "feedback_round": round_,
-                # kept in the petition's commits: identifiers masked like the petition's text
-                "feedback": {
-                    "satisfaction": satisfaction,
-                    "comment": redact.mask_identifiers(comment) if comment else comment,
-                    "received_at": now,
-                    "round": round_,
-                },
-                "timeline": [
-                    *state["timeline"],
-                    {"at": now, "event": "petition.feedback_received", "status": state["status"], "note": satisfaction},
-                ],
-            }
-            event = Event(
-                type="petition.feedback_received",
-                source=SOURCE,
-                subject=petition_id,
-                time=now,
-                data={"petition_id": petition_id, "satisfaction": satisfaction, "received_at": now, "round": round_},
-            )
-            return new, [event]
-
-        return self._act(petition_id, change)
+        now = self.clock()
+        state = self._act(petition_id, lambda s: domain.give_feedback(s, satisfaction, comment, now))
+        return domain.citizen_view(state)
 
     def withdraw(self, petition_id: str, tracking_code: str | None) -> dict[str, Any]:
+        """The submitter withdraws the petition; the citizen's view after it. ActionRefused once
+        replied to or ended."""
         self.authorize_citizen(petition_id, tracking_code)
-        now = format_time(self.clock())
+        now = self.clock()
 
-        def change(state: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
-            domain.check_withdraw(state)
-            new = {
-                **state,
-                "status": domain.WITHDRAWN,
-                "timeline": [
-                    *state["timeline"],
-                    {"at": now, "event": "petition.withdrawn", "status": domain.WITHDRAWN},
-                ],
-            }
-            self.on_end(state, new)
-            event = Event(
-                type="petition.withdrawn",
-                source=SOURCE,
-                subject=petition_id,
-                time=now,
-                data={"petition_id": petition_id, "withdrawn_at": now},
-            )
-            return new, [event]
+        def change(state: dict[str, Any]) -> domain.Change:
+            new, events = domain.withdraw(state, now)
+            self.notes.note_if_ended(state, new)
+            return new, events
 
-        return self._act(petition_id, change)
+        return domain.citizen_view(self._act(petition_id, change))
 
-    def _act(
-        self, petition_id: str, change: Callable[[dict[str, Any]], tuple[dict[str, Any], list[Event]]]
-    ) -> dict[str, Any]:
-        for _ in range(MAX_CONFLICT_RETRIES):
+    def _act(self, petition_id: str, change: Callable[[dict[str, Any]], domain.Change]) -> dict[str, Any]:
+        """Load the petition, apply `change`, commit; again on fresh state when another writer was first."""
+
+        def attempt() -> dict[str, Any]:
             loaded = self.petitions.load(petition_id)
             if loaded.state is None:
                 raise NotFound(petition_id)
             new, events = change(loaded.state)
-            try:
-                self.petitions.commit(loaded, new, events)
-                return new
-            except Conflict:
-                continue
-        raise Conflict(petition_id)
+            self.petitions.commit(loaded, new, events)
+            return new
 
-    def update(self, petition_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        """Commit `fn(state)` as the petition's next state, publishing nothing."""
-        self._act(petition_id, lambda s: (fn(s), []))
+        return retry_on_conflict(attempt, petition_id)
 
-    # ---- following routing (consumer handler)
+    # ---- following routing (the consumer's handlers)
 
     def on_routing_event(self, event: Event, meta: MessageMeta) -> None:
         """Idempotent: the petition remembers the ids of the events it applied."""
@@ -500,10 +342,9 @@ class IntakeService:
             raise ValueError(f"routing event for unknown petition {pid}")
         new = domain.apply_lifecycle(loaded.state, event.type, event.data, event.id, event.time)
         if new is not None:
-            self.on_end(loaded.state, new)
+            self.notes.note_if_ended(loaded.state, new)
             self.petitions.commit(loaded, new)  # Conflict -> the consumer loop retries on fresh state
-            if new["status"] in domain.TERMINAL:
-                self.open_points.delete_one({"_id": pid})
+            self._leave_nearby_if_ended(new)
 
     def on_routing_events(self, events: list[tuple[Event, MessageMeta]]) -> None:
         """A poll batch at once (the consumer's batch handler): each petition's events applied in
@@ -519,36 +360,29 @@ class IntakeService:
             for event, _ in petition_events:
                 state = domain.apply_lifecycle(state, event.type, event.data, event.id, event.time) or state
             if state is not loaded.state:
-                self.on_end(loaded.state, state)
+                self.notes.note_if_ended(loaded.state, state)
                 items.append((loaded, state, []))
-        for (loaded, state, _), result in zip(items, self.petitions.commit_many(items), strict=True):
-            pid = loaded.aggregate_id
-            if isinstance(result, Conflict):
-                for event, meta in groups[pid]:
-                    self.on_routing_event(event, meta)
-            elif state["status"] in domain.TERMINAL:
-                self.open_points.delete_one({"_id": pid})
+        batch = commit_batch(self.petitions, items)
+        for (_, state, _), _commit in batch.committed:
+            self._leave_nearby_if_ended(state)
+        for pid in batch.lost_ids:
+            for event, meta in groups[pid]:
+                self.on_routing_event(event, meta)
+
+    def _leave_nearby_if_ended(self, state: dict[str, Any]) -> None:
+        if not domain.is_open(state):
+            self.open_points.delete_one({"_id": state["petition_id"]})
 
     # ---- near me, and joining an open petition instead of filing again
 
     def nearby(self, lat: float, lon: float, category: str, radius_m: float, limit: int = 10) -> list[dict[str, Any]]:
         """Open petitions of this category near the point, nearest first: what, how far in 100 m
         bands, and the village and town routing placed it in. Never its text or its position: the
-        index keeps only the ~100 m cell a point falls in (domain.coarse_point), so no number of
-        queries from well-chosen points locates a petition closer than its cell."""
-        candidates = []
-        for doc in self.open_points.find({}):
-            if doc["category"] != category:
-                continue
-            # documents written before cells were kept hold the exact point: coarsen it here too
-            cell = domain.coarse_point(doc.get("cell_lat", doc.get("lat")), doc.get("cell_lon", doc.get("lon")))
-            distance = domain.distance_m(lat, lon, *cell)
-            if distance <= radius_m:
-                candidates.append((distance, doc["_id"]))
+        index keeps only the ~100 m cell a point falls in (domain/nearby.py)."""
         found = []
-        for distance, pid in sorted(candidates):
+        for distance, pid in domain.within(self.open_points.find({}), lat, lon, category, radius_m):
             state = self.petitions.load(pid).state
-            if state is None or state["status"] in domain.TERMINAL:
+            if state is None or not domain.is_open(state):
                 continue  # closed since: its index entry goes with the next routing event
             assignment = state.get("assignment") or {}
             found.append(
@@ -573,10 +407,10 @@ class IntakeService:
         NotFound for a petition that does not exist and for one that is no longer open alike, so
         that probing sequential numbers tells no more than "open or not" (docs/security.md).
         """
-        follower_id = self.signer.sign("follower", petition_id, citizen.phone, length=16)
+        follower_id = self.codes.follower_id(petition_id, citizen.phone)
         doc_id = f"{petition_id}:{follower_id}"
         state = self._open_petition(petition_id)
-        contact_id = "c" + self.signer.sign(CONTACT, petition_id, follower_id, length=22)
+        contact_id = self.codes.contact_id(petition_id, follower_id)
         comment = citizen.comment
         self.contacts.put(contact_id, {"name": citizen.name, "phone": citizen.phone, "comment": comment or ""})
         try:
@@ -586,24 +420,26 @@ class IntakeService:
                     "petition_id": petition_id,
                     "contact_id": contact_id,
                     "channel": citizen.channel,
-                    "comment": redact.mask_identifiers(comment, [citizen.name]) if comment else comment,
+                    "comment": domain.masked_comment(comment, [citizen.name]),
                     "joined_at": format_time(self.clock()),
                 }
             )
         except DuplicateKeyError:  # this phone joined before: the same follower again
             return self._joined(state, follower_id)
         try:
-            state = self._act(petition_id, _count_one_more)
-        except BaseException:
+            state = self._act(petition_id, lambda s: (domain.add_follower(s), []))
+        except BaseException as exc:
             # the follower counted nowhere must not hold a credential, nor leave their details behind
             self.followers.delete_one({"_id": doc_id})
             self.contacts.shred([contact_id])
+            if isinstance(exc, domain.PetitionClosed):  # closed while the follower was being added
+                raise NotFound(petition_id) from exc
             raise
         return self._joined(state, follower_id)
 
     def _open_petition(self, petition_id: str) -> dict[str, Any]:
         state = self.petitions.load(petition_id).state if _PETITION_ID.match(petition_id) else None
-        if state is None or state["status"] in domain.TERMINAL:
+        if state is None or not domain.is_open(state):
             raise NotFound(petition_id)
         return state
 
@@ -611,39 +447,23 @@ class IntakeService:
         pid = state["petition_id"]
         return {
             "petition_id": pid,
-            "tracking_code": f"{FOLLOWER_PREFIX}{follower_id}.{self.signer.sign('follow', pid, follower_id)}",
+            "tracking_code": self.codes.follower_credential(pid, follower_id),
             "status": state["status"],
             "affected_citizens": state.get("affected_citizens", 1),
         }
 
+    # ---- retention (retention.py runs the job)
 
-def _contact_fields(sub: domain.Submission) -> dict[str, str]:
-    """What the contacts record keeps: the details, and the text as written when masking changed it."""
-    content = sub.content if masked_content(sub) != sub.content else ""
+    def erase_contacts(self, petition_id: str, now: datetime) -> None:
+        """Commit the petition without its citizen's details (their contacts records are shredded by
+        the retention job); nothing is published."""
+        self._act(petition_id, lambda s: (domain.erase_contacts(s, now), []))
+
+
+def _receipt(state: dict[str, Any], code: str) -> dict[str, Any]:
     return {
-        "name": sub.citizen_name,
-        "phone": sub.citizen_phone,
-        "address": sub.location.get("address") or "",
-        "content": content,
+        "petition_id": state["petition_id"],
+        "tracking_code": code,
+        "status": state["status"],
+        "duplicate_of": state.get("duplicate_of"),
     }
-
-
-def masked_content(sub: domain.Submission) -> str:
-    known = [sub.citizen_name, sub.location.get("address") or ""]
-    return redact.mask_identifiers(sub.content, known)
-
-
-def masked_location(location: dict[str, Any]) -> dict[str, Any]:
-    if not location.get("address"):
-        return location
-    return {**location, "address": redact.mask_address(location["address"])}
-
-
-def _is_follower_credential(code: str) -> bool:
-    return code.startswith(FOLLOWER_PREFIX) and "." in code
-
-
-def _count_one_more(state: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
-    if state["status"] in domain.TERMINAL:  # closed while the follower was being added
-        raise NotFound(state["petition_id"])
-    return {**state, "affected_citizens": int(state.get("affected_citizens", 1)) + 1}, []

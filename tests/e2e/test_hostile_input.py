@@ -15,7 +15,8 @@ from petition_common.credentials import Signer
 from petition_common.store import AggregateStore, Loaded
 from petition_kernel.times import utc_now
 from services.intake import domain
-from services.intake.service import duplicate_key, masked_content
+from services.intake.codes import duplicate_key
+from services.intake.domain import masked_content
 from tests.e2e.abuse_world import start_world
 from tests.e2e.test_submission_event import BODY
 from tests.support import MONGO, eventually, read_topic
