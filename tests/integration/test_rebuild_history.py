@@ -24,8 +24,8 @@ from countysim import generate_county, generate_petitions
 from petition_common.kafka_io import ensure_topics
 from petition_common.topic_config import ALL_TOPICS
 from services.stats.bootstrap import load_config
-from services.stats.checkpoints import CheckpointStore, namespace
-from services.stats.partition import PartitionState
+from services.stats.write.checkpoints import CheckpointStore, namespace
+from services.stats.write.partition_state import PartitionState
 from tests.conftest import REPO, make_settings
 from tests.e2e.stats_world import CHINA, INTAKE, ROUTING, SLA, World
 from tests.support import KAFKA, MONGO, kafka_client

@@ -35,7 +35,7 @@ Citizens, not petitions: every rule counts the distinct citizens of the window (
 event's `citizen.ref`; a petition without one is a citizen of its own, so older events still count),
 so that one sender, however many petitions they file, is one citizen and cannot raise an alert on
 their own. The baseline's daily counts likewise add a petition only when its citizen has none among
-the petitions held (hotspot_state.py). An alert's `count` is still its petitions (the contract's
+the petitions held (area_history.py). An alert's `count` is still its petitions (the contract's
 meaning), and `citizens` what the rule compared.
 
 Duplicates: a petition with `duplicate_of` set is not counted (its original already was), and a
@@ -68,8 +68,8 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
+from services.stats.domain.area_history import AreaKey, KeyState, day_of, utc
 from services.stats.domain.hotspot_config import LEVELS, HotspotConfig, Rule
-from services.stats.domain.hotspot_state import AreaKey, KeyState, day_of, utc
 from services.stats.domain.poisson import poisson_sf
 
 CONCENTRATED = "concentrated"

@@ -8,8 +8,8 @@ from prometheus_client import CollectorRegistry
 
 from petition_common.fakes import MemoryDatabase, RecordingPublisher
 from petition_common.store import AggregateStore, commit_id
-from services.stats.alerts import AlertPublisher
 from services.stats.metrics import StatsMetrics
+from services.stats.write.alerts import AlertPublisher
 
 NOW = datetime(2024, 7, 1, 2, 0, tzinfo=UTC)
 

@@ -15,8 +15,8 @@ import numpy as np
 from petition_kernel.rates import METRICS, rank, rates
 from services.stats.domain.facts import INDEX
 from services.stats.domain.periods import TIME_ZONE, format_day_start, intervals
-from services.stats.params import Filters, StatsQuery
-from services.stats.table import Table
+from services.stats.read.params import Filters, StatsQuery
+from services.stats.read.table import Table
 
 BREAKDOWN_DIM = {"town": "town", "village": "village", "grid": "grid", "category": "category",
                  "department": "department", "channel": "channel"}  # fmt: skip
