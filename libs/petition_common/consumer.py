@@ -15,6 +15,14 @@
   is unparseable or schema-invalid, the batch is handled again one event at a time by the handlers
   above, with their retries and dead letters; since handlers are idempotent, what the batch handler
   had already done is recognised and skipped.
+- A service that keeps per-partition state with its own offsets (stats: checkpoints of counts) gives a
+  `PartitionOwner`, the partition-assignment hook: on assignment it loads its state and seeks to the
+  offsets stored with it; on revocation it flushes or drops the state. The loop then tells it each
+  record it finished (handled, ignored or dead-lettered) and commits to Kafka only what the owner
+  says is durable. A handler of such a service may raise `Rewound` after the owner moved a
+  partition back (its state was reloaded): the rest of that partition's poll batch is dropped.
+- A message whose type header (`ce_type`) names a type the service does not handle is ignored without
+  parsing its body: it was never this consumer's to judge.
 """
 
 from __future__ import annotations
@@ -22,11 +30,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -53,8 +61,59 @@ class MessageMeta:
     key: str | None
 
 
-Handler = Callable[[Event, MessageMeta], None]
+# a handler may return the outcome it counts under in `petitions_consumed_total` (default "handled")
+Handler = Callable[[Event, MessageMeta], str | None]
 BatchHandler = Callable[[list[tuple[Event, MessageMeta]]], None]
+
+
+class Unprocessable(Exception):
+    """Raised by a handler for a message that can never succeed (its data is unusable though valid by
+    the schema): dead-lettered at once with `reason`, never retried."""
+
+    def __init__(self, reason: str, error: str):
+        self.reason = reason
+        super().__init__(error)
+
+
+class Rewound(Exception):
+    """Raised by a handler after the partition owner moved this message's partition back (it reloaded
+    the partition's state and sought): the rest of the partition's poll batch is not handled now."""
+
+
+class PartitionOwner(Protocol):
+    """The partition-assignment hook of a consumer that keeps per-partition state and its own offsets.
+
+    Called on the loop's thread (assignment and revocation from inside poll)."""
+
+    def assigned(self, consumer: KafkaConsumer, partitions: Collection[TopicPartition]) -> None:
+        """Load the partitions' state (e.g. the latest checkpoint) and seek to the offsets it reflects."""
+
+    def revoked(self, partitions: Collection[TopicPartition]) -> None:
+        """The partitions go to another member: flush (checkpoint) or drop their state."""
+
+    def next_offset(self, tp: TopicPartition) -> int | None:
+        """The first offset not yet in the state (records before it are skipped); None if not owned."""
+
+    def done(self, tp: TopicPartition, offset: int) -> None:
+        """The record at `offset` is finished: handled, ignored or dead-lettered."""
+
+    def polled(self, consumer: KafkaConsumer, idle: bool) -> Mapping[TopicPartition, OffsetAndMetadata]:
+        """After each poll (idle: it returned nothing): periodic work such as checkpoints; returns the
+        offsets now durable, which the loop commits (to show consumer lag; the state is what counts)."""
+
+    def closed(self, clean: bool) -> None:
+        """The consumer closes: after a clean stop, flush; after a failure, drop the state."""
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: PartitionOwner, consumer: KafkaConsumer):
+        self.owner, self.consumer = owner, consumer
+
+    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        self.owner.revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self.owner.assigned(self.consumer, assigned)
 
 
 def by_petition(events: list[tuple[Event, MessageMeta]]) -> dict[str, list[tuple[Event, MessageMeta]]]:
@@ -64,6 +123,14 @@ def by_petition(events: list[tuple[Event, MessageMeta]]) -> dict[str, list[tuple
     for event, meta in events:
         groups.setdefault(event.data["petition_id"], []).append((event, meta))
     return groups
+
+
+def type_header(record: Any) -> str | None:
+    """The event type a record's `ce_type` header names (producers set it), None without one."""
+    for name, value in record.headers or ():
+        if name == "ce_type":
+            return str(value.decode("utf-8", "replace"))
+    return None
 
 
 class LagReporter:
@@ -113,7 +180,14 @@ class ConsumerLoop:
         deadletter_limit: int = 100,
         max_poll_records: int = 200,
         batch_handler: BatchHandler | None = None,
+        owner: PartitionOwner | None = None,
+        consumer_options: Mapping[str, Any] | None = None,
+        poll_timeout_ms: int = 500,
     ):
+        """`owner`: the partition-assignment hook (module docstring); `consumer_options`: more
+        KafkaConsumer settings (e.g. the partition assignor an owner relies on)."""
+        if owner is not None and batch_handler is not None:
+            raise ValueError("a partition owner's records are handled one by one")
         self.settings = settings
         self.topics = [settings.topic(t) for t in topics]
         self.handlers = handlers
@@ -125,22 +199,31 @@ class ConsumerLoop:
         self.deadletter_limit = deadletter_limit
         self.max_poll_records = max_poll_records
         self.batch_handler = batch_handler
+        self.owner = owner
+        self.consumer_options = dict(consumer_options or {})
+        self.poll_timeout_ms = poll_timeout_ms
         self.sink = DeadLetterSink.for_settings(publisher, settings, self.group_id, stop)
         self.floods = FloodHold(FloodGuard(limit=deadletter_limit))
         self._logical_topic = {settings.topic(t): t for t in topics}
 
     def _consumer(self) -> KafkaConsumer:
-        return KafkaConsumer(
-            *self.topics,
+        options: dict[str, Any] = {
             **self.settings.kafka_client(),
-            group_id=self.group_id,
-            client_id=f"petitions-{self.settings.service}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.max_poll_records,
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=3_000,
-        )
+            "group_id": self.group_id,
+            "client_id": f"petitions-{self.settings.service}",
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "max_poll_records": self.max_poll_records,
+            "session_timeout_ms": 10_000,
+            "heartbeat_interval_ms": 3_000,
+            **self.consumer_options,
+        }
+        consumer = KafkaConsumer(**options)
+        if self.owner is None:
+            consumer.subscribe(topics=self.topics)
+        else:
+            consumer.subscribe(topics=self.topics, listener=_Rebalance(self.owner, consumer))
+        return consumer
 
     def run(self) -> None:
         """Poll, handle, commit, until `stop` is set; then commit what is done and close.
@@ -164,35 +247,61 @@ class ConsumerLoop:
         consumer = self._consumer()
         lag = LagReporter(self.metrics, self.settings.service, self.group_id, self._logical_topic)
         log.info("consumer started", extra={"topics": self.topics, "group": self.group_id})
+        clean = False
         try:
             while not self.stop.is_set():
                 self._release_due()
-                batch = self.floods.without_held(consumer, consumer.poll(timeout_ms=500))
+                batch = self.floods.without_held(consumer, consumer.poll(timeout_ms=self.poll_timeout_ms))
                 done: dict[TopicPartition, OffsetAndMetadata] = {}
                 try:
                     if self._process_batch([r for records in batch.values() for r in records]):
                         done = {tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in batch.items() if rs}
                     else:
                         for tp, records in batch.items():
-                            for record in records:
-                                try:
-                                    self._process(record)
-                                except DeadLetterFlood as flood:
-                                    self._hold(consumer, tp, record.offset, flood)
-                                    break  # the rest of this partition's records wait too
-                                done[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+                            self._process_partition(consumer, tp, records, done)
                 except StopRequested:
                     log.info("stop requested mid-batch; committing what is done")
                 finally:
                     if done:
                         self._commit(consumer, done)
+                if self.owner is not None:  # its state is whole here: let it checkpoint
+                    durable = self.owner.polled(consumer, idle=not batch)
+                    if durable:
+                        self._commit(consumer, dict(durable))
                 lag.report(consumer)
+            clean = True
         finally:
+            if self.owner is not None:
+                self.owner.closed(clean)
             try:
                 consumer.close(autocommit=False)
             except KafkaError as exc:  # closing against a dead broker; the consumer is gone either way
                 log.info("consumer closed uncleanly", extra={"error": repr(exc)})
             log.info("consumer stopped", extra={"group": self.group_id})
+
+    def _process_partition(
+        self, consumer: KafkaConsumer, tp: TopicPartition, records: list[Any], done: dict[TopicPartition, Any]
+    ) -> None:
+        """Handle one partition's records of a poll batch in order; `done` gets the offset to commit."""
+        owner = self.owner
+        for record in records:
+            if owner is not None:
+                expected = owner.next_offset(tp)
+                if expected is None:
+                    return  # not (or no longer) this member's partition
+                if record.offset < expected:
+                    continue  # already in the owner's state (fetched before it sought)
+            try:
+                self._process(record)
+            except DeadLetterFlood as flood:
+                self._hold(consumer, tp, record.offset, flood)
+                return  # the rest of this partition's records wait too
+            except Rewound:
+                return  # the owner sought back: these records come again
+            if owner is not None:
+                owner.done(tp, record.offset)
+            else:
+                done[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
 
     def _hold(self, consumer: KafkaConsumer, tp: TopicPartition, offset: int, flood: DeadLetterFlood) -> None:
         """Stop reading a flooding partition for the guard's backoff, from the message that flooded it."""
@@ -257,6 +366,10 @@ class ConsumerLoop:
         key = record.key.decode("utf-8", "replace") if record.key is not None else None
         meta = MessageMeta(record.topic, record.partition, record.offset, key)
         topic_label = self._logical_topic.get(record.topic, record.topic)
+        named = type_header(record)
+        if named is not None and named not in self.handlers:
+            self.metrics.consumed.labels(self.settings.service, topic_label, named, "ignored").inc()
+            return
         try:
             event = Event.from_bytes(record.value, key=key)
         except EnvelopeError as exc:
@@ -275,8 +388,12 @@ class ConsumerLoop:
         backoff = self.settings.retry_backoff_s
         while True:
             try:
-                handler(event, meta)
-                self.metrics.consumed.labels(self.settings.service, topic_label, event.type, "handled").inc()
+                outcome = handler(event, meta)
+                outcome = outcome if isinstance(outcome, str) else "handled"  # other returns are no outcome
+                self.metrics.consumed.labels(self.settings.service, topic_label, event.type, outcome).inc()
+                return
+            except Unprocessable as exc:
+                self._dead_letter(record, exc.reason, str(exc))
                 return
             except (*INFRA_ERRORS, Conflict) as exc:
                 # not the message's fault: wait and retry for as long as it takes
@@ -284,6 +401,8 @@ class ConsumerLoop:
                 log.warning("transient failure; retrying", extra={"event_id": event.id, "error": repr(exc)})
                 self._wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Rewound:
+                raise
             except Exception as exc:
                 failures += 1
                 self.metrics.retries.labels(self.settings.service).inc()

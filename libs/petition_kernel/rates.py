@@ -1,4 +1,6 @@
-"""The county's three rates, their Wilson score intervals, and a ranking that is fair to small areas.
+"""The rates the county reports (the table RATES, the one definition of each), their Wilson score
+intervals, and a ranking that is fair to small areas. Stats computes every rate it answers with
+(summary, breakdown, timeseries, ranking) from this table; a wrong rate is fixed here.
 
 Definitions (CONTRACT.md, "Definitions the statistics must use"); counts are per cohort of petitions
 accepted in the reporting period, selected by `submitted_at`:
@@ -9,6 +11,7 @@ accepted in the reporting period, selected by `submitted_at`:
 - closure rate (办结率, the resolution rate) = closed / accepted. "Closed": the petition has a
   `petition.closed` event.
 - satisfaction rate (满意率) = (satisfied + basically_satisfied) / petitions with feedback.
+- replied-on-time rate = replied on time / accepted (reported, not ranked).
 
 Wilson score interval for x successes out of n at confidence 1 - a, with z = Φ⁻¹(1 - a/2), p = x/n:
 
@@ -61,53 +64,62 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> RateEstimate:
 
 
 @dataclass(frozen=True)
-class Metric:
-    """A rate as numerator fields over a denominator field of a row of counts."""
+class Rate:
+    """A rate as numerator fields over a denominator field of a row of counts (stats' counter names).
+
+    `name` is its key in the `rates` of a Counts object; `metric` its name as a ranking metric (the
+    response rate is reported as `contacted_on_time_rate`), None if areas are not ranked by it.
+    """
 
     name: str
     numerator: tuple[str, ...]
     denominator: str
     definition: str
+    metric: str | None = None
 
     def counts(self, row: Mapping[str, Any]) -> tuple[int, int]:
-        """(successes, n) of this metric in `row`."""
+        """(successes, n) of this rate in `row`."""
         missing = [k for k in (*self.numerator, self.denominator) if k not in row]
         if missing:
             raise KeyError(f"{self.name}: row {row.get('id')!r} lacks {missing}")
         return sum(int(row[k]) for k in self.numerator), int(row[self.denominator])
 
+    def of(self, row: Mapping[str, Any]) -> float | None:
+        """The rate in `row`: successes / n, None when n is 0 (nothing to divide by)."""
+        successes, n = self.counts(row)
+        return successes / n if n else None
 
-RESPONSE_RATE = Metric(
-    "response_rate",
+
+CLOSURE_RATE = Rate("closure_rate", ("closed",), "accepted", "closed (petition.closed seen) / accepted", "closure_rate")
+RESPONSE_RATE = Rate(
+    "contacted_on_time_rate",
     ("contacted_on_time",),
     "accepted",
     "contacted on time (first contact within the contact deadline, default 6 h) / accepted",
+    "response_rate",
 )
-CLOSURE_RATE = Metric("closure_rate", ("closed",), "accepted", "closed (petition.closed seen) / accepted")
-SATISFACTION_RATE = Metric(
+REPLIED_ON_TIME_RATE = Rate(
+    "replied_on_time_rate",
+    ("replied_on_time",),
+    "accepted",
+    "replied on time (first reply within the reply deadline, 5 working days) / accepted",
+)
+SATISFACTION_RATE = Rate(
     "satisfaction_rate",
     ("satisfied", "basically_satisfied"),
-    "with_feedback",
+    "feedback",
     "(satisfied + basically_satisfied) / petitions with feedback",
+    "satisfaction_rate",
 )
-METRICS: dict[str, Metric] = {m.name: m for m in (RESPONSE_RATE, CLOSURE_RATE, SATISFACTION_RATE)}
+# THE table: every rate stats reports (summary, breakdown, timeseries) in the order it reports them
+RATES: tuple[Rate, ...] = (CLOSURE_RATE, RESPONSE_RATE, REPLIED_ON_TIME_RATE, SATISFACTION_RATE)
+# the rates areas are ranked by, by metric name (the ranking's `metric` parameter)
+METRICS: dict[str, Rate] = {r.metric: r for r in (RESPONSE_RATE, CLOSURE_RATE, SATISFACTION_RATE) if r.metric}
 
 
-def response_rate(contacted_on_time: int, accepted: int, confidence: float = 0.95) -> RateEstimate:
-    """响应率 = contacted on time / accepted (first contact within the contact deadline)."""
-    return wilson(contacted_on_time, accepted, confidence)
-
-
-def closure_rate(closed: int, accepted: int, confidence: float = 0.95) -> RateEstimate:
-    """办结率 = closed / accepted (petitions with a `petition.closed` event)."""
-    return wilson(closed, accepted, confidence)
-
-
-def satisfaction_rate(
-    satisfied: int, basically_satisfied: int, with_feedback: int, confidence: float = 0.95
-) -> RateEstimate:
-    """满意率 = (satisfied + basically_satisfied) / petitions with feedback."""
-    return wilson(satisfied + basically_satisfied, with_feedback, confidence)
+def rates(row: Mapping[str, Any]) -> dict[str, float | None]:
+    """Every rate of RATES in a row of counts: the `rates` object of the contract's Counts."""
+    return {r.name: r.of(row) for r in RATES}
 
 
 @dataclass(frozen=True)
@@ -138,7 +150,7 @@ class RankedRow:
 
 def rank(
     rows: Iterable[Mapping[str, Any]],
-    metric: str | Metric,
+    metric: str | Rate,
     *,
     confidence: float = 0.95,
     worst_first: bool = False,

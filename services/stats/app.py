@@ -20,14 +20,16 @@ from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
 from petition_common.topic_config import TopicMismatch
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
-from services.stats import params
-from services.stats.alerts import AlertLog
 from services.stats.bootstrap import PartitionMismatch, build_context, load_config, partition_count
-from services.stats.checkpoints import collect, drop_earlier_generations
+from services.stats.handlers import handlers
 from services.stats.metrics import StatsMetrics
-from services.stats.queries import OutOfScope
-from services.stats.service import StatsService, TableLoader
-from services.stats.worker import HotspotWorker, PartitionWorker
+from services.stats.read import params
+from services.stats.read.queries import OutOfScope
+from services.stats.read.service import StatsService, TableLoader
+from services.stats.write.alerts import AlertLog
+from services.stats.write.checkpoints import collect, drop_earlier_generations
+from services.stats.write.counting import PartitionCounter
+from services.stats.write.detector import HotspotWorker
 
 bp = Blueprint("stats", __name__)
 log = logging.getLogger(__name__)
@@ -141,16 +143,16 @@ def _start_background(
         if count is None:
             return
         hotspots = HotspotWorker(ctx, count, crashed=runtime.crashed.append)
-        partitions_worker = PartitionWorker(ctx, runtime.stop, on_partition_zero=hotspots.set_owner)
+        counter = PartitionCounter(ctx, runtime.stop, on_partition_zero=hotspots.set_owner)
         runtime.start_periodic("stats-sweep", config.sweep_interval_s, lambda: hotspots.running and hotspots.sweep())
 
         def gc() -> None:
-            collect([*partitions_worker.stores(), *hotspots.stores()])
+            collect([*counter.stores(), *hotspots.stores()])
             drop_earlier_generations(runtime.db, ctx.generations.current())
 
         runtime.start_periodic("stats-gc", config.gc_interval_s, gc)
         try:
-            partitions_worker.run()
+            counter.run(handlers(counter))
         finally:
             hotspots.set_owner(False)
 

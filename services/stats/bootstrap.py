@@ -30,12 +30,13 @@ from petition_kernel.calendar import CalendarDirectory
 from petition_kernel.sla.policy import load_policy
 from petition_kernel.taxonomy import Category, load_categories
 from petition_kernel.times import local_date, utc_now
-from services.stats.alerts import AlertPublisher
 from services.stats.domain.facts import SlaRules
 from services.stats.domain.hotspot_config import HotspotConfig, config_from_yaml
 from services.stats.generations import Generations
 from services.stats.metrics import StatsMetrics
-from services.stats.worker import PETITION_TOPICS, Context
+from services.stats.write.alerts import AlertPublisher
+from services.stats.write.context import Context
+from services.stats.write.records import PETITION_TOPICS
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def build_context(runtime: ServiceRuntime, config: StatsConfig, metrics: StatsMe
         hotspots=config.hotspots,
         generations=generations,
         publisher=runtime.publisher,
+        validator=runtime.validator,
         platform=runtime.metrics,
         metrics=metrics,
         alerts=alerts,

@@ -38,27 +38,21 @@ from kafka import KafkaConsumer, TopicPartition
 
 from petition_common import logs
 from petition_common.config import Settings
+from petition_common.contract import ContractValidator, SchemaViolation
 from petition_common.envelope import EnvelopeError, Event
 from petition_common.runtime import ServiceRuntime
 from petition_common.store import Conflict
 from petition_common.topics import ALERTS
 from services.stats.bootstrap import StatsConfig, build_context, load_config, partition_count
-from services.stats.checkpoints import CheckpointStore, namespace
 from services.stats.domain.changes import BadEvent
 from services.stats.domain.facts import COUNTERS, N_COUNTERS
-from services.stats.hotspot_state import HotspotState
 from services.stats.metrics import StatsMetrics
-from services.stats.partition import PartitionState, Stale
-from services.stats.worker import (
-    DETECTOR_TOPICS,
-    HOTSPOTS_TASK,
-    PETITION_TOPICS,
-    Context,
-    DetectorFeed,
-    decode,
-    offset_key,
-    partition_task,
-)
+from services.stats.write.checkpoints import HOTSPOTS_TASK, CheckpointStore, namespace, partition_task
+from services.stats.write.context import Context
+from services.stats.write.detector import DetectorFeed
+from services.stats.write.detector_state import HotspotState
+from services.stats.write.partition_state import PartitionState, Stale
+from services.stats.write.records import DETECTOR_TOPICS, PETITION_TOPICS, decode, offset_key
 
 
 class Progress:
@@ -154,12 +148,13 @@ def replay_detector(
     partitions: int,
     state: HotspotState,
     progress: Progress,
+    validator: ContractValidator,
     metrics: StatsMetrics | None = None,
 ) -> dict[TopicPartition, int]:
     """Feed intake's and routing's topics, from the beginning (or from the offsets `state` already
     reflects) to their end as of now, into `state` along the live detector's path (partitions merged
     in time order, the submitted/assigned join); returns the end offsets it read to."""
-    feed = DetectorFeed(state, partitions, metrics)
+    feed = DetectorFeed(state, partitions, validator, metrics)
     tps = [TopicPartition(settings.topic(t), p) for t in DETECTOR_TOPICS for p in range(partitions)]
     logical = {settings.topic(t): t for t in DETECTOR_TOPICS}
     starts = {tp: state.offsets.get(offset_key(logical[tp.topic], tp.partition), 0) for tp in tps}
@@ -286,8 +281,8 @@ class Rebuilder:
         starts = self._starts(tps, state.offsets)
         for tp, record in read_to(consumer, tps, f"partition {p}", self.progress, starts):
             try:
-                _, change = decode(record)
-            except (EnvelopeError, BadEvent):
+                _, change = decode(record, self.ctx.validator)
+            except (EnvelopeError, SchemaViolation, BadEvent):  # the live counter dead-letters these
                 self.skipped += 1
                 change = None
             if change is not None:
@@ -306,7 +301,9 @@ class Rebuilder:
 
     def hotspots(self, consumer: KafkaConsumer, generation: int, publish: bool, base: int | None = None) -> int:
         state = HotspotState(self.ctx.hotspots) if base is None else self.seeded_hotspots(base)
-        ends = replay_detector(consumer, self.ctx.settings, self.partitions, state, self.progress, self.ctx.metrics)
+        ends = replay_detector(
+            consumer, self.ctx.settings, self.partitions, state, self.progress, self.ctx.validator, self.ctx.metrics
+        )
         logical = {self.ctx.topic(t): t for t in DETECTOR_TOPICS}
         for tp, end in ends.items():
             state.offsets[offset_key(logical[tp.topic], tp.partition)] = end

@@ -22,12 +22,13 @@ import orjson
 
 from petition_common import logs
 from petition_common.config import Settings
+from petition_common.contract import ContractValidator
 from petition_kernel.times import parse_time
 from services.stats.bootstrap import load_config, partition_count
 from services.stats.domain.facts import from_us
 from services.stats.domain.hotspot_config import config_from_yaml
-from services.stats.hotspot_state import HotspotState
 from services.stats.rebuild import Progress, history_consumer, replay_detector
+from services.stats.write.detector_state import HotspotState
 
 
 def summarise(state: HotspotState, warm_up: timedelta, busiest: int = 10) -> dict[str, Any]:
@@ -72,7 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     consumer = history_consumer(settings, config.check_crcs, "rehearse")
     state = HotspotState(rules)
     try:
-        replay_detector(consumer, settings, partition_count(settings), state, Progress(out))
+        replay_detector(
+            consumer,
+            settings,
+            partition_count(settings),
+            state,
+            Progress(out),
+            ContractValidator(settings.contract_dir),
+        )
     finally:
         consumer.close()
     result = summarise(state, timedelta(days=args.warm_up_days))

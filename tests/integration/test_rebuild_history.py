@@ -25,11 +25,13 @@ from petition_common.kafka_io import ensure_topics
 from petition_common.topic_config import ALL_TOPICS
 from petition_kernel.times import BEIJING
 from services.stats.bootstrap import load_config
-from services.stats.checkpoints import CheckpointStore, namespace
-from services.stats.partition import PartitionState
-from tests.conftest import make_settings
+from services.stats.write.checkpoints import CheckpointStore, namespace
+from services.stats.write.partition_state import PartitionState
+from tests.conftest import REPO, make_settings
 from tests.e2e.stats_world import INTAKE, ROUTING, SLA, World
-from tests.support import KAFKA, MONGO, REPO, kafka_client
+from tests.support import KAFKA, MONGO, kafka_client
+
+pytestmark = pytest.mark.integration
 
 PETITION_TOPICS = (INTAKE, ROUTING, SLA)
 

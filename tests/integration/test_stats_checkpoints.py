@@ -9,7 +9,7 @@ import pytest
 from pymongo import MongoClient
 
 from petition_common.store import Conflict
-from services.stats.checkpoints import (
+from services.stats.write.checkpoints import (
     CheckpointStore,
     collect,
     collection_names,

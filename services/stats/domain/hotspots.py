@@ -35,7 +35,7 @@ Citizens, not petitions: every rule counts the distinct citizens of the window (
 event's `citizen.ref`; a petition without one is a citizen of its own, so older events still count),
 so that one sender, however many petitions they file, is one citizen and cannot raise an alert on
 their own. The baseline's daily counts likewise add a petition only when its citizen has none among
-the petitions held (hotspot_state.py). An alert's `count` is still its petitions (the contract's
+the petitions held (area_history.py). An alert's `count` is still its petitions (the contract's
 meaning), and `citizens` what the rule compared.
 
 Duplicates: a petition with `duplicate_of` set is not counted (its original already was), and a
@@ -68,9 +68,9 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from petition_kernel.times import format_time
+from petition_kernel.times import format_time, to_utc
+from services.stats.domain.area_history import AreaKey, KeyState, day_of
 from services.stats.domain.hotspot_config import LEVELS, HotspotConfig, Rule
-from services.stats.domain.hotspot_state import AreaKey, KeyState, day_of, utc
 from services.stats.domain.poisson import poisson_sf
 
 CONCENTRATED = "concentrated"
@@ -121,7 +121,7 @@ class Alert:
 
 
 def alert_id(kind: str, level: str, area_id: str, category: str, window_start: datetime) -> str:
-    name = "|".join((kind, level, area_id, category, utc(window_start).isoformat()))
+    name = "|".join((kind, level, area_id, category, to_utc(window_start).isoformat()))
     return str(uuid.uuid5(ALERT_NAMESPACE, name))
 
 
@@ -134,7 +134,7 @@ class HotspotDetector:
 
     def __init__(self, config: HotspotConfig, *, history_start: datetime | None = None) -> None:
         self.config = config
-        self._history_start = utc(history_start) if history_start else None
+        self._history_start = to_utc(history_start) if history_start else None
         self._states: dict[AreaKey, KeyState] = {}
 
     @property
@@ -161,7 +161,7 @@ class HotspotDetector:
         unknown = set(area_keys) - set(LEVELS)
         if unknown:
             raise ValueError(f"unknown area levels {sorted(unknown)}; expected {LEVELS}")
-        at = utc(at)
+        at = to_utc(at)
         if duplicate_of:
             return []
         if self._history_start is None:
@@ -298,7 +298,7 @@ class HotspotDetector:
         petitions are not older than `now - lateness`, dropping changes no result (a fresh key
         behaves the same), so the service can delete their documents. Returns the dropped keys.
         """
-        now = utc(now)
+        now = to_utc(now)
         dropped = []
         for key, state in list(self._states.items()):
             rule = self.config.rule(key.level, key.category)

@@ -10,7 +10,7 @@ from petition_kernel.calendar import CalendarDirectory
 from petition_kernel.sla.policy import load_policy
 from services.stats.domain.changes import change_of
 from services.stats.domain.facts import INDEX, N_COUNTERS, Change, Facts, SlaRules, to_us
-from services.stats.partition import PartitionState, decode_cells_raw, encode_cells
+from services.stats.write.partition_state import PartitionState, decode_cells_raw, encode_cells
 
 REPO = Path(__file__).resolve().parents[3]
 PID = "JZ20261228000001"

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.stats.domain.area_history import AreaKey, KeyState
 from services.stats.domain.changes import BadEvent, change_of
 from services.stats.domain.facts import Change, to_us
 from services.stats.domain.hotspot_config import LEVELS, HotspotConfig, Rule
-from services.stats.domain.hotspot_state import AreaKey, KeyState
 from services.stats.domain.hotspots import HotspotDetector
-from services.stats.hotspot_state import HotspotState
+from services.stats.write.detector_state import HotspotState
 
 T0 = datetime(2024, 7, 1, tzinfo=UTC)
 GRID = {"grid": "G1"}

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.stats.checkpoints import pack
 from services.stats.domain.facts import Change, to_us
 from services.stats.domain.hotspot_config import HotspotConfig
-from services.stats.hotspot_state import HotspotState, retention
+from services.stats.write.checkpoints import pack
+from services.stats.write.detector_state import HotspotState, retention
 
 T0 = datetime(2024, 7, 1, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from services.stats.domain.area_history import AreaKey
 from services.stats.domain.hotspot_config import LEVELS, HotspotConfig, Rule
-from services.stats.domain.hotspot_state import AreaKey
 from services.stats.domain.hotspots import CONCENTRATED, EMERGING, Alert, HotspotDetector, alert_id
 from services.stats.domain.poisson import critical_count, poisson_sf
 

@@ -12,7 +12,7 @@ from petition_common.auth import Staff
 from petition_common.config import RateLimitSettings, Settings
 from services.stats.app import create_app
 from services.stats.domain.facts import INDEX, N_COUNTERS
-from services.stats.table import Chunk, Table
+from services.stats.read.table import Chunk, Table
 
 D = date(2024, 7, 1).toordinal()
 

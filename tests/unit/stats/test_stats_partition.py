@@ -12,7 +12,7 @@ import pytest
 from petition_kernel.calendar import WorkCalendar
 from petition_kernel.sla.policy import load_policy
 from services.stats.domain.facts import Change, SlaRules, cells_of, contribution, to_us
-from services.stats.partition import PartitionState, Stale, cells_block, facts_block
+from services.stats.write.partition_state import PartitionState, Stale, cells_block, facts_block
 
 REPO = Path(__file__).resolve().parents[3]
 T0 = datetime(2024, 7, 1, tzinfo=UTC)

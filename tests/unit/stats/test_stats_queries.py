@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from services.stats.domain.facts import COUNTERS, INDEX, N_COUNTERS
-from services.stats.params import (
+from services.stats.read.params import (
     InvalidQuery,
     parse_alerts,
     parse_breakdown,
@@ -19,8 +19,8 @@ from services.stats.params import (
     parse_summary,
     parse_timeseries,
 )
-from services.stats.queries import OutOfScope, Queries
-from services.stats.table import Chunk, Dictionary, Table
+from services.stats.read.queries import OutOfScope, Queries
+from services.stats.read.table import Chunk, Dictionary, Table
 
 CATEGORIES = {"roads": "道路交通", "drainage": "排水疏通"}
 D = date(2024, 7, 1).toordinal()

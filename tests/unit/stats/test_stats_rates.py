@@ -2,14 +2,7 @@
 
 import pytest
 
-from petition_kernel.rates import (
-    METRICS,
-    closure_rate,
-    rank,
-    response_rate,
-    satisfaction_rate,
-    wilson,
-)
+from petition_kernel.rates import METRICS, RATES, rank, rates, wilson
 
 
 @pytest.mark.parametrize(
@@ -48,15 +41,33 @@ def test_wilson_rejects_nonsense(x, n, conf):
         wilson(x, n, conf)
 
 
-def test_the_three_county_rates_use_the_contract_definitions():
-    assert response_rate(contacted_on_time=45, accepted=50).rate == pytest.approx(0.9)
-    assert closure_rate(closed=40, accepted=50).rate == pytest.approx(0.8)
-    # satisfied + basically_satisfied over petitions with feedback
-    assert satisfaction_rate(20, 10, 40) == wilson(30, 40)
-    assert METRICS["satisfaction_rate"].counts({"satisfied": 20, "basically_satisfied": 10, "with_feedback": 40}) == (
-        30,
-        40,
-    )
+def test_the_county_rates_use_the_contract_definitions():
+    row = {"accepted": 50, "contacted_on_time": 45, "replied_on_time": 35, "closed": 40,
+           "satisfied": 20, "basically_satisfied": 10, "feedback": 40}  # fmt: skip
+    assert rates(row) == {
+        "closure_rate": 40 / 50,
+        "contacted_on_time_rate": 45 / 50,
+        "replied_on_time_rate": 35 / 50,
+        "satisfaction_rate": (20 + 10) / 40,  # satisfied + basically_satisfied over petitions with feedback
+    }
+    assert METRICS["satisfaction_rate"].counts(row) == (30, 40)
+    assert METRICS["response_rate"].counts(row) == (45, 50)  # the ranking's name of contacted_on_time_rate
+    assert set(METRICS) == {"response_rate", "closure_rate", "satisfaction_rate"}
+
+
+def test_a_rate_with_nothing_to_divide_by_is_null():
+    row = dict.fromkeys(("accepted", "contacted_on_time", "replied_on_time", "closed", "satisfied",
+                         "basically_satisfied", "feedback"), 0)  # fmt: skip
+    assert rates(row) == {r.name: None for r in RATES}
+
+
+def test_the_ranked_rate_is_the_reported_rate():
+    """A ranking's rate and the summary's rate of the same counts are the same number, from one table."""
+    row = {"id": "v1", "accepted": 7, "contacted_on_time": 3, "replied_on_time": 2, "closed": 5,
+           "satisfied": 1, "basically_satisfied": 2, "feedback": 6}  # fmt: skip
+    for metric, rate in METRICS.items():
+        (ranked,) = rank([row], metric)
+        assert ranked.rate == rates(row)[rate.name]
 
 
 def test_rank_puts_a_lucky_small_village_below_a_large_good_one():

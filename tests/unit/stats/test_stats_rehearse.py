@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from services.stats.domain.facts import to_us
 from services.stats.domain.hotspot_config import HotspotConfig
-from services.stats.hotspot_state import HotspotState
 from services.stats.rehearse import summarise
+from services.stats.write.detector_state import HotspotState
 
 T0 = datetime(2025, 1, 1, 1, tzinfo=UTC)
 

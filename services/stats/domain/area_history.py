@@ -19,19 +19,14 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from operator import itemgetter
 from typing import Any
 
+from petition_kernel.times import to_utc
+
 STATE_VERSION = 1
 _at = itemgetter(0)
-
-
-def utc(at: datetime) -> datetime:
-    """`at` in UTC; naive datetimes are refused, since their zone would be a guess."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"timezone-aware datetime required, got {at!r}")
-    return at.astimezone(UTC)
 
 
 def day_of(at: datetime) -> int:
@@ -131,16 +126,16 @@ class KeyState:
             raise ValueError(f"unsupported hotspot state version {doc.get('v')!r}")
         return cls(
             key=AreaKey(doc["level"], doc["area_id"], doc["category"]),
-            watermark=utc(datetime.fromisoformat(doc["watermark"])) if doc["watermark"] else None,
+            watermark=to_utc(datetime.fromisoformat(doc["watermark"])) if doc["watermark"] else None,
             events=sorted(
-                (utc(datetime.fromisoformat(e[0])), e[1], e[2] if len(e) > 2 else e[1]) for e in doc["events"]
+                (to_utc(datetime.fromisoformat(e[0])), e[1], e[2] if len(e) > 2 else e[1]) for e in doc["events"]
             ),
             daily={date.fromisoformat(d).toordinal(): int(n) for d, n in doc["daily"].items()},
             hot=set(doc["hot"]),
-            last_alert_end={k: utc(datetime.fromisoformat(v)) for k, v in doc["last_alert_end"].items()},
+            last_alert_end={k: to_utc(datetime.fromisoformat(v)) for k, v in doc["last_alert_end"].items()},
         )
 
 
 def _event(entry: list[str]) -> tuple[datetime, str, str]:
     """[at, petition id] or [at, petition id, citizen] as saved by `to_doc`."""
-    return utc(datetime.fromisoformat(entry[0])), entry[1], entry[2] if len(entry) > 2 else entry[1]
+    return to_utc(datetime.fromisoformat(entry[0])), entry[1], entry[2] if len(entry) > 2 else entry[1]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from petition_common.aggregates import retry_on_conflict
 from petition_common.envelope import Event
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_kernel.times import format_time, parse_time, utc_now
@@ -99,17 +100,23 @@ class AlertPublisher:
 
     def _commit(self, alert_id: str, state: dict[str, Any], events: list[Event]) -> bool:
         """Insert the alert's commit; False if it exists. A void commit (the outbox relay's placeholder
-        for a writer that died before committing) does not count as published: commit after it."""
-        loaded = Loaded(alert_id, 0, None)
-        for _ in range(3):
-            try:
-                self.store.commit(loaded, state, events)
-                return True
-            except Conflict:
-                loaded = self.store.load(alert_id)
-                if loaded.state is not None:
-                    return False
-        return False
+        for a writer that died before committing) does not count as published: commit after it.
+        The first attempt writes without reading: nearly every alert is new."""
+        tries = 0
+
+        def attempt() -> bool:
+            nonlocal tries
+            tries += 1
+            loaded = Loaded(alert_id, 0, None) if tries == 1 else self.store.load(alert_id)
+            if loaded.state is not None:
+                return False
+            self.store.commit(loaded, state, events)
+            return True
+
+        try:
+            return retry_on_conflict(attempt, alert_id, attempts=3)
+        except Conflict:
+            return False
 
     def publish(self, doc: dict[str, Any], scope_grid: str | None = None) -> bool:
         """Commit the alert for publication; False when it (or its burst) was published before."""

@@ -60,6 +60,13 @@ def unpack(blob: bytes) -> Any:
     return orjson.loads(zlib.decompress(blob))
 
 
+HOTSPOTS_TASK = "hotspots"  # the hotspot detector's task; partition number p's is partition_task(p)
+
+
+def partition_task(p: int) -> str:
+    return f"p{p}"
+
+
 def namespace(generation: int, task: str) -> str:
     return f"g{generation}:{task}"
 

@@ -1,7 +1,7 @@
 """The hotspot detector's whole state: the join of submissions with their areas, and the detector.
 
 The detector counts petitions per area, so it must see every partition: one task (run by the
-instance that owns partition 0, see worker.py) reads `petition.submitted` and `petition.assigned`
+instance that owns partition 0, see detector.py) reads `petition.submitted` and `petition.assigned`
 from all partitions. A petition is observed once both have arrived, in either order:
 - time and category from `petition.submitted` (a petition with `duplicate_of` is not counted);
 - grid, village and town from routing's FIRST `petition.assigned` (transfers do not move a petition
@@ -21,11 +21,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from services.stats.checkpoints import pack, unpack
+from services.stats.domain.area_history import AreaKey
 from services.stats.domain.facts import Change, from_us
 from services.stats.domain.hotspot_config import HotspotConfig
-from services.stats.domain.hotspot_state import AreaKey
 from services.stats.domain.hotspots import Alert, HotspotDetector
+from services.stats.write.checkpoints import pack, unpack
 
 Area = tuple[int, str | None, str | None, str | None]
 KEY_SHARDS = 64

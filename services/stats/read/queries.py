@@ -2,7 +2,7 @@
 
 Every answer counts the petitions accepted in the period, by submission day, whatever happened to
 them later (docs/statistics.md). Rates are exact fractions of the counts, null when the
-denominator is 0.
+denominator is 0; every rate is defined once, in libs/petition_kernel/rates.py.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from petition_kernel.rates import METRICS, rank
+from petition_kernel.rates import METRICS, rank, rates
 from services.stats.domain.facts import INDEX
 from services.stats.domain.periods import TIME_ZONE, format_day_start, intervals
-from services.stats.params import Filters, StatsQuery
-from services.stats.table import Table
+from services.stats.read.params import Filters, StatsQuery
+from services.stats.read.table import Table
 
 BREAKDOWN_DIM = {"town": "town", "village": "village", "grid": "grid", "category": "category",
                  "department": "department", "channel": "channel"}  # fmt: skip
@@ -30,9 +30,14 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
+def flat(v: np.ndarray | list[int]) -> dict[str, int]:
+    """A counter vector as {counter name: count}: the rows the rate table reads."""
+    return {name: int(v[i]) for name, i in INDEX.items()}
+
+
 def counts(v: np.ndarray | list[int]) -> dict[str, Any]:
     """The contract's `Counts` object (plus this service's additions) from a counter vector."""
-    g = {name: int(v[i]) for name, i in INDEX.items()}
+    g = flat(v)
     accepted, feedback = g["accepted"], g["feedback"]
     return {
         "accepted": accepted,
@@ -62,12 +67,7 @@ def counts(v: np.ndarray | list[int]) -> dict[str, Any]:
             "hours_to_contact": _ratio(g["contact_seconds"], g["contacted"] * 3600),
             "working_days_to_reply": _ratio(g["reply_working_days"], g["replied"]),
         },
-        "rates": {
-            "closure_rate": _ratio(g["closed"], accepted),
-            "contacted_on_time_rate": _ratio(g["contacted_on_time"], accepted),
-            "replied_on_time_rate": _ratio(g["replied_on_time"], accepted),
-            "satisfaction_rate": _ratio(g["satisfied"] + g["basically_satisfied"], feedback),
-        },
+        "rates": rates(g),
     }
 
 
@@ -187,19 +187,8 @@ class Queries:
         for head, sums in self._rows(mask, q.level):
             if head["key"] is None:
                 continue  # petitions not placed in an area of this level
-            c = counts(sums)
-            rows.append(
-                {
-                    **head,
-                    "id": head["key"] if q.level != "village" else f"{head['town']}/{head['key']}",
-                    "accepted": c["accepted"],
-                    "contacted_on_time": c["contacted_on_time"],
-                    "closed": c["closed"],
-                    "with_feedback": c["feedback"]["count"],
-                    "satisfied": c["feedback"]["satisfied"],
-                    "basically_satisfied": c["feedback"]["basically_satisfied"],
-                }
-            )
+            area_id = head["key"] if q.level != "village" else f"{head['town']}/{head['key']}"
+            rows.append({**flat(sums), **head, "id": area_id})
         ranked = rank(rows, q.metric, confidence=q.confidence, worst_first=q.order == "worst")
         metric = METRICS[q.metric]
         items = []

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from services.stats.checkpoints import Checkpoint, pack, unpack
 from services.stats.domain.facts import (
     N_COUNTERS,
     CalendarGaps,
@@ -37,6 +36,7 @@ from services.stats.domain.facts import (
     contribution,
     merge,
 )
+from services.stats.write.checkpoints import Checkpoint, pack, unpack
 
 _PID = re.compile(r"^[A-Z]{2}(\d{8})\d{6}$")
 FACTS, CELLS = "f:", "c:"

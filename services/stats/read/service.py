@@ -20,16 +20,15 @@ from pymongo.database import Database
 from petition_common.auth import Staff
 from petition_kernel.access import READ_EVERYTHING, Area, may_read
 from petition_kernel.times import format_time, parse_time
-from services.stats.alerts import AlertLog
-from services.stats.checkpoints import Checkpoint, CheckpointStore, namespace
 from services.stats.domain.periods import day_start
 from services.stats.generations import Generations
 from services.stats.metrics import StatsMetrics
-from services.stats.params import AlertQuery, StatsQuery, encode_cursor
-from services.stats.partition import CELLS, decode_cells_raw
-from services.stats.queries import Queries
-from services.stats.table import Chunk, Dictionary, Table
-from services.stats.worker import HOTSPOTS_TASK, partition_task
+from services.stats.read.params import AlertQuery, StatsQuery, encode_cursor
+from services.stats.read.queries import Queries
+from services.stats.read.table import Chunk, Dictionary, Table
+from services.stats.write.alerts import AlertLog
+from services.stats.write.checkpoints import HOTSPOTS_TASK, Checkpoint, CheckpointStore, namespace, partition_task
+from services.stats.write.partition_state import CELLS, decode_cells_raw
 
 log = logging.getLogger(__name__)
 
