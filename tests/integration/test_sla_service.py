@@ -23,9 +23,10 @@ from petition_common.store import AggregateStore, commit_id
 from petition_kernel.calendar import CalendarDirectory, WorkCalendar, load_year_overrides
 from petition_kernel.sla.policy import load_category_codes, load_policy
 from petition_kernel.sla.record import SlaRecord, apply
+from services.sla.domain.notices import notice_id
+from services.sla.domain.open_clocks import projection_doc
 from services.sla.metrics import SlaMetrics
 from services.sla.service import SlaConfig, SlaService
-from services.sla.views import notice_id, projection_doc
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.integration
