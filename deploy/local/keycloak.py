@@ -29,6 +29,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from maven import mvn
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 REALM_FILE = REPO / "config" / "keycloak" / "county-realm.json"
@@ -86,21 +88,7 @@ def _fetch_zip() -> Path:
     if zip_path.exists():
         return zip_path
     _say(f"fetching Keycloak {v} from Maven Central (cached in ~/.m2) ...")
-    result = subprocess.run(
-        [
-            "mvn",
-            "-q",
-            "-B",
-            "-Dstyle.color=never",
-            "-f",
-            str(HERE / "pom.xml"),
-            "dependency:get",
-            f"-Dartifact=org.keycloak:keycloak-quarkus-dist:{v}:zip",
-            "-Dtransitive=false",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = mvn("dependency:get", f"-Dartifact=org.keycloak:keycloak-quarkus-dist:{v}:zip", "-Dtransitive=false")
     if result.returncode != 0 or not zip_path.exists():
         sys.exit(f"[stack] mvn could not fetch Keycloak {v}:\n{result.stdout}{result.stderr}")
     return zip_path

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keycloak
+from maven import mvn
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -130,20 +131,7 @@ def install_kafka(lay: Layout) -> None:
         sys.exit("[stack] Kafka needs Java 17 and Maven (apt-get install openjdk-17-jdk-headless maven)")
     say(f"fetching Apache Kafka {kafka_version()} jars from Maven Central (cached in ~/.m2) ...")
     lay.kafka_libs.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [
-            "mvn",
-            "-q",
-            "-B",
-            "-Dstyle.color=never",
-            "-f",
-            str(HERE / "pom.xml"),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={lay.kafka_libs}",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = mvn("dependency:copy-dependencies", f"-DoutputDirectory={lay.kafka_libs}")
     if result.returncode != 0:
         sys.exit(f"[stack] mvn failed:\n{result.stdout}{result.stderr}")
     marker.touch()

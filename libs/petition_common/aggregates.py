@@ -1,0 +1,111 @@
+"""The control flow every writer of an aggregate store repeats, written once.
+
+- `retry_on_conflict`: a use case that loads, decides and commits runs again on fresh state when
+  another writer committed the same version first (store.py: the unique insert is the check).
+- `commit_batch`: a consumer's poll batch commits each aggregate's next version in one insert; an
+  aggregate whose commit lost a race is handed back, and the caller replays its events one by one.
+- `Projection`: a read model of one aggregate store (open work orders, open clocks), written without
+  reading it first and checked afterwards: a writer that finds a newer version committed meanwhile
+  projects that one, so the last write is always of the newest version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pymongo import DeleteOne, ReplaceOne
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from petition_common.envelope import Event
+from petition_common.mongo import bulk_update
+from petition_common.store import AggregateStore, Commit, Conflict, Loaded
+
+T = TypeVar("T")
+
+# a lost race means another writer was first; losing this many in a row means something keeps
+# writing the aggregate, and the caller (HTTP: 503 + Retry-After; consumer: its retries) backs off
+MAX_CONFLICT_RETRIES = 8
+
+Item = tuple[Loaded, dict[str, Any], Sequence[Event]]
+
+
+def retry_on_conflict(attempt: Callable[[], T], aggregate_id: str, attempts: int = MAX_CONFLICT_RETRIES) -> T:
+    """`attempt()` (load, decide, commit), again while it raises Conflict; Conflict(aggregate_id) after
+    `attempts` lost races. `attempt` must load afresh each time: the store forgot the state it lost on."""
+    for _ in range(attempts):
+        try:
+            return attempt()
+        except Conflict:
+            continue
+    raise Conflict(aggregate_id)
+
+
+@dataclass
+class Batch:
+    """What `commit_batch` did: the items committed (with their commits) and those that lost a race."""
+
+    committed: list[tuple[Item, Commit]] = field(default_factory=list)
+    lost: list[Item] = field(default_factory=list)
+
+    @property
+    def lost_ids(self) -> list[str]:
+        return [loaded.aggregate_id for loaded, _, _ in self.lost]
+
+
+def commit_batch(store: AggregateStore, items: Sequence[Item]) -> Batch:
+    """Commit several aggregates' next versions at once (`AggregateStore.commit_many`), in order."""
+    batch = Batch()
+    if not items:
+        return batch
+    for item, result in zip(items, store.commit_many(items), strict=True):
+        if isinstance(result, Conflict):
+            batch.lost.append(item)
+        else:
+            batch.committed.append((item, result))
+    return batch
+
+
+class Projection:
+    """One document per aggregate in `collection`, the projection of version `seq` (or none).
+
+    Written without reading first: nearly every change changes it, and a point read costs FerretDB
+    as much as the write it would save. Two writers of different versions may race; each checks for
+    a newer version after writing, and the caller projects the newer one (its write comes last).
+    """
+
+    def __init__(self, collection: Collection, store: AggregateStore):
+        self.collection = collection
+        self.store = store
+
+    def put(self, aggregate_id: str, seq: int, doc: dict[str, Any] | None) -> bool:
+        """Write (or, for None, remove) the document of version `seq`; True if a newer version was
+        committed meanwhile, which the caller must then project."""
+        if doc is None:
+            self.collection.delete_one({"_id": aggregate_id})
+        else:
+            try:
+                self.collection.replace_one({"_id": aggregate_id}, doc, upsert=True)
+            except DuplicateKeyError:  # two upserts raced to insert; ours is at least as new as theirs
+                self.collection.replace_one({"_id": aggregate_id}, doc, upsert=True)
+        return self.newer_exists(aggregate_id, seq)
+
+    def put_many(self, items: Sequence[tuple[str, int, dict[str, Any] | None]]) -> list[str]:
+        """`put` for several aggregates in one bulk write (one by one when two upserts raced, as
+        FerretDB may then leave statements of the bulk unapplied); the ids with newer versions."""
+        if not items:
+            return []
+        ops = [
+            DeleteOne({"_id": aid}) if doc is None else ReplaceOne({"_id": aid}, doc, upsert=True)
+            for aid, _, doc in items
+        ]
+        try:
+            bulk_update(self.collection, ops)
+        except BulkWriteError:
+            return [aid for aid, seq, doc in items if self.put(aid, seq, doc)]
+        return [aid for aid, seq, _ in items if self.newer_exists(aid, seq)]
+
+    def newer_exists(self, aggregate_id: str, seq: int) -> bool:
+        return self.store.latest_seq(aggregate_id) > seq
