@@ -4,7 +4,8 @@ Each use case loads, asks the domain (`services.sla.domain`, on the kernel's SLA
 projects. Stores (petition_common/store.py: every change is the unique insert of a commit):
 - `clocks`: one aggregate per petition, its state `SlaRecord.to_dict()` (the facts its events carried).
   `domain.following.follow` is idempotent by event id and order-free, so a redelivered or reordered
-  event leaves the same record; a `Conflict` (another instance committed first) is retried on fresh state.
+  event leaves the same record; a `Conflict` (another instance committed first) is retried on fresh state
+  (`petition_common.aggregates`: the retry, the batch commit and the projection's write-then-check).
 - `notices`: one aggregate per notice (`domain.notices`). Emitting a notice IS the first commit of that
   aggregate, carrying the `sla.warning`/`sla.breached` event through the outbox. The insert of commit 1
   is unique, so of several instances (or a restarted one) exactly one succeeds; the others get
@@ -35,14 +36,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from pymongo import DeleteOne, ReplaceOne
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from petition_common.aggregates import Item, Projection, commit_batch, retry_on_conflict
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event
-from petition_common.mongo import TRANSIENT_ERRORS, bulk_update
+from petition_common.mongo import TRANSIENT_ERRORS
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence, Clock, SystemClock
 from petition_kernel.access import Area, may_read
@@ -71,7 +71,6 @@ __all__ = ["NotFound", "ScanStats", "SlaConfig", "SlaService"]
 
 log = logging.getLogger(__name__)
 
-MAX_CONFLICT_RETRIES = 8
 CALENDAR_STATE_ID = "calendar"
 
 
@@ -102,6 +101,7 @@ class SlaService:
         self.clocks = clocks
         self.notices = notices
         self.open_clocks = db["open_clocks"]
+        self.projection = Projection(self.open_clocks, clocks)
         self.provisional_clocks = db["provisional_clocks"]
         self.calendar_state = db["calendar_state"]
         self.config = config
@@ -127,51 +127,48 @@ class SlaService:
         data lacks a field the rules need; Conflict only after many lost races (retried by the loop).
         """
         pid = event.data["petition_id"]
-        for _ in range(MAX_CONFLICT_RETRIES):
-            # the commit checks this is the newest version; the duplicate path's _project re-reads
-            loaded = self.clocks.load_to_write(pid)
-            old = _record(loaded)
-            followed = follow(old, [event])
-            if not followed.changed:
-                # a duplicate: its commit is there, but a crash may have cost the projection
-                self._project(followed.record, loaded.seq, self.clock())
-                return
-            try:
-                commit = self.clocks.commit(loaded, followed.record.to_dict())
-            except Conflict:
-                continue
-            self._count_met(old, followed.record)
-            self._project(followed.record, commit.seq, self.clock(), report_gap=True)
+        retry_on_conflict(lambda: self._follow(pid, event), pid)
+
+    def _follow(self, pid: str, event: Event) -> None:
+        # the commit checks this is the newest version; the duplicate path's _project re-reads
+        loaded = self.clocks.load_to_write(pid)
+        old = _record(loaded)
+        followed = follow(old, [event])
+        if not followed.changed:
+            # a duplicate: its commit is there, but a crash may have cost the projection
+            self._project(followed.record, loaded.seq, self.clock())
             return
-        raise Conflict(pid)
+        commit = self.clocks.commit(loaded, followed.record.to_dict())
+        self._count_met(old, followed.record)
+        self._project(followed.record, commit.seq, self.clock(), report_gap=True)
 
     def on_events(self, events: list[tuple[Event, MessageMeta]]) -> None:
         """A poll batch at once (the consumer's batch handler): every petition's events applied in
         order, the changed records committed in one insert, their projections written in one bulk
         write. A petition whose commit lost a race goes through `on_event`, event by event."""
         groups = by_petition(events)
-        changed: list[tuple[Loaded, SlaRecord | None, SlaRecord]] = []
+        changed: dict[str, tuple[SlaRecord | None, SlaRecord]] = {}
+        items: list[Item] = []
         unchanged: list[tuple[SlaRecord, int]] = []
         for pid, petition_events in groups.items():
             loaded = self.clocks.load_to_write(pid)
             old = _record(loaded)
             followed = follow(old, [event for event, _ in petition_events])
             if followed.changed:
-                changed.append((loaded, old, followed.record))
+                changed[pid] = (old, followed.record)
+                items.append((loaded, followed.record.to_dict(), []))
             else:
                 unchanged.append((followed.record, loaded.seq))  # duplicates: re-project, a crash may have cost it
-        results = self.clocks.commit_many([(loaded, new.to_dict(), []) for loaded, _, new in changed])
-        committed, lost = [], []
-        for (loaded, old, new), result in zip(changed, results, strict=True):
-            if isinstance(result, Conflict):
-                lost.append(loaded.aggregate_id)
-                continue
+        batch = commit_batch(self.clocks, items)
+        committed = []
+        for (loaded, _, _), commit in batch.committed:
+            old, new = changed[loaded.aggregate_id]
             self._count_met(old, new)
-            committed.append((new, result.seq))
+            committed.append((new, commit.seq))
         now = self.clock()
         self._project_many(committed, now, report_gap=True)
         self._project_many(unchanged, now)
-        for pid in lost:
+        for pid in batch.lost_ids:
             for event, meta in groups[pid]:
                 self.on_event(event, meta)
 
@@ -192,45 +189,18 @@ class SlaService:
         return watched
 
     def _project(self, record: SlaRecord, seq: int, now: datetime, report_gap: bool = False) -> dict[str, Any] | None:
-        """Write the record's open_clocks document (or remove it); returns what was written.
-
-        Two writers of different versions may race; each re-reads the newest version after writing
-        and writes again if it was not the newest, so the last write is always of the newest version
-        (routing's _project does the same).
-        """
-        pid = record.petition_id
+        """Write the record's open_clocks document (or remove it); returns what was written, which is
+        the newest version's document when a newer version was committed meanwhile (`Projection`)."""
         doc = self._watch(record, seq, now, report_gap).doc
-        # written without reading it first: nearly every event changes it, and a point read
-        # costs FerretDB as much as the write it would save
-        if doc is None:
-            self.open_clocks.delete_one({"_id": pid})
-        else:
-            try:
-                self.open_clocks.replace_one({"_id": pid}, doc, upsert=True)
-            except DuplicateKeyError:  # two upserts raced to insert; ours is at least as new
-                self.open_clocks.replace_one({"_id": pid}, doc, upsert=True)
-        if self.clocks.latest_seq(pid) > seq:  # a newer version's writer was first
-            return self.reproject(pid, now)
+        if self.projection.put(record.petition_id, seq, doc):
+            return self.reproject(record.petition_id, now)
         return doc
 
     def _project_many(self, records: list[tuple[SlaRecord, int]], now: datetime, report_gap: bool = False) -> None:
         """`_project` for several petitions: one bulk write, then each one's check for a newer version."""
-        if not records:
-            return
-        ops: list[DeleteOne | ReplaceOne] = []
-        for record, seq in records:
-            pid = record.petition_id
-            doc = self._watch(record, seq, now, report_gap).doc
-            ops.append(DeleteOne({"_id": pid}) if doc is None else ReplaceOne({"_id": pid}, doc, upsert=True))
-        try:
-            bulk_update(self.open_clocks, ops)
-        except BulkWriteError:  # two upserts raced to insert: redo them one by one
-            for record, seq in records:
-                self._project(record, seq, now)
-            return
-        for record, seq in records:
-            if self.clocks.latest_seq(record.petition_id) > seq:  # a newer version's writer was first
-                self.reproject(record.petition_id, now)
+        items = [(record.petition_id, seq, self._watch(record, seq, now, report_gap).doc) for record, seq in records]
+        for pid in self.projection.put_many(items):
+            self.reproject(pid, now)
 
     def reproject(self, petition_id: str, now: datetime | None = None) -> dict[str, Any] | None:
         """Recompute one petition's open_clocks document from its record (repairs a stale or lost one)."""
@@ -348,19 +318,16 @@ class SlaService:
         return True
 
     def _mark_emitted(self, petition_id: str, keys: list[str]) -> tuple[SlaRecord, int]:
-        for _ in range(MAX_CONFLICT_RETRIES):
+        def attempt() -> tuple[SlaRecord, int]:
             loaded = self.clocks.load(petition_id)
             assert loaded.state is not None
             record = SlaRecord.from_dict(loaded.state)
             marked = mark_emitted(record, keys)
             if marked == record:
                 return record, loaded.seq
-            try:
-                commit = self.clocks.commit(loaded, marked.to_dict())
-            except Conflict:
-                continue
-            return marked, commit.seq
-        raise Conflict(petition_id)
+            return marked, self.clocks.commit(loaded, marked.to_dict()).seq
+
+        return retry_on_conflict(attempt, petition_id)
 
     def _refresh_gauges(self, docs: Any, now: datetime) -> None:
         summary = summarize(docs, now)
