@@ -88,13 +88,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     settings = settings or Settings.from_env("sla")
     logs.configure("sla", settings.log_level)
     runtime = ServiceRuntime(settings)
-    parts = bootstrap(
-        settings,
-        db=runtime.db,
-        publisher=runtime.counting_publisher,
-        registry=runtime.metrics.registry,
-        store=runtime.store,
-    )
+    parts = bootstrap(settings, db=runtime.db, stores=runtime.store, registry=runtime.metrics.registry)
     table = parts.handlers
     app = create_base_app("sla", runtime.metrics, runtime.checks())
     app.extensions.update(

@@ -20,13 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
-from pymongo.database import Database
 
 from petition_common import mongo
 from petition_common.config import Settings
 from petition_common.contract import ContractValidator
+from petition_common.kafka_io import EventPublisher
 from petition_common.store import AggregateStore, Publisher
 from petition_common.timesource import Clock, clock_from_env
 from petition_kernel.calendar import CalendarDirectory
@@ -90,32 +91,33 @@ def load_timings(settings: Settings) -> SlaTimings:
 def bootstrap(
     settings: Settings,
     *,
-    db: Database | None = None,
+    db: Any = None,
     publisher: Publisher | None = None,
     clock: Clock | None = None,
+    stores: Callable[[str], AggregateStore] | None = None,
     registry: CollectorRegistry | None = None,
-    store: Callable[[str], AggregateStore] | None = None,
 ) -> SlaParts:
-    """The service and its handlers on `db` (default: a connection to the settings' database).
-
-    `store` builds an aggregate store by name (the runtime's `store`, which publishes through its
-    flusher thread); without it the stores are built here on `db`, publishing through `publisher` as
-    they commit and validating events against the contract as the runtime's do.
-    """
+    """sla, wired. `db`: a pymongo Database (or the fakes' MemoryDatabase), by default the one the
+    settings name; `publisher`: where committed events go, by default Kafka; `clock`: by default the
+    real one or SLA_FAKE_CLOCK_FILE's; `stores`: how an aggregate store is built by name (the runtime's,
+    which publishes through its flusher thread), by default on `db`, publishing through `publisher` as
+    it commits (so that is unused when `stores` is given) and checking events against the contract;
+    `registry`: where the service's metrics go, by default a registry of their own."""
     clock = clock or clock_from_env("sla", settings.extra)
     if db is None:
         db = mongo.connect(settings)[settings.database]
-    if store is None:
+    if stores is None:
         validate = ContractValidator(settings.contract_dir).validate
+        out = publisher if publisher is not None else EventPublisher(settings)
         database = db
 
-        def store(name: str) -> AggregateStore:
-            return AggregateStore(database, name, publisher=publisher, validate=validate)
+        def stores(name: str) -> AggregateStore:
+            return AggregateStore(database, name, publisher=out, validate=validate)
 
     files = calendar_files(settings, clock)
     config = load_config(settings, files)
     timings = load_timings(settings)
     metrics = SlaMetrics(registry or CollectorRegistry())
-    clocks, notices = store("clocks"), store("notices")
+    clocks, notices = stores("clocks"), stores("notices")
     service = SlaService(db, clocks, notices, config, metrics, clock, files, timings.calendar_check_s)
     return SlaParts(service, handlers(service), clocks, notices, metrics, timings)

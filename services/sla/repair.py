@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure("sla", settings.log_level)
     runtime = ServiceRuntime(settings)
     try:
-        parts = bootstrap(settings, db=runtime.db, publisher=runtime.counting_publisher, store=runtime.store)
+        parts = bootstrap(settings, db=runtime.db, stores=runtime.store)
         count = parts.handlers[args[0]]()
         print(f"{args[0]}: {count} petition(s) re-projected")
     finally:
