@@ -1,9 +1,7 @@
-"""sla (督办): the staff API over the SLA clocks, the consumer that follows the petitions, and the scanner."""
+"""sla (督办) over HTTP: the staff API over the SLA clocks; builds the runtime, wires the service through
+`bootstrap` and starts its loops (the consumer that follows the petitions, the outbox relay, the scanner)."""
 
 from __future__ import annotations
-
-from datetime import timedelta
-from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, request
 
@@ -12,30 +10,27 @@ from petition_common.auth import staff_directory
 from petition_common.config import Settings
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
-from petition_common.timesource import Clock, clock_from_env
 from petition_common.topics import INTAKE, ROUTING
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
-from petition_kernel.calendar import CalendarDirectory
-from petition_kernel.sla.policy import load_policy
-from petition_kernel.taxonomy import load_categories
-from petition_kernel.times import format_time, local_date
-from services.sla import views
-from services.sla.metrics import SlaMetrics
-from services.sla.service import NotFound, SlaConfig, SlaService
+from petition_kernel.times import format_time
+from services.sla.bootstrap import bootstrap
+from services.sla.domain.overdue_list import OverdueFilter, decode_cursor
+from services.sla.handlers import Handlers, event_handlers
+from services.sla.service import NotFound
 
 bp = Blueprint("sla", __name__)
 OVERDUE_FILTERS = ("town", "grid_id", "clock", "level", "open", "limit", "cursor")
 
 
-def _service() -> SlaService:
-    return current_app.extensions["sla"]
+def current_handlers() -> Handlers:
+    return current_app.extensions["sla_handlers"]
 
 
 @bp.get("/v1/sla/petitions/<petition_id>")
 def get_petition(petition_id: str) -> Response:
     staff = require_staff()
     try:
-        return json_response(_service().petition(petition_id, staff))
+        return json_response(current_handlers()["petition"](petition_id, staff))
     except NotFound as exc:
         raise ApiError(404, "not_found", "no SLA record of this petition for this token") from exc
 
@@ -60,19 +55,19 @@ def list_overdue() -> Response:
     cursor = args.get("cursor") or None
     if cursor is not None:
         try:
-            views.decode_cursor(cursor)
+            decode_cursor(cursor)
         except ValueError:
             problems["cursor"] = "not a cursor of this endpoint"
     if problems:
         raise ApiError(400, "invalid_filter", "invalid query parameters", problems)
-    flt = views.OverdueFilter(
+    flt = OverdueFilter(
         town=args.get("town") or None,
         grid_id=args.get("grid_id") or None,
         clock=clock,
         level=level,
         open=None if open_only is None else open_only == "true",
     )
-    items, next_cursor, now = _service().overdue(staff, flt, limit, cursor)
+    items, next_cursor, now = current_handlers()["overdue"](staff, flt, limit, cursor)
     return json_response({"items": items, "next_cursor": next_cursor, "as_of": format_time(now)})
 
 
@@ -89,46 +84,18 @@ def _int(raw: str | None, name: str, low: int, high: int, problems: dict[str, st
     return value
 
 
-def calendar_dir(settings: Settings) -> Path:
-    """The calendar's year files: SLA_CALENDAR_DIR, else CALENDAR_DIR (shared with stats)."""
-    return Path(settings.extra.get("SLA_CALENDAR_DIR", str(settings.calendar_dir)))
-
-
-def calendar_files(settings: Settings, clock: Clock) -> CalendarDirectory:
-    """The calendar directory, reloaded when its files change; raises CalendarFileError (the service
-    refuses to start) on a malformed file."""
-    return CalendarDirectory(calendar_dir(settings), today=lambda: local_date(clock()))
-
-
-def load_config(settings: Settings, calendar: CalendarDirectory) -> SlaConfig:
-    """Policy and calendar from the files; raises (the service refuses to start) naming the bad key."""
-    extra = settings.extra
-    policy_file = Path(extra.get("SLA_POLICY_FILE", str(settings.config_dir / "sla-policy.yaml")))
-    policy = load_policy(policy_file, frozenset(load_categories(settings.config_dir / "categories.yaml")))
-    return SlaConfig(
-        policy=policy,
-        calendar=calendar.calendar,
-        keep_breached=timedelta(hours=float(extra.get("SLA_KEEP_BREACHED_HOURS", 24 * 7))),
-    )
-
-
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("sla")
     logs.configure("sla", settings.log_level)
-    clock = clock_from_env("sla", settings.extra)
-    calendar = calendar_files(settings, clock)
-    config = load_config(settings, calendar)
     runtime = ServiceRuntime(settings)
-    metrics = SlaMetrics(runtime.metrics.registry)
-    clocks = runtime.store("clocks")
-    notices = runtime.store("notices")
-    calendar_check_s = float(settings.extra.get("SLA_CALENDAR_CHECK_S", 60))
-    service = SlaService(runtime.db, clocks, notices, config, metrics, clock, calendar, calendar_check_s)
+    parts = bootstrap(settings, db=runtime.db, stores=runtime.store, registry=runtime.metrics.registry)
+    table = parts.handlers
     app = create_base_app("sla", runtime.metrics, runtime.checks())
     app.extensions.update(
         runtime=runtime,
-        sla=service,
-        sla_metrics=metrics,
+        sla=parts.service,
+        sla_handlers=table,
+        sla_metrics=parts.metrics,
         tokens=staff_directory(settings),
         schemas=RequestSchemas(settings.contract_dir, "sla"),
     )
@@ -138,11 +105,12 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     ratelimit.install(app, runtime, routes, background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:
-        runtime.start_consumer([INTAKE, ROUTING], service.handlers, batch_handler=service.on_events)
-        runtime.start_relay([clocks, notices])
-        scan_s = float(settings.extra.get("SLA_SCAN_INTERVAL_S", 30))
+        runtime.start_consumer([INTAKE, ROUTING], event_handlers(table), batch_handler=table["batch"])
+        runtime.start_relay([parts.clocks, parts.notices])
+        timings = parts.timings
+        scan_s = timings.scan_interval_s
         # checked twice a second, scanned every scan_s of the wall clock or of the service's clock; the
         # calendar directory is checked first thing and then every SLA_CALENDAR_CHECK_S, on the same thread
-        runtime.start_periodic("sla-scan", min(0.5, scan_s), lambda: service.scan_when_due(scan_s))
-        runtime.start_periodic("sla-audit", float(settings.extra.get("SLA_AUDIT_INTERVAL_S", 600)), service.audit)
+        runtime.start_periodic("sla-scan", min(0.5, scan_s), lambda: table["scan"](scan_s))
+        runtime.start_periodic("sla-audit", timings.audit_interval_s, table["audit"])
     return app

@@ -30,7 +30,7 @@ import yaml
 from petition_common.config import Settings
 from petition_kernel.calendar import CalendarFileError, YearSchedule, parse_year_schedule
 from petition_kernel.calendar_notice import WEEKDAYS, Notice, NoticeError, parse_notice
-from services.sla.app import calendar_dir
+from services.sla.bootstrap import calendar_dir
 
 # the directory the services read (SLA_CALENDAR_DIR or CALENDAR_DIR, default config/calendar)
 DEFAULT_DIR = calendar_dir(Settings.from_env("sla"))

@@ -14,10 +14,7 @@ import sys
 from petition_common import logs
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
-from petition_common.timesource import clock_from_env
-from services.sla.app import calendar_files, load_config
-from services.sla.metrics import SlaMetrics
-from services.sla.service import SlaService
+from services.sla.bootstrap import bootstrap
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,16 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure("sla", settings.log_level)
     runtime = ServiceRuntime(settings)
     try:
-        clock = clock_from_env("sla", settings.extra)
-        service = SlaService(
-            runtime.db,
-            runtime.store("clocks"),
-            runtime.store("notices"),
-            load_config(settings, calendar_files(settings, clock)),
-            SlaMetrics(runtime.metrics.registry),
-            clock,
-        )
-        count = service.audit() if args == ["audit"] else service.rebuild()
+        parts = bootstrap(settings, db=runtime.db, stores=runtime.store)
+        count = parts.handlers[args[0]]()
         print(f"{args[0]}: {count} petition(s) re-projected")
     finally:
         runtime.shutdown()

@@ -1,16 +1,18 @@
 """The sla service's use cases: following the petitions' events, finding due notices, emitting them once.
 
-Stores (petition_common/store.py: every change is the unique insert of a commit):
+Each use case loads, asks the domain (`services.sla.domain`, on the kernel's SLA rules), commits and
+projects. Stores (petition_common/store.py: every change is the unique insert of a commit):
 - `clocks`: one aggregate per petition, its state `SlaRecord.to_dict()` (the facts its events carried).
-  The domain's `apply` is idempotent by event id and order-free, so a redelivered or reordered event
-  leaves the same record; a `Conflict` (another instance committed first) is retried on fresh state.
-- `notices`: one aggregate per notice, id `f"{petition_id}|{key}"` with key like `reply.0:breached:2`.
-  Emitting a notice IS the first commit of that aggregate, carrying the `sla.warning`/`sla.breached`
-  event through the outbox. The insert of commit 1 is unique, so of several instances (or a restarted
-  one) exactly one succeeds; the others get `Conflict` and know it is taken. `record.emitted` is only a
-  cache of what is known emitted, so the scanner stops looking; losing it costs one extra point read.
+  `domain.following.follow` is idempotent by event id and order-free, so a redelivered or reordered
+  event leaves the same record; a `Conflict` (another instance committed first) is retried on fresh state
+  (`petition_common.aggregates`: the retry, the batch commit and the projection's write-then-check).
+- `notices`: one aggregate per notice (`domain.notices`). Emitting a notice IS the first commit of that
+  aggregate, carrying the `sla.warning`/`sla.breached` event through the outbox. The insert of commit 1
+  is unique, so of several instances (or a restarted one) exactly one succeeds; the others get
+  `Conflict` and know it is taken. `record.emitted` is only a cache of what is known emitted, so the
+  scanner stops looking; losing it costs one extra point read.
 - `open_clocks` (plain collection, small): the projection of petitions that still need watching, with
-  `recheck_at` (views.projection_doc). The scanner reads it whole each interval; only the petitions
+  `recheck_at` (`domain.open_clocks`). The scanner reads it whole each interval; only the petitions
   whose `recheck_at` has come are loaded from `clocks`.
 - `provisional_clocks` (plain, `_id` only): petitions no longer watched whose reply deadline counts days
   of a provisional calendar year, so that importing the year's notice re-derives them too.
@@ -29,51 +31,51 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from pymongo import DeleteOne, ReplaceOne
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from petition_common.aggregates import Item, Projection, commit_batch, retry_on_conflict
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event
-from petition_common.mongo import TRANSIENT_ERRORS, bulk_update
+from petition_common.mongo import TRANSIENT_ERRORS
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence, Clock, SystemClock
 from petition_kernel.access import Area, may_read
-from petition_kernel.calendar import CalendarDirectory, CalendarFileError, WorkCalendar, YearNotCovered
-from petition_kernel.sla.clock import DeadlineChange, Notice, deadline_changes, due_notices
-from petition_kernel.sla.policy import SlaPolicy
-from petition_kernel.sla.record import HANDLED_EVENTS, SlaRecord, apply, mark_emitted
-from petition_kernel.times import format_time
-from services.sla import views
+from petition_kernel.calendar import CalendarDirectory, CalendarFileError, WorkCalendar
+from petition_kernel.sla.clock import Notice, deadline_changes
+from petition_kernel.sla.record import SlaRecord, mark_emitted
+from services.sla.domain.calendar_change import calendar_change
+from services.sla.domain.clocks import clocks_of, has_provisional_deadline
+from services.sla.domain.config import SlaConfig
+from services.sla.domain.following import follow, newly_met
+from services.sla.domain.notices import (
+    BREACHED,
+    Emission,
+    deadline_change_emission,
+    due,
+    notice_emission,
+    notice_entry,
+    notice_ids,
+)
+from services.sla.domain.open_clocks import Watch, needs_attention, summarize, watch
+from services.sla.domain.overdue_list import OverdueFilter, overdue_items, page
+from services.sla.domain.petition_clocks import petition_view
 from services.sla.metrics import CLOCKS, OPEN_STATES, SlaMetrics
+
+__all__ = ["NotFound", "ScanStats", "SlaConfig", "SlaService"]
 
 log = logging.getLogger(__name__)
 
-SOURCE = "petitions/sla"
-MAX_CONFLICT_RETRIES = 8
 CALENDAR_STATE_ID = "calendar"
-# event ids of notices are derived from the notice's key, so even an impossible second publication
-# would carry the same id and be dropped by consumers' de-duplication
-_NOTICE_NAMESPACE = uuid.UUID("5b1f0a57-2c3e-4a53-9d0e-6b7a1c2f9e40")
 
 
 class NotFound(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class SlaConfig:
-    policy: SlaPolicy
-    calendar: WorkCalendar
-    # a clock that ended after its deadline stays on the overdue list this long
-    keep_breached: timedelta = timedelta(days=7)
 
 
 @dataclass
@@ -99,6 +101,7 @@ class SlaService:
         self.clocks = clocks
         self.notices = notices
         self.open_clocks = db["open_clocks"]
+        self.projection = Projection(self.open_clocks, clocks)
         self.provisional_clocks = db["provisional_clocks"]
         self.calendar_state = db["calendar_state"]
         self.config = config
@@ -115,11 +118,6 @@ class SlaService:
         official = self.config.calendar.official_years()
         self.metrics.calendar_last_year.set(official[-1] if official else 0)
 
-    @property
-    def handlers(self) -> dict[str, Any]:
-        """The consumer's handlers: every event type the domain's `apply` takes facts from."""
-        return {event_type: self.on_event for event_type in sorted(HANDLED_EVENTS)}
-
     # ---- consuming intake's and routing's events
 
     def on_event(self, event: Event, meta: MessageMeta | None = None) -> None:
@@ -129,118 +127,80 @@ class SlaService:
         data lacks a field the rules need; Conflict only after many lost races (retried by the loop).
         """
         pid = event.data["petition_id"]
-        for _ in range(MAX_CONFLICT_RETRIES):
-            # the commit checks this is the newest version; the duplicate path's _project re-reads
-            loaded = self.clocks.load_to_write(pid)
-            old = SlaRecord.from_dict(loaded.state) if loaded.state is not None else None
-            new = apply(old, event.type, event.data, event.id)
-            if old is not None and new == old:
-                # a duplicate: its commit is there, but a crash may have cost the projection
-                self._project(new, loaded.seq, self.clock())
-                return
-            try:
-                commit = self.clocks.commit(loaded, new.to_dict())
-            except Conflict:
-                continue
-            now = self.clock()
-            self._count_met(old, new)
-            self._project(new, commit.seq, now, report_gap=True)
+        retry_on_conflict(lambda: self._follow(pid, event), pid)
+
+    def _follow(self, pid: str, event: Event) -> None:
+        # the commit checks this is the newest version; the duplicate path's _project re-reads
+        loaded = self.clocks.load_to_write(pid)
+        old = _record(loaded)
+        followed = follow(old, [event])
+        if not followed.changed:
+            # a duplicate: its commit is there, but a crash may have cost the projection
+            self._project(followed.record, loaded.seq, self.clock())
             return
-        raise Conflict(pid)
+        commit = self.clocks.commit(loaded, followed.record.to_dict())
+        self._count_met(old, followed.record)
+        self._project(followed.record, commit.seq, self.clock(), report_gap=True)
 
     def on_events(self, events: list[tuple[Event, MessageMeta]]) -> None:
         """A poll batch at once (the consumer's batch handler): every petition's events applied in
         order, the changed records committed in one insert, their projections written in one bulk
         write. A petition whose commit lost a race goes through `on_event`, event by event."""
         groups = by_petition(events)
-        changed: list[tuple[Loaded, SlaRecord | None, SlaRecord]] = []
+        changed: dict[str, tuple[SlaRecord | None, SlaRecord]] = {}
+        items: list[Item] = []
         unchanged: list[tuple[SlaRecord, int]] = []
         for pid, petition_events in groups.items():
             loaded = self.clocks.load_to_write(pid)
-            old = SlaRecord.from_dict(loaded.state) if loaded.state is not None else None
-            new = old
-            for event, _ in petition_events:
-                new = apply(new, event.type, event.data, event.id)
-            assert new is not None
-            if old is not None and new == old:
-                unchanged.append((new, loaded.seq))  # duplicates: re-project, a crash may have cost it
+            old = _record(loaded)
+            followed = follow(old, [event for event, _ in petition_events])
+            if followed.changed:
+                changed[pid] = (old, followed.record)
+                items.append((loaded, followed.record.to_dict(), []))
             else:
-                changed.append((loaded, old, new))
-        results = self.clocks.commit_many([(loaded, new.to_dict(), []) for loaded, _, new in changed])
-        committed, lost = [], []
-        for (loaded, old, new), result in zip(changed, results, strict=True):
-            if isinstance(result, Conflict):
-                lost.append(loaded.aggregate_id)
-                continue
+                unchanged.append((followed.record, loaded.seq))  # duplicates: re-project, a crash may have cost it
+        batch = commit_batch(self.clocks, items)
+        committed = []
+        for (loaded, _, _), commit in batch.committed:
+            old, new = changed[loaded.aggregate_id]
             self._count_met(old, new)
-            committed.append((new, result.seq))
+            committed.append((new, commit.seq))
         now = self.clock()
         self._project_many(committed, now, report_gap=True)
         self._project_many(unchanged, now)
-        for pid in lost:
+        for pid in batch.lost_ids:
             for event, meta in groups[pid]:
                 self.on_event(event, meta)
 
-    def _project_many(self, records: list[tuple[SlaRecord, int]], now: datetime, report_gap: bool = False) -> None:
-        """`_project` for several petitions: one bulk write, then each one's check for a newer version."""
-        if not records:
-            return
-        ops: list[DeleteOne | ReplaceOne] = []
-        for record, seq in records:
-            pid = record.petition_id
-            doc = self._projection_doc(record, seq, now, report_gap)
-            ops.append(DeleteOne({"_id": pid}) if doc is None else ReplaceOne({"_id": pid}, doc, upsert=True))
-        try:
-            bulk_update(self.open_clocks, ops)
-        except BulkWriteError:  # two upserts raced to insert: redo them one by one
-            for record, seq in records:
-                self._project(record, seq, now)
-            return
-        for record, seq in records:
-            if self.clocks.latest_seq(record.petition_id) > seq:  # a newer version's writer was first
-                self.reproject(record.petition_id, now)
-
     def _count_met(self, old: SlaRecord | None, new: SlaRecord) -> None:
-        policy, calendar = self.config.policy, self.config.calendar
-        before = views.clocks_of(old, None, policy, calendar).states if old is not None else []
-        after = views.clocks_of(new, None, policy, calendar).states
-        for clock, on_time in views.met_transitions(before, after):
+        for clock, on_time in newly_met(old, new, self.config):
             self.metrics.met.labels(clock, "true" if on_time else "false").inc()
 
     # ---- the projection
 
-    def _projection_doc(self, record: SlaRecord, seq: int, now: datetime, report_gap: bool) -> dict[str, Any] | None:
-        config = self.config
-        doc = views.projection_doc(record, seq, now, config.policy, config.calendar, config.keep_breached)
-        if report_gap and doc is not None and doc["uncovered_year"] is not None:
-            self._calendar_gap(record.petition_id, doc["uncovered_year"])
-        if doc is None and views.has_provisional_deadline(record, config.policy, config.calendar):
+    def _watch(self, record: SlaRecord, seq: int, now: datetime, report_gap: bool) -> Watch:
+        watched = watch(record, seq, now, self.config)
+        if report_gap and watched.uncovered_year is not None:
+            self._calendar_gap(record.petition_id, watched.uncovered_year)
+        if watched.provisional:
             # no longer watched, but importing its year's notice may still move its deadline (and stats'
             # on-time verdict): keep its id where check_calendar looks
             self.provisional_clocks.replace_one({"_id": record.petition_id}, {"_id": record.petition_id}, upsert=True)
-        return doc
+        return watched
 
     def _project(self, record: SlaRecord, seq: int, now: datetime, report_gap: bool = False) -> dict[str, Any] | None:
-        """Write the record's open_clocks document (or remove it); returns what was written.
-
-        Two writers of different versions may race; each re-reads the newest version after writing
-        and writes again if it was not the newest, so the last write is always of the newest version
-        (routing's _project does the same).
-        """
-        pid = record.petition_id
-        doc = self._projection_doc(record, seq, now, report_gap)
-        # written without reading it first: nearly every event changes it, and a point read
-        # costs FerretDB as much as the write it would save
-        if doc is None:
-            self.open_clocks.delete_one({"_id": pid})
-        else:
-            try:
-                self.open_clocks.replace_one({"_id": pid}, doc, upsert=True)
-            except DuplicateKeyError:  # two upserts raced to insert; ours is at least as new
-                self.open_clocks.replace_one({"_id": pid}, doc, upsert=True)
-        if self.clocks.latest_seq(pid) > seq:  # a newer version's writer was first
-            return self.reproject(pid, now)
+        """Write the record's open_clocks document (or remove it); returns what was written, which is
+        the newest version's document when a newer version was committed meanwhile (`Projection`)."""
+        doc = self._watch(record, seq, now, report_gap).doc
+        if self.projection.put(record.petition_id, seq, doc):
+            return self.reproject(record.petition_id, now)
         return doc
+
+    def _project_many(self, records: list[tuple[SlaRecord, int]], now: datetime, report_gap: bool = False) -> None:
+        """`_project` for several petitions: one bulk write, then each one's check for a newer version."""
+        items = [(record.petition_id, seq, self._watch(record, seq, now, report_gap).doc) for record, seq in records]
+        for pid in self.projection.put_many(items):
+            self.reproject(pid, now)
 
     def reproject(self, petition_id: str, now: datetime | None = None) -> dict[str, Any] | None:
         """Recompute one petition's open_clocks document from its record (repairs a stale or lost one)."""
@@ -281,7 +241,7 @@ class SlaService:
         docs = {doc["_id"]: doc for doc in self.open_clocks.find({})}
         stats.examined = len(docs)
         for pid, doc in list(docs.items()):
-            if not views.needs_attention(doc, now, self.config.calendar):
+            if not needs_attention(doc, now, self.config.calendar):
                 continue
             stats.processed += 1
             try:
@@ -315,6 +275,83 @@ class SlaService:
         if self._calendar_check_due():
             self.check_calendar()
         return self.scan() if self._scan_cadence.due(interval_s) else None
+
+    def process(self, petition_id: str, now: datetime) -> tuple[list[str], dict[str, Any] | None]:
+        """Emit the petition's due notices; returns the keys confirmed emitted and its new projection."""
+        loaded = self.clocks.load(petition_id)
+        if loaded.state is None:
+            self.open_clocks.delete_one({"_id": petition_id})  # a projection without a record
+            return [], None
+        record = SlaRecord.from_dict(loaded.state)
+        found = due(record, now, self.config)
+        if found.uncovered_year is not None:
+            self._calendar_gap(petition_id, found.uncovered_year)
+        confirmed = [notice.key for notice in found.notices if self._emit_notice(notice, now)]
+        seq = loaded.seq
+        if confirmed:
+            record, seq = self._mark_emitted(petition_id, confirmed)
+        return confirmed, self._project(record, seq, now)
+
+    def _emit_notice(self, notice: Notice, now: datetime) -> bool:
+        """Commit the notice (and its event) unless it exists; True once it is known to exist."""
+        emission = notice_emission(notice, now)
+        if not self._commit_once(emission):
+            return self.notices.load(emission.aggregate_id).state is not None  # emitted before, or elsewhere
+        self.metrics.notices.labels(notice.event_type, str(notice.level)).inc()
+        if notice.kind == BREACHED and notice.level == 1:
+            self.metrics.breached.labels(notice.clock).inc()
+        log.info(
+            "notice emitted",
+            extra={"petition_id": notice.petition_id, "key": notice.key, "due_at": emission.state["due_at"]},
+        )
+        return True
+
+    def _commit_once(self, emission: Emission) -> bool:
+        """Commit the notice aggregate's one commit unless it has a state: True if this call committed it."""
+        loaded = self.notices.load(emission.aggregate_id)
+        if loaded.state is not None:
+            return False  # committed before (by us before a crash, or by another instance)
+        try:
+            self.notices.commit(loaded, emission.state, [emission.event])
+        except Conflict:
+            return False  # another writer took this version
+        return True
+
+    def _mark_emitted(self, petition_id: str, keys: list[str]) -> tuple[SlaRecord, int]:
+        def attempt() -> tuple[SlaRecord, int]:
+            loaded = self.clocks.load(petition_id)
+            assert loaded.state is not None
+            record = SlaRecord.from_dict(loaded.state)
+            marked = mark_emitted(record, keys)
+            if marked == record:
+                return record, loaded.seq
+            return marked, self.clocks.commit(loaded, marked.to_dict()).seq
+
+        return retry_on_conflict(attempt, petition_id)
+
+    def _refresh_gauges(self, docs: Any, now: datetime) -> None:
+        summary = summarize(docs, now)
+        for clock in CLOCKS:
+            for state in OPEN_STATES:
+                self.metrics.open_clocks.labels(clock, state).set(summary.counts.get((clock, state), 0))
+        oldest = summary.oldest_started_at
+        self.metrics.oldest_open_age.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        self.metrics.uncovered_records.set(summary.uncovered)
+        self.metrics.provisional_clocks.set(summary.provisional)
+
+    def _calendar_gap(self, petition_id: str, year: int) -> None:
+        self.metrics.calendar_not_covered.labels(str(year)).inc()
+        key = (petition_id, year)
+        if key in self._gaps_logged:
+            return
+        self._gaps_logged[key] = None
+        if len(self._gaps_logged) > 10_000:
+            self._gaps_logged.popitem(last=False)
+        log.error(
+            "reply deadline not computable: the working-day calendar lacks a year (not even a provisional "
+            "one); its reply notices are skipped until config/calendar/<year>.yaml is added",
+            extra={"petition_id": petition_id, "year": year},
+        )
 
     # ---- the working-day calendar
 
@@ -350,17 +387,13 @@ class SlaService:
                 log.warning("working-day calendar reloaded", extra={"official": fresh.official_years()[-1:]})
         calendar = self.config.calendar
         now = self.clock()
-        stored = self.calendar_state.find_one({"_id": CALENDAR_STATE_ID})
-        since = stored["since"] if stored is not None else now.year - 1
-        if stored is not None and stored.get("revision") == calendar.revision(since):
+        change = calendar_change(self.calendar_state.find_one({"_id": CALENDAR_STATE_ID}), calendar, now)
+        if change is None:
             return 0
         published = 0
-        if stored is not None:
-            before = WorkCalendar.from_doc(stored)
-            years = before.changed_years(calendar)
-            if years:
-                published = self._rederive_all(before, calendar, years, since, now)
-        self.calendar_state.replace_one({"_id": CALENDAR_STATE_ID}, calendar.to_doc(since), upsert=True)
+        if change.before is not None and change.years:
+            published = self._rederive_all(change.before, calendar, change.years, change.since, now)
+        self.calendar_state.replace_one({"_id": CALENDAR_STATE_ID}, calendar.to_doc(change.since), upsert=True)
         return published
 
     def _rederive_all(
@@ -376,135 +409,21 @@ class SlaService:
                 continue
             record = SlaRecord.from_dict(loaded.state)
             for change in deadline_changes(record, now, self.config.policy, before, after):
-                published += self._emit_deadline_change(change, years, revision, now)
+                emission = deadline_change_emission(change, years, revision, now)
+                if self._commit_once(emission):
+                    published += 1
+                    self.metrics.deadline_changes.inc()
+                    log.info(
+                        "deadline changed", extra={"petition_id": pid, "deadline": emission.event.data["deadline"]}
+                    )
             self._project(record, loaded.seq, now)
-            if pid in provisional and not views.has_provisional_deadline(record, self.config.policy, after):
+            if pid in provisional and not has_provisional_deadline(record, self.config.policy, after):
                 self.provisional_clocks.delete_one({"_id": pid})
         log.warning(
             "reply deadlines derived again after a calendar change",
             extra={"years": list(years), "petitions": len(watched | provisional), "published": published},
         )
         return published
-
-    def _emit_deadline_change(
-        self, change: DeadlineChange, years: tuple[int, ...], revision: str, now: datetime
-    ) -> bool:
-        nid = f"{change.petition_id}|reply.{change.generation}:deadline:{revision}"
-        data = change.data(years)
-        state = {"petition_id": change.petition_id, "type": "sla.deadline_changed", "emitted_at": format_time(now)}
-        if not self._commit_once(nid, "sla.deadline_changed", change.petition_id, data, state, now):
-            return False
-        self.metrics.deadline_changes.inc()
-        log.info("deadline changed", extra={"petition_id": change.petition_id, "deadline": data["deadline"]})
-        return True
-
-    def process(self, petition_id: str, now: datetime) -> tuple[list[str], dict[str, Any] | None]:
-        """Emit the petition's due notices; returns the keys confirmed emitted and its new projection."""
-        loaded = self.clocks.load(petition_id)
-        if loaded.state is None:
-            self.open_clocks.delete_one({"_id": petition_id})  # a projection without a record
-            return [], None
-        record = SlaRecord.from_dict(loaded.state)
-        confirmed = [notice.key for notice in self._due(record, now) if self._emit(notice, now)]
-        seq = loaded.seq
-        if confirmed:
-            record, seq = self._mark_emitted(petition_id, confirmed)
-        return confirmed, self._project(record, seq, now)
-
-    def _due(self, record: SlaRecord, now: datetime) -> list[Notice]:
-        policy, calendar = self.config.policy, self.config.calendar
-        try:
-            return due_notices(record, now, policy, calendar)
-        except YearNotCovered as exc:
-            self._calendar_gap(record.petition_id, exc.year)
-            return due_notices(record, now, policy, calendar, skip_uncovered=True)
-
-    def _emit(self, notice: Notice, now: datetime) -> bool:
-        """Commit the notice (and its event) unless it exists; True once it is known to exist."""
-        nid = views.notice_id(notice.petition_id, notice.key)
-        data = {**notice.data(), "due_at": format_time(notice.due_at)}
-        state = {
-            "petition_id": notice.petition_id,
-            "key": notice.key,
-            "type": notice.event_type,
-            "clock": notice.clock,
-            "generation": notice.generation,
-            "level": notice.level,
-            "deadline": data["deadline"],
-            "due_at": data["due_at"],
-            "emitted_at": format_time(now),
-        }
-        if not self._commit_once(nid, notice.event_type, notice.petition_id, data, state, now):
-            return self.notices.load(nid).state is not None  # emitted before, or by another instance
-        self.metrics.notices.labels(notice.event_type, str(notice.level)).inc()
-        if notice.kind == views.BREACHED and notice.level == 1:
-            self.metrics.breached.labels(notice.clock).inc()
-        log.info(
-            "notice emitted",
-            extra={"petition_id": notice.petition_id, "key": notice.key, "due_at": data["due_at"]},
-        )
-        return True
-
-    def _commit_once(
-        self, nid: str, event_type: str, petition_id: str, data: dict[str, Any], state: dict[str, Any], now: datetime
-    ) -> bool:
-        """Commit aggregate `nid` of the notices store with its one event, unless it exists: True if this
-        call committed it. The event id derives from `nid`, so even a republication carries the same id."""
-        loaded = self.notices.load(nid)
-        if loaded.state is not None:
-            return False  # committed before (by us before a crash, or by another instance)
-        event = Event(
-            type=event_type,
-            source=SOURCE,
-            subject=petition_id,
-            data=data,
-            time=format_time(now),
-            id=str(uuid.uuid5(_NOTICE_NAMESPACE, nid)),
-        )
-        try:
-            self.notices.commit(loaded, {**state, "event_id": event.id, "data": data}, [event])
-        except Conflict:
-            return False  # another writer took this version
-        return True
-
-    def _mark_emitted(self, petition_id: str, keys: list[str]) -> tuple[SlaRecord, int]:
-        for _ in range(MAX_CONFLICT_RETRIES):
-            loaded = self.clocks.load(petition_id)
-            assert loaded.state is not None
-            record = SlaRecord.from_dict(loaded.state)
-            marked = mark_emitted(record, keys)
-            if marked == record:
-                return record, loaded.seq
-            try:
-                commit = self.clocks.commit(loaded, marked.to_dict())
-            except Conflict:
-                continue
-            return marked, commit.seq
-        raise Conflict(petition_id)
-
-    def _refresh_gauges(self, docs: Any, now: datetime) -> None:
-        summary = views.summarize(docs, now)
-        for clock in CLOCKS:
-            for state in OPEN_STATES:
-                self.metrics.open_clocks.labels(clock, state).set(summary.counts.get((clock, state), 0))
-        oldest = summary.oldest_started_at
-        self.metrics.oldest_open_age.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
-        self.metrics.uncovered_records.set(summary.uncovered)
-        self.metrics.provisional_clocks.set(summary.provisional)
-
-    def _calendar_gap(self, petition_id: str, year: int) -> None:
-        self.metrics.calendar_not_covered.labels(str(year)).inc()
-        key = (petition_id, year)
-        if key in self._gaps_logged:
-            return
-        self._gaps_logged[key] = None
-        if len(self._gaps_logged) > 10_000:
-            self._gaps_logged.popitem(last=False)
-        log.error(
-            "reply deadline not computable: the working-day calendar lacks a year (not even a provisional "
-            "one); its reply notices are skipped until config/calendar/<year>.yaml is added",
-            extra={"petition_id": petition_id, "year": year},
-        )
 
     # ---- reading
 
@@ -518,28 +437,23 @@ class SlaService:
             raise NotFound(petition_id)
         now = self.clock()
         policy, calendar = self.config.policy, self.config.calendar
-        states = views.clocks_of(record, now, policy, calendar).states
+        states = clocks_of(record, now, policy, calendar).states
         notices = []
-        for nid in views.notice_ids(record, states, policy):
+        for nid in notice_ids(record, states, policy):
             state = self.notices.load(nid).state
             if state is not None:
-                notices.append(
-                    {k: state[k] for k in ("key", "type", "clock", "generation", "level", "deadline")}
-                    | {
-                        "due_at": state["due_at"],
-                        "emitted_at": state["emitted_at"],
-                        "event_id": state["event_id"],
-                        "remaining_seconds": state["data"].get("remaining_seconds"),
-                        "overdue_seconds": state["data"].get("overdue_seconds"),
-                    }
-                )
-        return views.petition_view(record, now, policy, calendar, notices)
+                notices.append(notice_entry(state))
+        return petition_view(record, now, policy, calendar, notices)
 
     def overdue(
-        self, staff: Staff, flt: views.OverdueFilter, limit: int, cursor: str | None
+        self, staff: Staff, flt: OverdueFilter, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None, datetime]:
-        """One page of overdue clocks this staff member may see (views.overdue_items says which)."""
+        """One page of overdue clocks this staff member may see (`domain.overdue_list` says which)."""
         now = self.clock()
-        items = views.overdue_items(self.open_clocks.find({}), now, staff, flt)
-        chunk, next_cursor = views.page(items, limit, cursor)
+        items = overdue_items(self.open_clocks.find({}), now, staff, flt)
+        chunk, next_cursor = page(items, limit, cursor)
         return chunk, next_cursor, now
+
+
+def _record(loaded: Loaded) -> SlaRecord | None:
+    return SlaRecord.from_dict(loaded.state) if loaded.state is not None else None

@@ -25,9 +25,10 @@ from petition_kernel.sla.policy import load_policy
 from petition_kernel.sla.record import SlaRecord, apply
 from petition_kernel.taxonomy import load_categories
 from petition_kernel.times import format_time
+from services.sla.domain.notices import notice_id
+from services.sla.domain.open_clocks import projection_doc
 from services.sla.metrics import SlaMetrics
 from services.sla.service import SlaConfig, SlaService
-from services.sla.views import notice_id, projection_doc
 from tests.conftest import make_settings
 
 T0 = datetime(2026, 3, 9, 1, 0, tzinfo=UTC)  # Monday 09:00 in Beijing

@@ -1,5 +1,5 @@
-"""The sla service's pure parts: the open_clocks projection, the gauges, the overdue list and its
-paging, who may see what, and the petition view."""
+"""sla's own domain (services/sla/domain): the open_clocks projection, the gauges, the overdue list and
+its paging, who may see what, and the petition view."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from petition_kernel.calendar import WorkCalendar, YearSchedule
 from petition_kernel.sla.clock import clock_states, mark_emitted
 from petition_kernel.sla.policy import SlaPolicy
 from petition_kernel.times import format_time
-from services.sla import views
+from services.sla.domain import overdue_list, petition_clocks
+from services.sla.domain.clocks import current_pause
+from services.sla.domain.following import met_transitions
+from services.sla.domain.open_clocks import needs_attention, projection_doc, summarize
 
 from .helpers import cst
 from .test_clock import PID, build, closed, contacted, ev, paused, replied, resumed, routed, submitted, withdrawn
@@ -27,7 +30,7 @@ ROUTED = routed("assigned", "2025-03-10 09:05", "T01V01G001", "城关镇", "e-as
 
 
 def doc_at(events, now: str, policy: SlaPolicy, calendar: WorkCalendar, seq: int = 3):
-    return views.projection_doc(build(events), seq, cst(now), policy, calendar, KEEP)
+    return projection_doc(build(events), seq, cst(now), policy, calendar, KEEP)
 
 
 # -- the projection -------------------------------------------------------------------------------
@@ -68,12 +71,12 @@ def test_a_late_clock_stays_listed_for_the_keep_window(policy: SlaPolicy, calend
     # the level-1 breach (due 15:00, while the clock still ran) is not emitted yet: due now
     assert doc["next_due_at"] == doc["recheck_at"] == format_time(cst("2025-03-10 15:00"))
     record = mark_emitted(build(events), ["contact.0:breached:1"])
-    doc = views.projection_doc(record, 4, cst("2025-03-11 11:00"), policy, calendar, KEEP)
+    doc = projection_doc(record, 4, cst("2025-03-11 11:00"), policy, calendar, KEEP)
     assert doc is not None
     # no notice can fall due any more (met before level 2); look again when it leaves the list
     assert doc["next_due_at"] is None
     assert doc["recheck_at"] == format_time(cst("2025-03-10 16:00") + KEEP)
-    assert views.projection_doc(record, 4, cst("2025-03-17 16:00"), policy, calendar, KEEP) is None
+    assert projection_doc(record, 4, cst("2025-03-17 16:00"), policy, calendar, KEEP) is None
 
 
 def test_a_running_pause_counts_to_the_cap_in_the_projection(policy: SlaPolicy, calendar: WorkCalendar) -> None:
@@ -96,10 +99,10 @@ def test_a_calendar_gap_is_recorded_and_rechecked_once_covered(policy: SlaPolicy
     assert doc is not None
     assert doc["uncovered_year"] == 2026
     assert [c["clock"] for c in doc["clocks"]] == ["contact"]
-    assert not views.needs_attention(doc, cst("2025-12-29 09:30"), only_2025)
-    assert views.needs_attention(doc, cst("2025-12-29 13:48"), only_2025)  # the contact warning
+    assert not needs_attention(doc, cst("2025-12-29 09:30"), only_2025)
+    assert needs_attention(doc, cst("2025-12-29 13:48"), only_2025)  # the contact warning
     with_2026 = WorkCalendar.from_library()
-    assert views.needs_attention(doc, cst("2025-12-29 09:30"), with_2026)
+    assert needs_attention(doc, cst("2025-12-29 09:30"), with_2026)
     # even after the contact clock ended, the petition stays until the reply clock can be computed
     later = doc_at([*events, contacted("2025-12-29 10:00", "c")], "2025-12-29 11:00", policy, only_2025)
     assert later is not None and later["clocks"] == [] and later["uncovered_year"] == 2026
@@ -112,13 +115,13 @@ def test_summary_counts_running_clocks_by_state(policy: SlaPolicy, calendar: Wor
     fresh = doc_at([SUB, ROUTED], "2025-03-10 09:10", policy, calendar)
     contacted_late = doc_at([SUB, ROUTED, contacted("2025-03-10 16:00", "c")], "2025-03-10 16:10", policy, calendar)
     docs = [fresh, contacted_late]
-    summary = views.summarize(docs, cst("2025-03-10 14:00"))
+    summary = summarize(docs, cst("2025-03-10 14:00"))
     assert summary.counts == {("contact", "warned"): 2, ("reply", "on_track"): 2}
-    later = views.summarize(docs, cst("2025-03-10 17:00"))
+    later = summarize(docs, cst("2025-03-10 17:00"))
     # the late contact ended at 16:00: only the fresh petition's contact clock is still running
     assert later.counts == {("contact", "breached"): 1, ("reply", "on_track"): 2}
     assert later.oldest_started_at == cst("2025-03-10 09:00")
-    assert views.summarize([], cst("2025-03-10 17:00")).oldest_started_at is None
+    assert summarize([], cst("2025-03-10 17:00")).oldest_started_at is None
 
 
 # -- the overdue list -----------------------------------------------------------------------------
@@ -143,7 +146,7 @@ def overdue_docs(policy: SlaPolicy, calendar: WorkCalendar) -> list[dict]:
     ]
     docs = []
     for events in lives:
-        doc = views.projection_doc(build(events), 3, cst("2025-03-12 09:00"), policy, calendar, KEEP)
+        doc = projection_doc(build(events), 3, cst("2025-03-12 09:00"), policy, calendar, KEEP)
         assert doc is not None
         docs.append(doc)
     return docs
@@ -155,14 +158,16 @@ def _ids(items: list[dict]) -> list[tuple[str, str]]:
 
 def test_overdue_lists_open_and_recently_late_clocks(overdue_docs: list[dict]) -> None:
     now = cst("2025-03-12 09:00")
-    items = views.overdue_items(overdue_docs, now, COUNTY, views.OverdueFilter())
+    items = overdue_list.overdue_items(overdue_docs, now, COUNTY, overdue_list.OverdueFilter())
     assert _ids(items) == [("1", "contact"), ("2", "contact")]
     first, second = items
     assert (first["open"], first["level"], first["overdue_seconds"]) == (True, 2, 42 * 3600)
     assert (second["open"], second["level"], second["overdue_seconds"]) == (False, 1, 3 * 3600)
     assert (second["outcome"], second["ended_at"]) == ("met", format_time(cst("2025-03-10 18:00")))
     # and the reply clocks fall overdue at 3/18 00:00 (5 working days after Monday)
-    later = views.overdue_items(overdue_docs, cst("2025-03-18 00:00"), COUNTY, views.OverdueFilter(clock="reply"))
+    later = overdue_list.overdue_items(
+        overdue_docs, cst("2025-03-18 00:00"), COUNTY, overdue_list.OverdueFilter(clock="reply")
+    )
     assert _ids(later) == [("1", "reply"), ("2", "reply"), ("3", "reply")]
 
 
@@ -170,7 +175,7 @@ def test_overdue_filters(overdue_docs: list[dict]) -> None:
     now = cst("2025-03-12 09:00")
 
     def ids(**kw) -> list[tuple[str, str]]:
-        return _ids(views.overdue_items(overdue_docs, now, COUNTY, views.OverdueFilter(**kw)))
+        return _ids(overdue_list.overdue_items(overdue_docs, now, COUNTY, overdue_list.OverdueFilter(**kw)))
 
     assert ids(level=2) == [("1", "contact")]
     assert ids(open=False) == [("2", "contact")]
@@ -186,51 +191,52 @@ def test_overdue_shows_only_what_the_token_covers(overdue_docs: list[dict]) -> N
     leader = Staff("S1", "grid_leader", town_id="T01", village_id="T01V01", grid_ids=frozenset({"T01V01G001"}))
     town = Staff("S2", "town_supervisor", town_id="T01")
     other_town = Staff("S3", "town_supervisor", town_id="T02")
-    every = views.OverdueFilter()
-    assert _ids(views.overdue_items(overdue_docs, now, leader, every)) == [("1", "contact")]
-    assert len(views.overdue_items(overdue_docs, now, town, every)) == 2
-    assert views.overdue_items(overdue_docs, now, other_town, every) == []
+    every = overdue_list.OverdueFilter()
+    assert _ids(overdue_list.overdue_items(overdue_docs, now, leader, every)) == [("1", "contact")]
+    assert len(overdue_list.overdue_items(overdue_docs, now, town, every)) == 2
+    assert overdue_list.overdue_items(overdue_docs, now, other_town, every) == []
 
 
 def test_paging_is_keyset_and_stable_over_time(overdue_docs: list[dict]) -> None:
     now = cst("2025-03-18 01:00")
-    items = views.overdue_items(overdue_docs, now, COUNTY, views.OverdueFilter())
+    items = overdue_list.overdue_items(overdue_docs, now, COUNTY, overdue_list.OverdueFilter())
     assert len(items) == 5
     seen, cursor = [], None
     while True:
-        chunk, cursor = views.page(items, 2, cursor)
+        chunk, cursor = overdue_list.page(items, 2, cursor)
         seen += chunk
         if cursor is None:
             break
         # time passes between pages: the order (by deadline) does not change
-        items = views.overdue_items(overdue_docs, now + timedelta(hours=len(seen)), COUNTY, views.OverdueFilter())
+        items = overdue_list.overdue_items(
+            overdue_docs, now + timedelta(hours=len(seen)), COUNTY, overdue_list.OverdueFilter()
+        )
     assert _ids(seen) == _ids(items)
-    for bad in ("", "nonsense", "W10", views.encode_cursor(items[0])[:-3]):
+    for bad in ("", "nonsense", "W10", overdue_list.encode_cursor(items[0])[:-3]):
         with pytest.raises(ValueError):
-            views.decode_cursor(bad)
+            overdue_list.decode_cursor(bad)
 
 
 # -- access and the petition view -----------------------------------------------------------------
 
 
 def test_current_pause_follows_the_domain_pairing(policy: SlaPolicy) -> None:
-    assert views.current_pause(build([SUB]), policy) is None
+    assert current_pause(build([SUB]), policy) is None
     one = build([SUB, paused("2025-03-11 09:00", "p1", reason="third_party")])
-    assert (views.current_pause(one, policy).reason, views.current_pause(one, policy).at) == (  # type: ignore[union-attr]
+    assert (current_pause(one, policy).reason, current_pause(one, policy).at) == (  # type: ignore[union-attr]
         "third_party",
         cst("2025-03-11 09:00"),
     )
     twice = build([SUB, paused("2025-03-11 09:00", "p1"), paused("2025-03-11 10:00", "p2", reason="third_party")])
-    assert views.current_pause(twice, policy).event_id == "p1"  # type: ignore[union-attr]
+    assert current_pause(twice, policy).event_id == "p1"  # type: ignore[union-attr]
     assert (
-        views.current_pause(build([SUB, paused("2025-03-11 09:00", "p"), resumed("2025-03-11 10:00", "r")]), policy)
-        is None
+        current_pause(build([SUB, paused("2025-03-11 09:00", "p"), resumed("2025-03-11 10:00", "r")]), policy) is None
     )
 
 
 def test_petition_view(policy: SlaPolicy, calendar: WorkCalendar) -> None:
     record = build([SUB, ROUTED, contacted("2025-03-10 16:00", "c"), paused("2025-03-11 09:00", "p")])
-    view = views.petition_view(record, cst("2025-03-11 10:00"), policy, calendar, notices=[])
+    view = petition_clocks.petition_view(record, cst("2025-03-11 10:00"), policy, calendar, notices=[])
     assert (view["grid_id"], view["paused"], view["pause_reason"]) == ("T01V01G001", True, "citizen_unreachable")
     contact, reply = view["clocks"]
     assert (contact["state"], contact["on_time"], contact["overdue_seconds"], contact["level"]) == (
@@ -251,7 +257,7 @@ def test_petition_view(policy: SlaPolicy, calendar: WorkCalendar) -> None:
 
 def test_petition_view_names_a_calendar_gap(policy: SlaPolicy) -> None:
     only_2025 = WorkCalendar.from_schedules([YearSchedule(2025, frozenset({date(2025, 1, 1)}), frozenset(), "t")])
-    view = views.petition_view(
+    view = petition_clocks.petition_view(
         build([submitted(at="2025-12-29 09:00")]), cst("2025-12-29 10:00"), policy, only_2025, []
     )
     assert [c["state"] for c in view["clocks"]] == ["on_track", "unknown"]
@@ -266,14 +272,14 @@ def test_met_transitions(policy: SlaPolicy, calendar: WorkCalendar) -> None:
     def states(record):
         return clock_states(record, None, policy, calendar)
 
-    assert views.met_transitions(states(before), states(on_time)) == [("contact", True)]
-    assert views.met_transitions(states(on_time), states(late_reply)) == [("reply", False)]
-    assert views.met_transitions(states(late_reply), states(late_reply)) == []
+    assert met_transitions(states(before), states(on_time)) == [("contact", True)]
+    assert met_transitions(states(on_time), states(late_reply)) == [("reply", False)]
+    assert met_transitions(states(late_reply), states(late_reply)) == []
     closed_record = build([SUB, closed("2025-03-10 10:00", "x")])
-    assert views.met_transitions(states(before), states(closed_record)) == []
+    assert met_transitions(states(before), states(closed_record)) == []
 
 
 def test_a_cursor_from_before_deadlines_carried_milliseconds_still_pages() -> None:
     item = {"deadline": "2025-03-10T07:00:00Z", "petition_id": "P1", "clock": "reply", "generation": 0}
     old = base64.urlsafe_b64encode(orjson.dumps(list(item.values()))).decode().rstrip("=")
-    assert views.decode_cursor(old) == ("2025-03-10T07:00:00.000Z", "P1", "reply", 0)
+    assert overdue_list.decode_cursor(old) == ("2025-03-10T07:00:00.000Z", "P1", "reply", 0)
