@@ -18,7 +18,7 @@ from petition_common.web import ApiError, create_base_app, json_response, mount_
 from petition_kernel.calendar import CalendarDirectory
 from petition_kernel.sla.policy import load_category_codes, load_policy
 from petition_kernel.times import format_instant, local_date
-from services.sla import views
+from services.sla import reads, views
 from services.sla.metrics import SlaMetrics
 from services.sla.service import NotFound, SlaConfig, SlaService
 
@@ -37,6 +37,21 @@ def get_petition(petition_id: str) -> Response:
         return json_response(_service().petition(petition_id, staff))
     except NotFound as exc:
         raise ApiError(404, "not_found", "no SLA record of this petition for this token") from exc
+
+
+@bp.get("/v1/sla/petitions")
+def get_petitions() -> Response:
+    """Several petitions' clocks at once (reads.ClockReader)."""
+    staff = require_staff()
+    problems = {k: "unknown parameter" for k in request.args if k != "ids"}
+    ids, problem = reads.parse_ids(request.args.get("ids"))
+    if len(request.args.getlist("ids")) > 1:
+        problem = "give ids once, separated by commas"
+    if problem:
+        problems["ids"] = problem
+    if problems:
+        raise ApiError(400, "invalid_query", "invalid query parameters", problems)
+    return json_response(current_app.extensions["sla_reads"].petitions(ids, staff))
 
 
 @bp.get("/v1/sla/overdue")
@@ -71,8 +86,9 @@ def list_overdue() -> Response:
         level=level,
         open=None if open_only is None else open_only == "true",
     )
-    items, next_cursor, now = _service().overdue(staff, flt, limit, cursor)
-    return json_response({"items": items, "next_cursor": next_cursor, "as_of": format_instant(now)})
+    items, next_cursor, now, read_at = current_app.extensions["sla_overdue"].overdue(staff, flt, limit, cursor)
+    page = {"items": items, "next_cursor": next_cursor, "as_of": format_instant(now)}
+    return json_response({**page, "clocks_read_at": format_instant(read_at)})
 
 
 def _int(raw: str | None, name: str, low: int, high: int, problems: dict[str, str]) -> int | None:
@@ -127,6 +143,13 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     app.extensions.update(
         runtime=runtime,
         sla=service,
+        sla_reads=reads.ClockReader(service),
+        sla_overdue=reads.OverdueSnapshot(
+            runtime.db["open_clocks"],
+            clock,
+            refresh_s=float(settings.extra.get("SLA_OVERDUE_REFRESH_S", 5)),
+            max_age_s=float(settings.extra.get("SLA_OVERDUE_MAX_AGE_S", 30)),
+        ),
         sla_metrics=metrics,
         tokens=staff_directory(settings),
         schemas=RequestSchemas(settings.contract_dir, "sla"),
