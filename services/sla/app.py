@@ -13,6 +13,7 @@ from petition_common.runtime import ServiceRuntime
 from petition_common.topics import INTAKE, ROUTING
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
 from petition_kernel.times import format_time
+from services.sla import reads
 from services.sla.bootstrap import bootstrap
 from services.sla.domain.overdue_list import OverdueFilter, decode_cursor
 from services.sla.handlers import Handlers, event_handlers
@@ -33,6 +34,21 @@ def get_petition(petition_id: str) -> Response:
         return json_response(current_handlers()["petition"](petition_id, staff))
     except NotFound as exc:
         raise ApiError(404, "not_found", "no SLA record of this petition for this token") from exc
+
+
+@bp.get("/v1/sla/petitions")
+def get_petitions() -> Response:
+    """Several petitions' clocks at once (reads.ClockReader)."""
+    staff = require_staff()
+    problems = {k: "unknown parameter" for k in request.args if k != "ids"}
+    ids, problem = reads.parse_ids(request.args.get("ids"))
+    if len(request.args.getlist("ids")) > 1:
+        problem = "give ids once, separated by commas"
+    if problem:
+        problems["ids"] = problem
+    if problems:
+        raise ApiError(400, "invalid_query", "invalid query parameters", problems)
+    return json_response(current_handlers()["petitions"](ids, staff))
 
 
 @bp.get("/v1/sla/overdue")
@@ -67,8 +83,9 @@ def list_overdue() -> Response:
         level=level,
         open=None if open_only is None else open_only == "true",
     )
-    items, next_cursor, now = current_handlers()["overdue"](staff, flt, limit, cursor)
-    return json_response({"items": items, "next_cursor": next_cursor, "as_of": format_time(now)})
+    items, next_cursor, now, read_at = current_handlers()["overdue"](staff, flt, limit, cursor)
+    page = {"items": items, "next_cursor": next_cursor, "as_of": format_time(now)}
+    return json_response({**page, "clocks_read_at": format_time(read_at)})
 
 
 def _int(raw: str | None, name: str, low: int, high: int, problems: dict[str, str]) -> int | None:

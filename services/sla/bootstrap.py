@@ -37,6 +37,7 @@ from petition_kernel.times import local_date
 from services.sla.domain.config import SlaConfig
 from services.sla.handlers import Handlers, handlers
 from services.sla.metrics import SlaMetrics
+from services.sla.reads import ClockReader, OverdueSnapshot
 from services.sla.service import SlaService
 
 
@@ -45,6 +46,8 @@ class SlaTimings:
     scan_interval_s: float = 30.0
     audit_interval_s: float = 600.0
     calendar_check_s: float = 60.0
+    overdue_refresh_s: float = 5.0
+    overdue_max_age_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ def load_timings(settings: Settings) -> SlaTimings:
         scan_interval_s=float(extra.get("SLA_SCAN_INTERVAL_S", 30)),
         audit_interval_s=float(extra.get("SLA_AUDIT_INTERVAL_S", 600)),
         calendar_check_s=float(extra.get("SLA_CALENDAR_CHECK_S", 60)),
+        overdue_refresh_s=float(extra.get("SLA_OVERDUE_REFRESH_S", 5)),
+        overdue_max_age_s=float(extra.get("SLA_OVERDUE_MAX_AGE_S", 30)),
     )
 
 
@@ -121,4 +126,8 @@ def bootstrap(
     metrics = SlaMetrics(registry or CollectorRegistry())
     clocks, notices = stores("clocks"), stores("notices")
     service = SlaService(db, clocks, notices, config, metrics, clock, files, timings.calendar_check_s)
-    return SlaParts(service, handlers(service), clocks, notices, metrics, timings)
+    overdue = OverdueSnapshot(
+        db["open_clocks"], clock, refresh_s=timings.overdue_refresh_s, max_age_s=timings.overdue_max_age_s
+    )
+    table = handlers(service, ClockReader(service), overdue)
+    return SlaParts(service, table, clocks, notices, metrics, timings)

@@ -11,16 +11,18 @@ from collections.abc import Callable
 from typing import Any
 
 from petition_kernel.sla.record import HANDLED_EVENTS
+from services.sla.reads import ClockReader, OverdueSnapshot
 from services.sla.service import SlaService
 
 Handlers = dict[str, Callable[..., Any]]
 
 
-def handlers(service: SlaService) -> Handlers:
+def handlers(service: SlaService, clocks: ClockReader, overdue: OverdueSnapshot) -> Handlers:
     table: Handlers = {
         # the staff API (reads only: sla takes no commands over HTTP)
         "petition": service.petition,
-        "overdue": service.overdue,
+        "petitions": clocks.petitions,  # several petitions' clocks in one call (the grid leader's queue)
+        "overdue": overdue.overdue,  # from a snapshot of at most SLA_OVERDUE_MAX_AGE_S (docs/sla.md)
         # the consumer's batch handler: a poll's events at once, petition by petition
         "batch": service.on_events,
         # periodic jobs: the scanner (which checks the calendar first) and the projection audit

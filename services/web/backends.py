@@ -118,10 +118,6 @@ class Backends:
         futures = [self._pool.submit(self.get, service, path, headers=headers, **kw) for service, path in reads]
         return [f.result() for f in futures]
 
-    def get_many(self, service: str, paths: list[str], **kw: Any) -> list[Answer]:
-        """Several reads of one service at once (a queue's deadlines: one sla read per work order)."""
-        return self.get_all([(service, p) for p in paths], **kw)
-
     def healthy(self, service: str) -> None:
         """Raises when the service's /healthz does not answer 200 (readiness of this service)."""
         resp = self._session().get(self.urls[service] + "/healthz", timeout=2)

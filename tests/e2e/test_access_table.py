@@ -143,6 +143,13 @@ def audit_trail(service: str) -> Call:
     return call
 
 
+def batch_clocks(urls, headers, case):
+    """Whether the batch read of sla lists the case's petition (beside an id no petition has)."""
+    resp = get(f"{urls['sla']}/v1/sla/petitions", headers, ids=f"{case.petition_id},ZZ20000101000000")
+    assert resp.status_code == 200, resp.text
+    return case.petition_id in {i["petition_id"] for i in resp.json()["items"]}
+
+
 def counted(path: str, items: str | None, field: str = "accepted", **params: str) -> Call:
     """Whether the case's petition is counted in an aggregate filtered to its grid."""
 
@@ -183,6 +190,7 @@ PROBES: dict[tuple[str, str, str], tuple[str, Call]] = {
     ("routing", "GET", "/v1/grids"): ("whole registry", whole_registry),
     **{(service, "GET", "/v1/audit"): ("audit", audit_trail(service)) for service in SERVICES},
     ("sla", "GET", "/v1/sla/petitions/{id}"): ("read", read_object("sla", "/v1/sla/petitions/{id}")),
+    ("sla", "GET", "/v1/sla/petitions"): ("read", batch_clocks),
     ("sla", "GET", "/v1/sla/overdue"): ("list", scoped_list("sla", "/v1/sla/overdue", "items")),
     ("stats", "GET", "/v1/stats/summary"): ("read", counted("/v1/stats/summary", None)),
     ("stats", "GET", "/v1/stats/breakdown"): ("read", counted("/v1/stats/breakdown", "items", by="grid")),

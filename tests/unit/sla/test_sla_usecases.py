@@ -190,8 +190,8 @@ def metric(sla: Sla, name: str, **labels: str) -> float:
 def test_the_table_routes_every_consumed_event_type_and_each_command(sla: Sla) -> None:
     table = sla.parts.handlers
     assert set(event_handlers(table)) == HANDLED_EVENTS
-    assert {"petition", "overdue", "batch", "scan", "audit", "rebuild"} <= set(table)
-    assert set(table) - HANDLED_EVENTS == {"petition", "overdue", "batch", "scan", "audit", "rebuild"}
+    assert {"petition", "petitions", "overdue", "batch", "scan", "audit", "rebuild"} <= set(table)
+    assert set(table) - HANDLED_EVENTS == {"petition", "petitions", "overdue", "batch", "scan", "audit", "rebuild"}
 
 
 # ---- following the petitions' events -------------------------------------------------------------
@@ -411,14 +411,14 @@ def test_the_overdue_list_pages_what_the_reader_may_see(sla: Sla) -> None:
         sla.consume(submitted(pid, at=T0 + timedelta(minutes=n), grid="T01V01G001" if n % 2 == 0 else "T02V01G001"))
     sla.clock.advance(timedelta(hours=7))
     flt = OverdueFilter()
-    items, cursor, as_of = sla.handle("overdue", COUNTY, flt, 2, None)
+    items, cursor, as_of, _read_at = sla.handle("overdue", COUNTY, flt, 2, None)
     assert as_of == sla.clock() and [i["petition_id"] for i in items] == pids[:2] and cursor is not None
     seen = list(items)
     while cursor is not None:
-        items, cursor, _ = sla.handle("overdue", COUNTY, flt, 2, cursor)
+        items, cursor, _, _ = sla.handle("overdue", COUNTY, flt, 2, cursor)
         seen += items
     assert [i["petition_id"] for i in seen] == pids and {i["clock"] for i in seen} == {"contact"}
-    mine, _, _ = sla.handle("overdue", LEADER, flt, 100, None)
+    mine, _, _, _ = sla.handle("overdue", LEADER, flt, 100, None)
     assert [i["petition_id"] for i in mine] == pids[::2]
 
 

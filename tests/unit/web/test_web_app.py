@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from petition_common.auth import InsecureConfiguration
 from petition_common.config import Settings
 from services.web import labels
 from services.web.app import create_app
-from services.web.backends import Backends
+from services.web.backends import Answer, Backends
 from services.web.sessions import SessionTable, StaffSession
 
 # nothing listens here: a page that needs a service answers the "try again" page
@@ -107,3 +109,46 @@ def test_roles_see_what_they_may_do() -> None:
     assert session("grid_leader").can("act") and not session("grid_leader").can("triage")
     assert not session("village_cadre").can("act") and not session("auditor").can("act")
     assert session("county_dispatcher").can("triage") and session("town_supervisor").can("escalations")
+
+
+class QueueBackends(Backends):
+    """Routing lists 150 open orders; sla answers its batch read for the ids asked, and records them."""
+
+    def __init__(self) -> None:
+        super().__init__({s: "http://127.0.0.1:9" for s in ("intake", "routing", "sla", "stats")})
+        self.asked: list[list[str]] = []
+
+    def call(self, service, method, path, **kw):  # type: ignore[no-untyped-def,override]
+        ids = [f"JZ20250310{n:06d}" for n in range(150)]
+        if service == "routing":
+            orders = [{"petition_id": i, "status": "assigned", "assignment": {"village": "东村"}} for i in ids]
+            return Answer(200, {"workorders": orders})
+        assert service == "sla" and path.startswith("/v1/sla/petitions?ids="), path
+        asked = path.split("=", 1)[1].split(",")
+        self.asked.append(asked)
+        # a deadline per order, latest first in the id order, so the page must sort; one order unknown to sla
+        clocks = {
+            i: [
+                {"clock": "contact", "state": "on_track", "deadline": f"2025-03-{10 + n // 24:02d}T{n % 24:02d}:00:00Z"}
+            ]
+            for n, i in enumerate(reversed(ids))
+        }
+        return Answer(200, {"items": [{"petition_id": i, "clocks": clocks[i]} for i in asked if i != ids[0]]})
+
+
+def test_the_queue_reads_its_clocks_in_batches_of_at_most_a_hundred() -> None:
+    backends = QueueBackends()
+    app = create_app(Settings(service="web", environment="development"), backends=backends)
+    sid = app.extensions["sessions"].open(StaffSession("tok-S1", "S1", "张三", "grid_leader", "某村", None))
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["sid"] = sid
+    page = client.get("/staff/queue")
+    assert page.status_code == 200
+    assert sorted(len(a) for a in backends.asked) == [50, 100]  # two calls, not one per order
+    html = page.get_data(as_text=True)
+    shown = re.findall(r'data-order="([^"]+)"', html)
+    assert len(shown) == 150
+    # nearest deadline first (the last id has the earliest), the order sla does not know last, without a clock
+    assert shown[0] == "JZ20250310000149" and shown[-1] == "JZ20250310000000"
+    assert html.count("data-deadline=") == 149
