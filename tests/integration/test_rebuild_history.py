@@ -27,9 +27,9 @@ from petition_kernel.times import BEIJING
 from services.stats.bootstrap import load_config
 from services.stats.write.checkpoints import CheckpointStore, namespace
 from services.stats.write.partition_state import PartitionState
-from tests.conftest import REPO, make_settings
+from tests.conftest import make_settings
 from tests.e2e.stats_world import INTAKE, ROUTING, SLA, World
-from tests.support import KAFKA, MONGO, kafka_client
+from tests.support import KAFKA, MONGO, REPO, kafka_client
 
 pytestmark = pytest.mark.integration
 
