@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -22,7 +23,7 @@ from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
 from petition_common.kafka_io import EventPublisher, ensure_topics, kafka_ping
 from petition_common.metrics import PlatformMetrics
-from petition_common.store import AggregateStore, Flusher, OutboxRelay
+from petition_common.store import AggregateStore, Flusher, OutboxRelay, Publisher
 from petition_common.topic_config import TopicMismatch
 from petition_common.topics import ALERTS, DEADLETTER, INTAKE, ROUTING, SLA
 
@@ -42,6 +43,19 @@ class CountingPublisher:
         self.inner.publish(events, force=force)
         for event in events:
             self.metrics.observe_published(event.type)
+
+
+StoreFactory = Callable[[str], AggregateStore]
+
+
+def store_factory(settings: Settings, db: Any, publisher: Publisher | None = None) -> StoreFactory:
+    """Aggregate stores by name on `db` (a pymongo Database or the fakes' MemoryDatabase) that check
+    their events against the contract and publish them as they commit through `publisher` (by default
+    a Kafka producer): a service's bootstrap outside a runtime (tools, fast tests). A runtime's own
+    stores (`ServiceRuntime.store`) publish through its flusher thread instead."""
+    validate = ContractValidator(settings.contract_dir).validate
+    out = publisher if publisher is not None else EventPublisher(settings)
+    return lambda name: AggregateStore(db, name, publisher=out, validate=validate)
 
 
 class ServiceRuntime:

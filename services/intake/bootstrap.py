@@ -25,9 +25,8 @@ from prometheus_client import CollectorRegistry
 
 from petition_common import mongo
 from petition_common.config import Settings
-from petition_common.contract import ContractValidator
 from petition_common.credentials import Signer
-from petition_common.kafka_io import EventPublisher
+from petition_common.runtime import store_factory
 from petition_common.store import AggregateStore, Publisher
 from petition_common.timesource import Clock, clock_from_env
 from petition_kernel.taxonomy import load_categories
@@ -88,11 +87,7 @@ def bootstrap(
     if db is None:
         db = mongo.database(mongo.connect(settings), settings)
     if stores is None:
-        out = publisher if publisher is not None else EventPublisher(settings)
-        validate = ContractValidator(settings.contract_dir).validate
-
-        def stores(name: str) -> AggregateStore:
-            return AggregateStore(db, name, publisher=out, validate=validate)
+        stores = store_factory(settings, db, publisher)
 
     clock = clock if clock is not None else clock_from_env("intake", settings.extra)
     petitions = stores("petitions")

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from petition_common import audit_http, logs, ratelimit
+from petition_common import audit_http, logs, staff_api
 from petition_common.auth import staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
@@ -23,7 +23,6 @@ from petition_common.web import (
     body_limit,
     create_base_app,
     json_response,
-    mount_metrics,
     read_json_object,
     require_staff,
     validated,
@@ -253,11 +252,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         tokens=staff_directory(settings),
         schemas=RequestSchemas(settings.contract_dir, "routing"),
     )
-    app.register_blueprint(bp)
-    audit_http.install(app, runtime)
-    routes = {**ratelimit.staff_routes(app, bp.name), **audit_http.RATE_LIMITS}
-    ratelimit.install(app, runtime, routes, background=start_background)
-    mount_metrics(app, runtime.metrics)
+    staff_api.mount(app, runtime, bp, background=start_background)
     if start_background:
         service = parts.service
         service.ensure_area_index()  # before serving lists: a database from before the index has none

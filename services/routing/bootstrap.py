@@ -25,8 +25,7 @@ from typing import Any
 from petition_common import mongo
 from petition_common.aggregates import Projection
 from petition_common.config import Settings
-from petition_common.contract import ContractValidator
-from petition_common.kafka_io import EventPublisher
+from petition_common.runtime import store_factory
 from petition_common.store import AggregateStore, Publisher
 from petition_common.timesource import clock_from_env
 from petition_kernel.taxonomy import load_categories
@@ -81,11 +80,7 @@ def bootstrap(
     if db is None:
         db = mongo.connect(settings)[settings.database]
     if stores is None:
-        validator = ContractValidator(settings.contract_dir)
-        out = publisher if publisher is not None else EventPublisher(settings)
-
-        def stores(name: str) -> AggregateStore:
-            return AggregateStore(db, name, publisher=out, validate=validator.validate)
+        stores = store_factory(settings, db, publisher)
 
     clock = clock or clock_from_env("routing", settings.extra)
     config = config or load_config(settings)

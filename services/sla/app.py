@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from petition_common import audit_http, logs, ratelimit
+from petition_common import logs, staff_api
 from petition_common.auth import staff_directory
 from petition_common.config import Settings
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.topics import INTAKE, ROUTING
-from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
+from petition_common.web import ApiError, create_base_app, json_response, require_staff
 from petition_kernel.times import format_time
 from services.sla import reads
 from services.sla.bootstrap import bootstrap
@@ -116,11 +116,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         tokens=staff_directory(settings),
         schemas=RequestSchemas(settings.contract_dir, "sla"),
     )
-    app.register_blueprint(bp)
-    audit_http.install(app, runtime)
-    routes = {**ratelimit.staff_routes(app, bp.name), **audit_http.RATE_LIMITS}
-    ratelimit.install(app, runtime, routes, background=start_background)
-    mount_metrics(app, runtime.metrics)
+    staff_api.mount(app, runtime, bp, background=start_background)
     if start_background:
         runtime.start_consumer([INTAKE, ROUTING], event_handlers(table), batch_handler=table["batch"])
         runtime.start_relay([parts.clocks, parts.notices])

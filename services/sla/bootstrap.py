@@ -26,8 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from petition_common import mongo
 from petition_common.config import Settings
-from petition_common.contract import ContractValidator
-from petition_common.kafka_io import EventPublisher
+from petition_common.runtime import store_factory
 from petition_common.store import AggregateStore, Publisher
 from petition_common.timesource import Clock, clock_from_env
 from petition_kernel.calendar import CalendarDirectory
@@ -113,12 +112,7 @@ def bootstrap(
     if db is None:
         db = mongo.connect(settings)[settings.database]
     if stores is None:
-        validate = ContractValidator(settings.contract_dir).validate
-        out = publisher if publisher is not None else EventPublisher(settings)
-        database = db
-
-        def stores(name: str) -> AggregateStore:
-            return AggregateStore(database, name, publisher=out, validate=validate)
+        stores = store_factory(settings, db, publisher)
 
     files = calendar_files(settings, clock)
     config = load_config(settings, files)

@@ -14,12 +14,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from petition_common import audit_http, logs, ratelimit
+from petition_common import logs, staff_api
 from petition_common.auth import Staff, staff_directory
 from petition_common.config import Settings
 from petition_common.runtime import ServiceRuntime
 from petition_common.topic_config import TopicMismatch
-from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
+from petition_common.web import ApiError, create_base_app, json_response, require_staff
 from services.stats.bootstrap import PartitionMismatch, build_context, load_config, partition_count
 from services.stats.handlers import handlers
 from services.stats.metrics import StatsMetrics
@@ -101,11 +101,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         categories=set(config.categories),
         tokens=staff_directory(settings),
     )
-    app.register_blueprint(bp)
-    audit_http.install(app, runtime)
-    routes = {**ratelimit.staff_routes(app, bp.name), **audit_http.RATE_LIMITS}
-    ratelimit.install(app, runtime, routes, background=start_background)
-    mount_metrics(app, runtime.metrics)
+    staff_api.mount(app, runtime, bp, background=start_background)
     if start_background:
         _start_background(runtime, ctx, config, partitions, loader)
     return app
