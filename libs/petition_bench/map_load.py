@@ -15,9 +15,6 @@ import os
 import platform
 import subprocess
 import time
-import uuid
-from pathlib import Path
-from tempfile import mkdtemp
 
 import numpy as np
 from selenium.webdriver.common.by import By
@@ -29,24 +26,14 @@ from petition_devtools.browser import headless_chromium
 from petition_devtools.namespace import drop_namespace
 from petition_devtools.processes import REPO, ServiceFleet
 
-KAFKA, MONGO = "127.0.0.1:9092", "mongodb://127.0.0.1:27017"
-
 
 def main() -> None:
     args = argparse.ArgumentParser()
     args.add_argument("--runs", type=int, default=15)
     opts = args.parse_args()
-    prefix = f"mapbench-{uuid.uuid4().hex[:6]}"
     county = demo.demo_county()
-    work = Path(mkdtemp(prefix="mapbench-"))
-    env = {
-        "KAFKA_TOPIC_PREFIX": f"{prefix}-",
-        "MONGO_DB_PREFIX": f"{prefix.replace('-', '_')}_",
-        "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
-        "MONGO_URI": MONGO,
-        "LOG_LEVEL": "WARNING",
-        **demo.prepare(county, work),
-    }
+    run = demo.demo_run("mapbench", county)
+    prefix, work, env = run.prefix, run.work, run.env
     fleet = ServiceFleet(env=env, log_dir=work / "logs")
     driver = None
     try:
@@ -59,7 +46,7 @@ def main() -> None:
         if driver is not None:
             driver.quit()
         fleet.stop_all()
-        drop_namespace(MONGO, KAFKA, prefix)
+        drop_namespace(demo.LOCAL_MONGO, demo.LOCAL_KAFKA, prefix)
 
 
 def measure(d: WebDriver, web: str, staff_id: str, runs: int) -> dict[str, list[float]]:

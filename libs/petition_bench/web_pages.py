@@ -21,8 +21,6 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
-from tempfile import mkdtemp
 
 import requests
 
@@ -32,8 +30,6 @@ from petition_devtools import demo
 from petition_devtools.namespace import drop_namespace
 from petition_devtools.processes import ServiceFleet
 
-KAFKA, MONGO = "127.0.0.1:9092", "mongodb://127.0.0.1:27017"
-
 
 def main() -> None:
     args = argparse.ArgumentParser()
@@ -41,19 +37,10 @@ def main() -> None:
     args.add_argument("--concurrency", type=int, default=8)
     args.add_argument("--rate", type=float, default=None, help="pace the load to this many submissions/s")
     opts = args.parse_args()
-    prefix = f"webbench-{uuid.uuid4().hex[:6]}"
     county = demo.demo_county()
-    work = Path(mkdtemp(prefix="webbench-"))
-    env = {
-        "KAFKA_TOPIC_PREFIX": f"{prefix}-",
-        "MONGO_DB_PREFIX": f"{prefix.replace('-', '_')}_",
-        "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
-        "MONGO_URI": MONGO,
-        "LOG_LEVEL": "WARNING",
-        # as the benchmark's platform: the load comes from one address, and it measures speed, not limits
-        "RATE_LIMITS": "off",
-        **demo.prepare(county, work),
-    }
+    # as the benchmark's platform: the load comes from one address, and it measures speed, not limits
+    run = demo.demo_run("webbench", county, RATE_LIMITS="off")
+    prefix, work, env = run.prefix, run.work, run.env
     fleet = ServiceFleet(env=env, log_dir=work / "logs")
     try:
         urls = fleet.start_platform()
@@ -62,7 +49,7 @@ def main() -> None:
         report(run(county, urls["intake"], web, opts.seconds, opts.concurrency, opts.rate), opts)
     finally:
         fleet.stop_all()
-        drop_namespace(MONGO, KAFKA, prefix)
+        drop_namespace(demo.LOCAL_MONGO, demo.LOCAL_KAFKA, prefix)
 
 
 def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: float | None) -> dict:  # type: ignore[no-untyped-def]

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from tempfile import mkdtemp
 from typing import Any
 
 import requests
@@ -143,3 +146,32 @@ def sync_accounts(county: County) -> None:
         + ", ".join(f"{s.lower()} / {demo_password(s)}" for s in featured),
         file=sys.stderr,
     )
+
+
+LOCAL_KAFKA, LOCAL_MONGO = "127.0.0.1:9092", "mongodb://127.0.0.1:27017"
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """A platform of the demo county on the local stack under its own topic and database prefix (a
+    benchmark's; `petition_devtools.namespace.drop_namespace(LOCAL_MONGO, LOCAL_KAFKA, prefix)` removes
+    it), with its files in `work`."""
+
+    prefix: str
+    work: Path
+    env: dict[str, str]
+
+
+def demo_run(name: str, county: County, **extra_env: str) -> DemoRun:
+    prefix = f"{name}-{uuid.uuid4().hex[:6]}"
+    work = Path(mkdtemp(prefix=f"{name}-"))
+    env = {
+        "KAFKA_TOPIC_PREFIX": f"{prefix}-",
+        "MONGO_DB_PREFIX": f"{prefix.replace('-', '_')}_",
+        "KAFKA_BOOTSTRAP_SERVERS": LOCAL_KAFKA,
+        "MONGO_URI": LOCAL_MONGO,
+        "LOG_LEVEL": "WARNING",
+        **extra_env,
+        **prepare(county, work),
+    }
+    return DemoRun(prefix, work, env)
