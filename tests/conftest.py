@@ -6,29 +6,47 @@
 - Every session gets a run id; its topics are prefixed `t<run>-` and its databases `t<run>_`, so
   a test never reads another run's data. Databases and topics of the run are removed at the end.
 - Unit tests (tests/unit) need none of this and do not start the stack.
+- `county`: the generated county (seed 7) every test that needs towns, grids and staff shares.
+- Every test is marked with its tier by folder (unit, integration, e2e, faults, browser), so
+  `bin/test -m "not faults and not browser"` is the quick run.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from countysim import County, generate_county
 from petition_common.config import Settings
 from petition_devtools import kafka_access
 from petition_devtools.kafka_access import admin_settings
 from petition_devtools.namespace import drop_namespace
 from petition_devtools.processes import ServiceFleet
-from tests.support import KAFKA, KEYCLOAK_ISSUER, MONGO
+from tests.support import KAFKA, KEYCLOAK_ISSUER, MONGO, STACK
 
-REPO = Path(__file__).resolve().parents[1]
-STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
 RUN_ID = uuid.uuid4().hex[:8]
+TIERS = ("unit", "integration", "e2e", "faults", "browser")  # tests/<tier>/, registered in pyproject.toml
+COUNTY_SEED = 7
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with the tier of its folder, so a run can pick tiers with -m."""
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        tier = item.path.resolve().relative_to(tests).parts[0]
+        if tier in TIERS:
+            item.add_marker(tier)
+
+
+@pytest.fixture(scope="session")
+def county() -> County:
+    """The synthetic county the tests share; generated once per session (the same seed, the same county)."""
+    return generate_county(seed=COUNTY_SEED)
 
 
 def _stack_ready() -> bool:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -14,6 +16,9 @@ from petition_devtools.kafka_access import admin_client_config
 
 T = TypeVar("T")
 
+REPO = Path(__file__).resolve().parents[1]
+# the local stack's command line (up, down, status, kill/stop/start <component>)
+STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
 # the local stack's ports (deploy/local/stack.py reads the same variables)
 KAFKA = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
 MONGO = f"mongodb://127.0.0.1:{os.environ.get('MONGO_PORT', '27017')}"

@@ -15,7 +15,7 @@ The demo data, test fixture and benchmark input of the petition platform::
 
 from countysim.county import generate_county
 from countysim.houses import Houses, generate_houses
-from countysim.model import AreaLevel, County, Grid, Role, Staff, Town, Village
+from countysim.model import AreaLevel, County, Grid, Role, RosterMember, Town, Village
 from countysim.petitions import (
     CHANNEL_MIX,
     LOCATION_MIX,
@@ -37,8 +37,8 @@ __all__ = [
     "Houses",
     "PetitionTruth",
     "Role",
+    "RosterMember",
     "RouteKind",
-    "Staff",
     "Town",
     "Village",
     "generate_county",

@@ -7,7 +7,7 @@ import random
 
 from countysim import names
 from countysim.geometry import Rect, jittered_cells, layout_bands, layout_columns
-from countysim.model import County, Grid, Role, Staff, Town, Village
+from countysim.model import County, Grid, Role, RosterMember, Town, Village
 from countysim.sampling import apportion, sub_rng
 
 N_TOWNS = 12
@@ -114,7 +114,7 @@ class _Roster:
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
-        self.staff: list[Staff] = []
+        self.staff: list[RosterMember] = []
         self._phones: set[str] = set()
 
     def add(self, role: Role, town_id: str | None, village_id: str | None, grid_ids: tuple[str, ...]) -> str:
@@ -123,7 +123,9 @@ class _Roster:
             phone = names.mobile_phone(self.rng)
         self._phones.add(phone)
         staff_id = f"S{len(self.staff) + 1:05d}"
-        self.staff.append(Staff(staff_id, names.person_name(self.rng), role, phone, town_id, village_id, grid_ids))
+        self.staff.append(
+            RosterMember(staff_id, names.person_name(self.rng), role, phone, town_id, village_id, grid_ids)
+        )
         return staff_id
 
     def cadres(self, town_id: str, village_id: str, grid_ids: list[str]) -> dict[str, str]:

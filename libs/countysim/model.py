@@ -70,7 +70,9 @@ class Grid:
 
 
 @dataclass(frozen=True)
-class Staff:
+class RosterMember:
+    """A person on the county's staff roster (not a signed-in identity: that is petition_common.auth.Staff)."""
+
     staff_id: str  # S00001
     name: str
     role: Role
@@ -85,7 +87,7 @@ class County:
     towns: tuple[Town, ...]
     villages: tuple[Village, ...]
     grids: tuple[Grid, ...]
-    staff: tuple[Staff, ...]
+    staff: tuple[RosterMember, ...]
 
     @cached_property
     def towns_by_id(self) -> dict[str, Town]:
@@ -100,7 +102,7 @@ class County:
         return {g.grid_id: g for g in self.grids}
 
     @cached_property
-    def staff_by_id(self) -> dict[str, Staff]:
+    def staff_by_id(self) -> dict[str, RosterMember]:
         return {s.staff_id: s for s in self.staff}
 
     def grids_in(self, level: AreaLevel, area_id: str) -> list[Grid]:
@@ -195,7 +197,7 @@ class County:
             Town(tid, name, _union(v.polygon for v in villages if v.town_id == tid)) for tid, name in town_names.items()
         )
         people = tuple(
-            Staff(sid, e["name"], e["role"], "", e["town_id"], e["village_id"], tuple(e["grid_ids"]))
+            RosterMember(sid, e["name"], e["role"], "", e["town_id"], e["village_id"], tuple(e["grid_ids"]))
             for sid, e in sorted(staff.items())
         )
         return cls(towns, villages, tuple(grids), people)

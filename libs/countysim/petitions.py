@@ -23,29 +23,28 @@ import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import yaml
-
 from countysim import names, templates
 from countysim.geometry import sample_point_inside
 from countysim.model import AreaLevel, County, Grid
 from countysim.sampling import normalise_shares, shuffled_quota, sub_rng
+from petition_kernel.taxonomy import DEFAULT_FILE, load_categories
+from petition_kernel.times import BEIJING
 
 RouteKind = Literal["grid_id", "point", "village", "triage"]
 
-DEFAULT_CATEGORIES_FILE = Path(__file__).resolve().parents[2] / "config" / "categories.yaml"
+DEFAULT_CATEGORIES_FILE = DEFAULT_FILE
 CHANNEL_MIX: Mapping[str, float] = {"miniprogram": 0.45, "hotline": 0.35, "web": 0.10, "visit": 0.08, "other": 0.02}
 LOCATION_MIX: Mapping[str, float] = {"grid_id": 0.35, "point": 0.35, "village": 0.22, "triage": 0.08}
 # Planted hotspot petitions must all land in their area, so they carry a grid id or a point.
 HOTSPOT_LOCATION_MIX: Mapping[str, float] = {"grid_id": 0.5, "point": 0.5}
 ROUTE_KINDS: tuple[RouteKind, ...] = ("grid_id", "point", "village", "triage")
 
-CHINA_TZ = timezone(timedelta(hours=8))
 # Relative submission rate per local hour: busy office hours, a lunch dip, quiet nights.
 HOURLY_RHYTHM = (
     0.04, 0.03, 0.02, 0.02, 0.03, 0.06, 0.15, 0.40, 0.85, 1.00, 1.00, 0.90,
@@ -69,10 +68,8 @@ class GeneratedPetition:
 
 
 def load_category_shares(path: str | Path = DEFAULT_CATEGORIES_FILE) -> dict[str, float]:
-    """Category code → share of petitions, from a categories.yaml (`categories: {code: {share: ...}}`)."""
-    with open(path, encoding="utf-8") as f:
-        doc = yaml.safe_load(f)
-    return {code: float(entry["share"]) for code, entry in doc["categories"].items()}
+    """Category code → share of petitions, from a categories.yaml."""
+    return {code: category.share for code, category in load_categories(path).items()}
 
 
 @lru_cache(maxsize=1)
@@ -102,7 +99,7 @@ def generate_petitions(
     times: list[datetime] = []
     while len(times) < n:
         t = start + timedelta(milliseconds=int(rng.random() * span_ms))
-        local = t.astimezone(CHINA_TZ)
+        local = t.astimezone(BEIJING)
         weight = HOURLY_RHYTHM[local.hour] * (WEEKEND_FACTOR if local.weekday() >= 5 else 1.0)
         if rng.random() < weight:
             times.append(t)

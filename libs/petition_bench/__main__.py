@@ -19,7 +19,7 @@ import shlex
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from tqdm import tqdm
@@ -28,6 +28,7 @@ from countysim import generate_county
 from petition_bench import report, stages
 from petition_bench.replay import run_replay
 from petition_common.config import REPO_ROOT
+from petition_kernel.times import utc_now
 
 STAGES = ("ceilings", "intake", "latency", "scaleout", "replay")
 YEAR_PETITIONS = 396_000  # the reference county's year
@@ -88,7 +89,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    started = datetime.now(UTC)
+    started = utc_now()
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="petition-bench-"))
     ctx = stages.Context(
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 def _write(out: Path, stem: str, started: datetime, t0: float, command: str, results: dict) -> str:
     result = {
         "started_at": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "finished_at": utc_now().strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": time.perf_counter() - t0,
         "command": command,
         "machine": report.machine(),

@@ -21,10 +21,10 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-BEIJING = timezone(timedelta(hours=8))
+from petition_kernel.times import BEIJING
 
 Phase = Literal["morning", "submit", "contact", "reply"]
 PHASES: tuple[Phase, ...] = ("morning", "submit", "contact", "reply")

@@ -29,18 +29,16 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import requests
-import yaml
 from tqdm import tqdm
 
 from countysim import GeneratedPetition, generate_petitions
 from petition_bench.lifecycle import (
-    BEIJING,
     Action,
     Plan,
     Shares,
@@ -54,6 +52,8 @@ from petition_bench.platform import Platform
 from petition_bench.stages import ALL, Context, bar
 from petition_common.config import REPO_ROOT
 from petition_kernel.calendar import WorkCalendar
+from petition_kernel.taxonomy import load_categories
+from petition_kernel.times import BEIJING, format_time, utc_now
 
 SERVICES = ("intake", "routing", "sla", "stats")
 RETRYABLE = (404, 409)  # the precondition is still travelling through Kafka
@@ -61,8 +61,7 @@ MAX_ATTEMPTS = 60
 
 
 def _departments() -> dict[str, str]:
-    doc = yaml.safe_load((REPO_ROOT / "config" / "categories.yaml").read_text(encoding="utf-8"))
-    return {code: entry["department"] for code, entry in doc["categories"].items()}
+    return {code: c.department for code, c in load_categories(REPO_ROOT / "config" / "categories.yaml").items()}
 
 
 @dataclass
@@ -158,7 +157,7 @@ class Driver:
 
 def _write_clock(path: Path, moment: datetime) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(moment.isoformat(), encoding="utf-8")
+    tmp.write_text(format_time(moment), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -204,7 +203,7 @@ class _Segment:
 
     def __init__(self, platform: Platform, state: ReplayState, resumed_unclean: bool):
         self.platform = platform
-        self.started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        self.started_at = utc_now().strftime("%Y-%m-%d %H:%M UTC")
         self.code = _code_version()
         self.first_slot = state.next_slot
         self.resumed_unclean = resumed_unclean

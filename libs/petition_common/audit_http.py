@@ -16,18 +16,17 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, current_app, request
 
 from petition_common.audit_log import AuditLog
 from petition_common.auth import Staff
-from petition_common.envelope import format_time
 from petition_common.ratelimit import CLIENT_HEADER, STAFF_RULE, Rule, vouched_client
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.web import ApiError, json_response, require_staff
 from petition_kernel.access import may_audit
+from petition_kernel.times import BEIJING, format_time
 
 bp = Blueprint("audit", __name__)
 log = logging.getLogger(__name__)
@@ -38,8 +37,6 @@ MAX_TEXT = 200
 MAX_LIMIT = 500
 FILTERS = ("petition_id", "staff_id", "action", "outcome")
 PARAMS = (*FILTERS, "from", "to", "before", "limit")
-# a date in a query means the start of that day here (the `from`/`to` of contract/openapi/common.yaml)
-COUNTY_TIME = ZoneInfo("Asia/Shanghai")
 RATE_LIMITS: dict[str, list[Rule]] = {"audit.query": [STAFF_RULE]}
 
 
@@ -144,7 +141,8 @@ def _time(args: Mapping[str, str], name: str, problems: dict[str, str]) -> str |
     except ValueError:
         moment = None
     if moment is not None and len(value) == len("YYYY-MM-DD"):
-        moment = moment.replace(tzinfo=COUNTY_TIME)  # a date: the start of that day in the county, as in stats
+        # a date: 00:00 Beijing time, as `from`/`to` in contract/openapi/common.yaml
+        moment = moment.replace(tzinfo=BEIJING)
     if moment is None or moment.tzinfo is None or not 1970 <= moment.year <= 2999:
         problems.setdefault(name, "a date (YYYY-MM-DD) or an RFC 3339 date-time with a time zone")
         return None

@@ -28,7 +28,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from petition_common.audit import GENESIS, chained, seq_id
-from petition_common.envelope import format_time, utc_now
+from petition_kernel.times import format_time, utc_now
 
 log = logging.getLogger(__name__)
 

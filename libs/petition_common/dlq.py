@@ -22,9 +22,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from petition_common.envelope import format_time, utc_now
 from petition_common.kafka_io import EventPublisher, PublishFailed
 from petition_common.topics import DEADLETTER
+from petition_kernel.times import format_time, utc_now
 
 log = logging.getLogger(__name__)
 

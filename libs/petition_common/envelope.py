@@ -8,34 +8,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from petition_kernel.times import format_time, utc_now
 
 SPECVERSION = "1.0"
 
 
 class EnvelopeError(ValueError):
     """The bytes are not a CloudEvent we can read: never retried, always dead-lettered."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds and a Z, e.g. 2024-07-17T00:30:00.123Z."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime: every time in this platform is timezone-aware")
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError(f"time without an offset: {text!r}")
-    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)

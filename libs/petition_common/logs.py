@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from petition_kernel.times import format_time
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
@@ -18,7 +20,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         doc = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": format_time(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,

@@ -54,7 +54,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from petition_common.envelope import Event, utc_now
+from petition_common.envelope import Event
+from petition_kernel.times import utc_now
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
+
+from petition_kernel.times import parse_time, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ class Cadence:
 
 class SystemClock:
     def __call__(self) -> datetime:
-        return datetime.now(UTC)
+        return utc_now()
 
 
 class FakeClockError(ValueError):
@@ -61,16 +63,13 @@ def parse_fake_instant(text: str, source: str = "fake clock") -> datetime:
     value = text.strip()
     if value.startswith("offset:"):
         try:
-            return datetime.now(UTC) + timedelta(seconds=float(value.removeprefix("offset:")))
+            return utc_now() + timedelta(seconds=float(value.removeprefix("offset:")))
         except ValueError as exc:
             raise FakeClockError(f"{source}: {value!r} is not offset:<seconds>") from exc
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        return parse_time(value)
     except ValueError as exc:
-        raise FakeClockError(f"{source}: {value!r} is not an ISO 8601 instant") from exc
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise FakeClockError(f"{source}: {value!r} has no time zone offset")
-    return moment.astimezone(UTC)
+        raise FakeClockError(f"{source}: {value!r} is not an ISO 8601 instant with a time zone offset") from exc
 
 
 class FileClock:

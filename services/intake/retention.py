@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.collection import Collection
@@ -34,6 +34,7 @@ from pymongo.errors import DuplicateKeyError
 
 from petition_common.store import AggregateStore
 from petition_common.timesource import Cadence, Clock
+from petition_kernel.times import from_bson
 from services.intake import domain
 from services.intake.contacts import ContactStore
 from services.intake.metrics import RetentionMetrics
@@ -62,7 +63,7 @@ class RetentionNotes:
     def due(self, period: timedelta, now: datetime) -> dict[str, datetime]:
         """The petitions whose retention period has passed, with when they ended (a full scan: the
         collection holds only ended petitions not erased yet)."""
-        return {n["_id"]: n["ended_at"] for n in self.collection.find({}) if _as_utc(n["ended_at"]) + period <= now}
+        return {n["_id"]: n["ended_at"] for n in self.collection.find({}) if from_bson(n["ended_at"]) + period <= now}
 
     def drop(self, pid: str) -> None:
         self.collection.delete_one({"_id": pid})
@@ -172,7 +173,3 @@ def audit_entry(erasure: dict[str, Any]) -> dict[str, Any]:
         },
         "client": {"id": "intake-retention", "address": None, "for": None, "user_agent": None},
     }
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pymongo.database import Database
@@ -26,11 +26,11 @@ from pymongo.errors import DuplicateKeyError
 from petition_common.aggregates import commit_batch, retry_on_conflict
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
-from petition_common.envelope import Event, format_time
+from petition_common.envelope import Event
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Clock
 from petition_kernel.access import may_read
-from petition_kernel.times import local_date
+from petition_kernel.times import format_time, from_bson, local_date
 from services.intake import domain
 from services.intake.codes import Codes, is_follower_credential
 from services.intake.contacts import ContactStore
@@ -127,7 +127,7 @@ class IntakeService:
             code = self.codes.tracking_code(claim["petition_id"], claim["nonce"])
         else:  # claims written before codes were derived held the code itself
             code = claim["tracking_code"]
-        receipt, committed_before = self._create(claim["petition_id"], code, sub, _as_utc(claim["at"]))
+        receipt, committed_before = self._create(claim["petition_id"], code, sub, from_bson(claim["at"]))
         return receipt, replayed or committed_before
 
     def citizen_ref(self, phone: str) -> str:
@@ -202,7 +202,7 @@ class IntakeService:
 
         def attempt() -> tuple[str | None, bool]:
             loaded = self.duplicates.load(key)
-            recent = [{**e, "at": _as_utc(e["at"])} for e in (loaded.state or {}).get("recent", [])]
+            recent = [{**e, "at": from_bson(e["at"])} for e in (loaded.state or {}).get("recent", [])]
             mine = domain.entry_of(recent, pid)
             if mine is not None:  # a retry of this very petition
                 return mine.get("duplicate_of"), False
@@ -467,7 +467,3 @@ def _receipt(state: dict[str, Any], code: str) -> dict[str, Any]:
         "status": state["status"],
         "duplicate_of": state.get("duplicate_of"),
     }
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,8 +1,12 @@
-"""routing (派单): grid registry import, work orders for staff, and the consumer that routes petitions."""
+"""routing (派单) over HTTP: grid registry import, work orders for staff; and the loops that route petitions.
+
+Only translation: a request becomes a call of a handler (handlers.py) or a query of the service, its
+result or domain error a response. bootstrap.py wires the service; this starts its consumer, outbox
+relay and timeout scanner on the process's runtime.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -13,7 +17,6 @@ from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
-from petition_common.timesource import clock_from_env
 from petition_common.topics import INTAKE
 from petition_common.web import (
     ApiError,
@@ -27,11 +30,11 @@ from petition_common.web import (
 )
 from petition_kernel.access import Area, may_manage_registry, may_read, may_read_registry
 from services.routing import domain
-from services.routing.service import NotFound, RegistryHolder, RoutingConfig, RoutingService
+from services.routing.bootstrap import RoutingParts, bootstrap
+from services.routing.handlers import ACTIONS, BATCH, REGISTRY_IMPORT, Handlers, event_handlers
+from services.routing.service import NotFound, RoutingService
 
 bp = Blueprint("routing", __name__)
-REGISTRY_IMPORT = "registry.import"
-ACTIONS = ("contact", "reply", "transfer", "pause", "resume", "close")
 # the contract's schema of each action's body (contract/openapi/routing.yaml)
 ACTION_SCHEMAS = {
     "contact": "ContactRequest",
@@ -62,8 +65,16 @@ AUDITED_FIELDS = {
 MAX_REGISTRY_BYTES = 32 * 1024 * 1024
 
 
-def _service() -> RoutingService:
+def _parts() -> RoutingParts:
     return current_app.extensions["routing"]
+
+
+def _service() -> RoutingService:
+    return _parts().service
+
+
+def current_handlers() -> Handlers:
+    return _parts().handlers
 
 
 @bp.post("/v1/grids/import")
@@ -82,7 +93,7 @@ def import_grids() -> Response:
             {"type": "must be FeatureCollection", "features": "must be a list"},
         )
     try:
-        summary = current_app.extensions["registry"].replace_with(body, staff.staff_id)
+        summary = current_handlers()[REGISTRY_IMPORT](body, staff.staff_id)
     except domain.RegistryInvalid as exc:
         audit_http.record(REGISTRY_IMPORT, staff, outcome="invalid_registry", required=False)
         raise ApiError(
@@ -95,9 +106,8 @@ def import_grids() -> Response:
 @bp.get("/v1/grids/<grid_id>")
 def get_grid(grid_id: str) -> Response:
     staff = require_staff()
-    holder: RegistryHolder = current_app.extensions["registry"]
-    holder.refresh()
-    grid = holder.current.grid(grid_id) if holder.current else None
+    registry = _service().current_registry()
+    grid = registry.grid(grid_id) if registry else None
     if grid is None or not may_read(staff, Area(grid_id=grid.grid_id)):
         raise ApiError(404, "not_found", f"no grid {grid_id} in the registry")
     return json_response(grid.to_feature())
@@ -116,8 +126,7 @@ def list_grids() -> Response:
     if len(request.headers.get("If-None-Match", "")) > MAX_ETAG_HEADER:
         too_long = {"If-None-Match": f"at most {MAX_ETAG_HEADER} characters"}
         raise ApiError(400, "invalid_header", "If-None-Match is too long", too_long)
-    _registry()
-    version, body = current_app.extensions["registry"].feature_collection()
+    version, body = _registry_geojson()
     etag = f"registry-{version}"
     if request.if_none_match.contains(etag):
         return Response(status=304, headers={"ETag": f'"{etag}"'})
@@ -125,11 +134,18 @@ def list_grids() -> Response:
 
 
 def _registry() -> domain.GridRegistry:
-    holder: RegistryHolder = current_app.extensions["registry"]
-    holder.refresh(max_age_s=1.0)  # pickers ask often; an import elsewhere shows within a second
-    if holder.current is None:
+    # pickers ask often; an import elsewhere shows within a second
+    registry = _service().current_registry(max_age_s=1.0)
+    if registry is None:
         raise ApiError(404, "not_found", "no grid registry has been imported yet")
-    return holder.current
+    return registry
+
+
+def _registry_geojson() -> tuple[int, bytes]:
+    geojson = _service().registry_geojson()
+    if geojson is None:
+        raise ApiError(404, "not_found", "no grid registry has been imported yet")
+    return geojson
 
 
 @bp.get("/v1/areas")
@@ -199,7 +215,7 @@ def act(petition_id: str, action: str) -> Response:
     validated(current_app.extensions["schemas"], ACTION_SCHEMAS[action], body)
     outcome = "ok"
     try:
-        order = _service().act(petition_id, staff, action, body)
+        order = current_handlers()[action](petition_id, staff, **body)
     except NotFound as exc:
         outcome = "not_found"
         raise ApiError(404, "not_found", "no such work order for this token") from exc
@@ -228,20 +244,12 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     settings = settings or Settings.from_env("routing")
     logs.configure("routing", settings.log_level)
     runtime = ServiceRuntime(settings)
-    extra = settings.extra
-    config = RoutingConfig(
-        departments=domain.load_departments(settings.config_dir / "categories.yaml"),
-        dispatcher_id=extra.get("ROUTING_DISPATCHER_ID", domain.DEFAULT_DISPATCHER_ID),
-        feedback_window=timedelta(hours=float(extra.get("ROUTING_FEEDBACK_WINDOW_HOURS", 168))),
-    )
-    orders = runtime.store("workorders")
-    registry = RegistryHolder(runtime.store("registry"))
-    service = RoutingService(runtime.db, orders, registry, config, clock=clock_from_env("routing", extra))
+    # the runtime's stores publish through its producer, off the request path (its flusher thread)
+    parts = bootstrap(settings, db=runtime.db, stores=runtime.store)
     app = create_base_app("routing", runtime.metrics, runtime.checks())
     app.extensions.update(
         runtime=runtime,
-        routing=service,
-        registry=registry,
+        routing=parts,
         tokens=staff_directory(settings),
         schemas=RequestSchemas(settings.contract_dir, "routing"),
     )
@@ -251,14 +259,11 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     ratelimit.install(app, runtime, routes, background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:
+        service = parts.service
         service.ensure_area_index()  # before serving lists: a database from before the index has none
-        handlers = {
-            t: service.on_intake_event
-            for t in ("petition.submitted", "petition.feedback_received", "petition.withdrawn")
-        }
-        runtime.start_consumer([INTAKE], handlers, batch_handler=service.on_intake_events)
-        runtime.start_relay([orders])
-        scan_s = float(extra.get("ROUTING_TIMEOUT_SCAN_S", 60))
+        runtime.start_consumer([INTAKE], event_handlers(parts.handlers), batch_handler=parts.handlers[BATCH])
+        runtime.start_relay([parts.orders])
+        scan_s = parts.config.timeout_scan_s
         # checked often, run every scan_s by either clock (a test's or the benchmark's clock jumps)
         runtime.start_periodic("timeout-close", min(0.5, scan_s), lambda: service.close_timed_out_when_due(scan_s))
     return app

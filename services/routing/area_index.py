@@ -25,8 +25,9 @@ from typing import Any
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
-from petition_common.envelope import format_time
+from petition_common.aggregates import commit_batch
 from petition_common.store import AggregateStore, Conflict, Loaded
+from petition_kernel.times import format_time
 from services.routing import domain
 
 MAX_CONFLICT_RETRIES = 16
@@ -120,12 +121,7 @@ class AreaIndex:
                 changed = change.applied_to(entries)
                 if sorted(changed, key=_entry_key) != sorted(entries, key=_entry_key):
                     items.append((loaded, {"orders": changed}, ()))
-            results = self.store.commit_many(items)
-            pending = {
-                loaded.aggregate_id: pending[loaded.aggregate_id]
-                for (loaded, _, _), result in zip(items, results, strict=True)
-                if isinstance(result, Conflict)
-            }
+            pending = {shard: pending[shard] for shard in commit_batch(self.store, items).lost_ids}
             if not pending:
                 return
         raise Conflict(next(iter(pending)))

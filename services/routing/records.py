@@ -1,18 +1,28 @@
-"""Work orders to and from stored documents, and routing's domain events to CloudEvents."""
+"""Routing's aggregates to and from stored documents, the open_orders projection's document, and
+routing's work-order events to CloudEvents (and intake's CloudEvents to what the domain reads)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from petition_common.envelope import Event, format_time
-from services.routing.domain import Assignee, Assignment, Pause, Status, WorkOrder
-from services.routing.domain import Event as DomainEvent
+from petition_common.envelope import Event
+from petition_kernel.times import format_time, parse_time
+from services.routing.domain import (
+    Assignee,
+    Assignment,
+    IntakeEvent,
+    Pause,
+    RoutedPetition,
+    Status,
+    WorkOrder,
+    WorkOrderEvent,
+)
 
 SOURCE = "petitions/routing"
 
 
-def to_cloudevent(event: DomainEvent) -> Event:
+def to_cloudevent(event: WorkOrderEvent) -> Event:
     return Event(type=event.type, source=SOURCE, subject=event.subject, data=event.data, time=format_time(event.time))
 
 
@@ -20,8 +30,12 @@ def _time(value: datetime | None) -> str | None:
     return format_time(value) if value is not None else None
 
 
+def intake_event(event: Event) -> IntakeEvent:
+    return IntakeEvent(id=event.id, type=event.type, data=event.data)
+
+
 def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC) if value else None
+    return parse_time(value) if value else None
 
 
 def assignment_to_dict(a: Assignment) -> dict[str, Any]:
@@ -87,3 +101,41 @@ def order_from_dict(d: dict[str, Any]) -> WorkOrder:
         closed_by=d.get("closed_by"),
         withdrawn_at=_parse(d.get("withdrawn_at")),
     )
+
+
+def petition_to_state(petition: RoutedPetition) -> dict[str, Any]:
+    """The state a `workorders` commit stores."""
+    return {
+        "seen": list(petition.seen),
+        "category": petition.category,
+        "duplicate_of": petition.duplicate_of,
+        "order": order_to_dict(petition.order),
+    }
+
+
+def petition_from_state(state: dict[str, Any]) -> RoutedPetition:
+    return RoutedPetition(
+        order=order_from_dict(state["order"]),
+        category=state.get("category"),
+        duplicate_of=state.get("duplicate_of"),
+        seen=tuple(state.get("seen", ())),
+    )
+
+
+def open_order_doc(order: WorkOrder, seq: int) -> dict[str, Any]:
+    """The order's open_orders document: only what lists and the timeout scanner filter on (FerretDB
+    scans this collection for every write to it, so small documents keep that cheap)."""
+    a = order.assignment
+    finished = order.closed_at or order.withdrawn_at
+    return {
+        "_id": order.petition_id,
+        "seq": seq,
+        "status": str(order.status),
+        "grid_id": a.grid_id,
+        "town": a.town,
+        "town_id": a.town_id,
+        "assignee": a.assignee.staff_id,
+        "assigned_at": format_time(order.assigned_at),
+        "replied_at": _time(order.replied_at),
+        "finished_at": _time(finished),
+    }

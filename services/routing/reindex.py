@@ -11,8 +11,8 @@ import sys
 from petition_common import logs
 from petition_common.config import Settings
 from petition_common.mongo import connect, database
-from petition_common.store import AggregateStore
-from services.routing.service import RegistryHolder, RoutingConfig, RoutingService
+from services.routing.bootstrap import bootstrap
+from services.routing.service import RoutingConfig
 
 
 def main() -> int:
@@ -21,10 +21,8 @@ def main() -> int:
     client = connect(settings)
     try:
         db = database(client, settings)
-        # only the orders are read and the index written: no departments, registry or broker needed
-        service = RoutingService(
-            db, AggregateStore(db, "workorders"), RegistryHolder(AggregateStore(db, "registry")), RoutingConfig({})
-        )
+        # only the orders are read and the index written: no departments needed, nothing is published
+        service = bootstrap(settings, db=db, config=RoutingConfig({})).service
         print(f"indexed {service.rebuild_area_index()} open work orders", file=sys.stderr)
         return 0
     finally:

@@ -2,124 +2,57 @@
 
 Each work order is an aggregate in the `workorders` store (commit = new state + events, see
 petition_common/store.py); its state also remembers the ids of the intake events it applied, which
-makes the consumer idempotent. The registry is one aggregate whose every import is a commit, so an
-import replaces the whole registry atomically; every instance routes with the newest version, or
-with the one before for at most a second after another instance's import. `open_orders` is a
-small projection of unfinished (and recently finished) orders that the county-wide list and the
-timeout scanner read; it is rebuilt from the orders if it is ever lost. Lists of one area (a grid
-leader's, a village's, a town's) read the area index instead (area_index.py).
+makes the consumer idempotent (domain/intake.py). The registry is one aggregate whose every import
+is a commit (registry_holder.py). `open_orders` is a small projection of unfinished (and recently
+finished) orders that the county-wide list and the timeout scanner read; it is rebuilt from the
+orders if it is ever lost. Lists of one area (a grid leader's, a village's, a town's) read the area
+index instead (area_index.py).
+
+A use case loads, asks the domain (every state transition is there), commits, and projects; a
+conflict with another writer reruns it on fresh state (petition_common.aggregates).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-import time
-import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-from pymongo import ReplaceOne
-from pymongo.database import Database
-from pymongo.errors import BulkWriteError
-
+from petition_common.aggregates import Projection, commit_batch, retry_on_conflict
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
-from petition_common.envelope import Event, format_time, utc_now
-from petition_common.mongo import bulk_update
+from petition_common.envelope import Event
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence
 from petition_kernel.access import Area, may_act, may_read
+from petition_kernel.times import parse_time, utc_now
 from services.routing import domain
 from services.routing.area_index import TRIAGE, AreaIndex, Move
-from services.routing.records import order_from_dict, order_to_dict, to_cloudevent
+from services.routing.records import (
+    intake_event,
+    open_order_doc,
+    order_to_dict,
+    petition_from_state,
+    petition_to_state,
+    to_cloudevent,
+)
+from services.routing.registry_holder import RegistryHolder
 
 log = logging.getLogger(__name__)
 
-REGISTRY_ID = "county"
-MAX_CONFLICT_RETRIES = 8
-_SEEN_KEEP = 64
 LIST_LOAD_THREADS = 8
 # how stale this instance's registry may be when it routes (another instance's import)
 REGISTRY_MAX_AGE_S = 1.0
 
+Decide = Callable[[domain.WorkOrder, datetime], domain.Transition]
+
 
 class NotFound(Exception):
     pass
-
-
-class RegistryHolder:
-    """This process's copy of the newest committed grid registry."""
-
-    def __init__(self, store: AggregateStore):
-        self.store = store
-        self.version = 0
-        self.current: domain.GridRegistry | None = None
-        self._lock = threading.Lock()
-        self._checked_at = -1e9
-        self._serialised: tuple[int, bytes] | None = None
-
-    def refresh(self, max_age_s: float = 0.0) -> None:
-        """Pick up a newer registry. With `max_age_s`, skip the database check when the last one is
-        younger: routing asks before every petition, and an import through another instance is
-        then picked up within that time (an import through this one is at once)."""
-        now = time.monotonic()
-        if now - self._checked_at < max_age_s:
-            return
-        self._checked_at = now
-        if self.store.latest_seq(REGISTRY_ID) <= self.version:
-            return
-        with self._lock:
-            loaded = self.store.load(REGISTRY_ID)
-            if loaded.state is not None and loaded.seq > self.version:
-                # validated when it was imported; building the spatial index takes ~0.3 s for a county
-                self.current = domain.GridRegistry.from_geojson(_unpack(loaded.state["geojson"]))
-                self.version = loaded.seq
-
-    def feature_collection(self) -> tuple[int, bytes] | None:
-        """(version, the whole registry as GeoJSON bytes) for map clients; built once per version."""
-        current, version = self.current, self.version
-        if current is None:
-            return None
-        cached = self._serialised
-        if cached is None or cached[0] != version:
-            features = [g.to_feature() for g in current.grids]
-            body = orjson.dumps({"type": "FeatureCollection", "version": version, "features": features})
-            cached = self._serialised = (version, body)
-        return cached
-
-    def replace_with(self, geojson: dict[str, Any], imported_by: str) -> dict[str, Any]:
-        """Validate and commit a new registry; raises domain.RegistryInvalid with every problem."""
-        registry = domain.GridRegistry.from_geojson(geojson)
-        for _ in range(MAX_CONFLICT_RETRIES):
-            latest = self.store.latest_seq(REGISTRY_ID)
-            try:
-                self.store.commit(
-                    Loaded(REGISTRY_ID, latest, None),
-                    {"geojson": _pack(geojson), "imported_by": imported_by, "imported_at": format_time(utc_now())},
-                )
-                break
-            except Conflict:
-                continue
-        else:
-            raise Conflict(REGISTRY_ID)
-        self.refresh()
-        return {"version": self.version, **registry.to_summary()}
-
-
-def _pack(geojson: dict[str, Any]) -> bytes:
-    # stored as compressed JSON bytes: FerretDB v1 cannot store nested arrays (polygon rings), and
-    # the registry is only ever read whole
-    return zlib.compress(orjson.dumps(geojson), 6)
-
-
-def _unpack(blob: bytes) -> dict[str, Any]:
-    return orjson.loads(zlib.decompress(blob))
 
 
 @dataclass(frozen=True)
@@ -129,35 +62,42 @@ class RoutingConfig:
     feedback_window: timedelta = timedelta(days=7)
     # finished orders stay listable this long, then leave the open_orders projection
     keep_finished: timedelta = timedelta(days=7)
+    # how often the timeout scanner runs (by the wall clock or the service's, whichever is first)
+    timeout_scan_s: float = 60.0
 
 
 class RoutingService:
     def __init__(
         self,
-        db: Database,
         orders: AggregateStore,
+        open_orders: Projection,
+        areas: AreaIndex,
         registry: RegistryHolder,
         config: RoutingConfig,
+        loader: Executor,
         clock: Callable[[], datetime] = utc_now,
-        areas: AggregateStore | None = None,
     ):
         self.orders = orders
+        self.open_orders = open_orders
+        self.areas = areas
         self.registry = registry
         self.config = config
         self.clock = clock
-        self.open_orders = db["open_orders"]
-        self.areas = AreaIndex(areas or AggregateStore(db, "area_index"), db["area_index_meta"])
         # a list loads its orders a few at a time: each load is a round trip that mostly waits
-        self._loader = ThreadPoolExecutor(LIST_LOAD_THREADS, thread_name_prefix="list-load")
+        self._loader = loader
         self._timeout_cadence = Cadence(clock)
 
     # ---- reading
 
     def load(self, petition_id: str) -> tuple[Loaded, domain.WorkOrder]:
+        loaded, petition = self._load(petition_id)
+        return loaded, petition.order
+
+    def _load(self, petition_id: str) -> tuple[Loaded, domain.RoutedPetition]:
         loaded = self.orders.load(petition_id)
         if loaded.state is None:
             raise NotFound(petition_id)
-        return loaded, order_from_dict(loaded.state["order"])
+        return loaded, petition_from_state(loaded.state)
 
     def view(self, petition_id: str, staff: Staff) -> dict[str, Any]:
         loaded, order = self.load(petition_id)
@@ -189,7 +129,7 @@ class RoutingService:
         if area == "":
             return []  # a role that sees no order, or a supervisor without a town
         if area is None:
-            docs = [d for d in self.open_orders.find({}) if _matches(d, **filters)]
+            docs = [d for d in self.open_orders.collection.find({}) if _matches(d, **filters)]
             candidates = [(d["assigned_at"], d["_id"]) for d in docs]
         else:
             candidates = [(at, pid) for pid, at in self.areas.members(area).items()]
@@ -201,7 +141,7 @@ class RoutingService:
             chunk, pids = pids[:n], pids[n:]
             for order in self._loader.map(self._current, chunk):
                 # the order as it is now decides, not the index or projection that named it
-                if order is not None and self._covers(staff, order) and _matches(_projection(order, 0), **filters):
+                if order is not None and self._covers(staff, order) and _matches(open_order_doc(order, 0), **filters):
                     out.append(order_to_dict(order))
         return out[:limit]
 
@@ -217,18 +157,42 @@ class RoutingService:
             self.rebuild_area_index()
 
     def rebuild_area_index(self) -> int:
-        return self.areas.rebuild([d["_id"] for d in self.open_orders.find({}, {"_id": 1})], self._current)
+        return self.areas.rebuild([d["_id"] for d in self.open_orders.collection.find({}, {"_id": 1})], self._current)
+
+    # ---- the grid registry
+
+    def current_registry(self, max_age_s: float = 0.0) -> domain.GridRegistry | None:
+        """The newest registry (as of `max_age_s` ago at most); None before the first import."""
+        self.registry.refresh(max_age_s=max_age_s)
+        return self.registry.current
+
+    def registry_geojson(self) -> tuple[int, bytes] | None:
+        """(version, the whole registry as GeoJSON bytes), None before the first import."""
+        self.registry.refresh(max_age_s=REGISTRY_MAX_AGE_S)
+        return self.registry.feature_collection()
+
+    def import_registry(self, geojson: dict[str, Any], imported_by: str) -> dict[str, Any]:
+        """Validate and commit a new registry; raises domain.RegistryInvalid with every problem."""
+        registry = domain.GridRegistry.from_geojson(geojson)
+        version = self.registry.commit(geojson, imported_by, self.clock())
+        return {"version": version, **registry.to_summary()}
+
+    def _rules(self) -> domain.RoutingRules:
+        return domain.RoutingRules(self.registry.current, self.config.departments, self.config.dispatcher_id)
 
     # ---- consuming intake's events
 
     def on_intake_event(self, event: Event, meta: MessageMeta) -> None:
-        pid = event.data["petition_id"]
-        loaded = self.orders.load_to_write(pid)  # the commit checks it is the newest; "seen" holds on newer ones
-        step = self._apply(pid, loaded.state, event, self.clock())
+        fact = intake_event(event)
+        loaded = self.orders.load_to_write(fact.petition_id)  # the commit checks it is the newest
+        petition = _petition_of(loaded)  # "applied before" holds on any newer version too
+        self.registry.refresh(max_age_s=REGISTRY_MAX_AGE_S)
+        step = domain.on_intake_event(petition, fact, self._rules(), now=self.clock())
         if step is not None:
-            self._commit(loaded, *step)
-        elif loaded.state is not None and event.id in loaded.state["seen"]:
-            self._reproject([pid])
+            _log_ignored(step, fact)
+            self._commit(loaded, step.petition, step.transition.events)
+        elif petition is not None and petition.applied(fact.id):
+            self._reproject([fact.petition_id])
 
     def on_intake_events(self, events: list[tuple[Event, MessageMeta]]) -> None:
         """A poll batch at once (the consumer's batch handler): each petition's events applied in
@@ -238,45 +202,32 @@ class RoutingService:
         groups = by_petition(events)
         now = self.clock()
         items: list[tuple[Loaded, dict[str, Any], list[Event]]] = []
-        orders: list[domain.WorkOrder] = []
+        changed: dict[str, tuple[domain.WorkOrder, domain.WorkOrder | None]] = {}
         redelivered: list[str] = []
         for pid, petition_events in groups.items():
             loaded = self.orders.load_to_write(pid)
-            state, published = loaded.state, []
-            if state is not None and any(event.id in state["seen"] for event, _ in petition_events):
+            petition = before = _petition_of(loaded)
+            facts = [intake_event(event) for event, _ in petition_events]
+            if before is not None and any(before.applied(fact.id) for fact in facts):
                 redelivered.append(pid)
-            for event, _ in petition_events:
-                step = self._apply(pid, state, event, now)
+            self.registry.refresh(max_age_s=REGISTRY_MAX_AGE_S)
+            rules, published = self._rules(), []
+            for fact in facts:
+                step = domain.on_intake_event(petition, fact, rules, now=now)
                 if step is not None:
-                    state, transition = step
-                    state = {**state, "order": order_to_dict(transition.order)}
-                    published += [to_cloudevent(e) for e in transition.events]
-            if state is not loaded.state:
-                assert state is not None
-                items.append((loaded, state, published))
-                orders.append(order_from_dict(state["order"]))
-        projected = []
-        for (loaded, _, _), order, result in zip(items, orders, self.orders.commit_many(items), strict=True):
-            if isinstance(result, Conflict):
-                for event, meta in groups[loaded.aggregate_id]:
-                    self.on_intake_event(event, meta)
-            else:
-                projected.append((order, result.seq, _order_of(loaded.state)))
+                    _log_ignored(step, fact)
+                    petition = step.petition
+                    published += [to_cloudevent(e) for e in step.transition.events]
+            if petition is not before:
+                assert petition is not None
+                items.append((loaded, petition_to_state(petition), published))
+                changed[pid] = (petition.order, before.order if before is not None else None)
+        batch = commit_batch(self.orders, items)
+        for pid in batch.lost_ids:
+            for event, meta in groups[pid]:
+                self.on_intake_event(event, meta)
         self._reproject(redelivered)
-        if not projected:
-            return
-        try:
-            bulk_update(
-                self.open_orders,
-                [ReplaceOne({"_id": o.petition_id}, _projection(o, seq), upsert=True) for o, seq, _ in projected],
-            )
-        except BulkWriteError:  # two upserts raced to insert: write them one by one
-            for order, seq, before in projected:
-                self._project(order, seq, before)
-            return
-        self.areas.apply(Move.of(order, before) for order, _, before in projected)
-        for order, seq, _ in projected:
-            self._project_newer(order, seq)
+        self._project_many([(*changed[loaded.aggregate_id], commit.seq) for (loaded, _, _), commit in batch.committed])
 
     def _reproject(self, petition_ids: list[str]) -> None:
         """Project again orders whose events were delivered again: the delivery before may have
@@ -285,122 +236,93 @@ class RoutingService:
             loaded, order = self.load(pid)
             self._project(order, loaded.seq)
 
-    def _apply(
-        self, pid: str, state: dict[str, Any] | None, event: Event, now: datetime
-    ) -> tuple[dict[str, Any], domain.Transition] | None:
-        """The order's state after an intake event and the transition it makes; None if the event
-        changes nothing (seen before, or a type routing does not act on)."""
-        if state is not None and event.id in state["seen"]:
-            return None
-        if event.type == "petition.submitted":
-            if state is not None:
-                return None  # already routed (the same petition republished under another event id)
-            self.registry.refresh(max_age_s=REGISTRY_MAX_AGE_S)
-            decision = domain.route(
-                event.data, self.registry.current, self.config.departments, dispatcher_id=self.config.dispatcher_id
-            )
-            new_state = {
-                "seen": [event.id],
-                "category": event.data.get("category"),
-                "duplicate_of": event.data.get("duplicate_of"),
-            }
-            return new_state, domain.assign(pid, decision, now=now)
-        if state is None:
-            # intake's events of one petition share a partition, so `submitted` always comes first
-            raise ValueError(f"{event.type} for petition {pid} that routing never saw submitted")
-        order = order_from_dict(state["order"])
-        try:
-            if event.type == "petition.feedback_received":
-                transition = domain.feedback(order, satisfaction=event.data["satisfaction"], now=now)
-            elif event.type == "petition.withdrawn":
-                transition = domain.withdraw(order, now=now)
-            else:
-                return None
-        except domain.InvalidTransition as exc:
-            # e.g. a withdrawal that crossed our reply: intake decided without seeing it; keep ours
-            log.info("intake event does not apply", extra={"petition_id": pid, "type": event.type, "why": exc.message})
-            transition = domain.Transition(order, ())
-        return {**state, "seen": [*state["seen"], event.id][-_SEEN_KEEP:]}, transition
+    def _commit(
+        self, loaded: Loaded, petition: domain.RoutedPetition, events: tuple[domain.WorkOrderEvent, ...]
+    ) -> None:
+        commit = self.orders.commit(loaded, petition_to_state(petition), [to_cloudevent(e) for e in events])
+        before = _petition_of(loaded)
+        self._project(petition.order, commit.seq, before.order if before is not None else None)
 
-    def _commit(self, loaded: Loaded, state: dict[str, Any], transition: domain.Transition) -> None:
-        state = {**state, "order": order_to_dict(transition.order)}
-        commit = self.orders.commit(loaded, state, [to_cloudevent(e) for e in transition.events])
-        self._project(transition.order, commit.seq, _order_of(loaded.state))
+    # ---- projecting: open_orders and the area index
 
     def _project(self, order: domain.WorkOrder, seq: int, before: domain.WorkOrder | None = None) -> None:
-        """Keep open_orders and the area index in step with version `seq` (`before` is the version it
-        replaced, whose areas it leaves); a slower writer of an older version re-reads and corrects it.
-
-        The documents hold only what lists and the timeout scanner filter on: FerretDB scans this
-        collection for every write to it, so small documents keep that cheap.
-        """
-        self.open_orders.replace_one({"_id": order.petition_id}, _projection(order, seq), upsert=True)
+        """Keep the area index and open_orders in step with version `seq` (`before` is the version it
+        replaced, whose areas it leaves); a slower writer of an older version finds the newer one
+        after both writes and projects it, so the last writes are always of the newest version."""
         self.areas.apply([Move.of(order, before)])
-        self._project_newer(order, seq)
+        if self.open_orders.put(order.petition_id, seq, open_order_doc(order, seq)):
+            self._project_newest(order)
 
-    def _project_newer(self, order: domain.WorkOrder, seq: int) -> None:
-        """After projecting version `seq`: if a newer version exists, project it (it leaves `order`'s areas)."""
-        latest = self.orders.latest_seq(order.petition_id)
-        if latest > seq:
-            _, newer = self.load(order.petition_id)
-            self._project(newer, latest, order)
+    def _project_many(self, projected: list[tuple[domain.WorkOrder, domain.WorkOrder | None, int]]) -> None:
+        """`_project` for a batch: the area moves in one commit per shard, the documents in one bulk write."""
+        if not projected:
+            return
+        self.areas.apply(Move.of(order, before) for order, before, _ in projected)
+        newer = set(
+            self.open_orders.put_many([(o.petition_id, seq, open_order_doc(o, seq)) for o, _, seq in projected])
+        )
+        for order, _, _ in projected:
+            if order.petition_id in newer:
+                self._project_newest(order)
+
+    def _project_newest(self, projected: domain.WorkOrder) -> None:
+        """Project the newest version of an order after `projected` (whose areas it leaves)."""
+        loaded, newest = self.load(projected.petition_id)
+        self._project(newest, loaded.seq, projected)
 
     # ---- staff actions
 
-    def act(self, petition_id: str, staff: Staff, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    def contact(self, petition_id: str, staff: Staff, note: Any = None) -> dict[str, Any]:
+        # the contract lets the request carry a note; routing keeps none (it may quote the citizen)
+        return self._act(petition_id, staff, lambda order, now: domain.contact(order, staff_id=staff.staff_id, now=now))
+
+    def reply(self, petition_id: str, staff: Staff, resolution: Any = None, summary: Any = None) -> dict[str, Any]:
+        return self._act(
+            petition_id,
+            staff,
+            lambda order, now: domain.reply(
+                order, staff_id=staff.staff_id, resolution=resolution, summary=summary, now=now
+            ),
+        )
+
+    def transfer(
+        self, petition_id: str, staff: Staff, grid_id: Any = None, department: Any = None, reason: Any = None
+    ) -> dict[str, Any]:
+        if grid_id is not None:
+            self.registry.refresh()  # the grid named must be in the newest registry
+
+        def decide(order: domain.WorkOrder, now: datetime) -> domain.Transition:
+            to = domain.transfer_target(order, grid_id, department, self._rules())
+            return domain.transfer(order, to, reason=reason, now=now)
+
+        return self._act(petition_id, staff, decide)
+
+    def pause(self, petition_id: str, staff: Staff, reason: Any = None) -> dict[str, Any]:
+        return self._act(
+            petition_id, staff, lambda order, now: domain.pause(order, staff_id=staff.staff_id, reason=reason, now=now)
+        )
+
+    def resume(self, petition_id: str, staff: Staff) -> dict[str, Any]:
+        return self._act(petition_id, staff, lambda order, now: domain.resume(order, staff_id=staff.staff_id, now=now))
+
+    def close(self, petition_id: str, staff: Staff) -> dict[str, Any]:
+        return self._act(
+            petition_id, staff, lambda order, now: domain.close_by_staff(order, staff_id=staff.staff_id, now=now)
+        )
+
+    def _act(self, petition_id: str, staff: Staff, decide: Decide) -> dict[str, Any]:
         """Apply a staff action; raises NotFound, domain.InvalidTransition (409), domain.InvalidArgument."""
-        for _ in range(MAX_CONFLICT_RETRIES):
-            loaded, order = self.load(petition_id)
+
+        def attempt() -> dict[str, Any]:
+            loaded, petition = self._load(petition_id)
             # acting is not seeing: a village cadre and an auditor see orders but act on none
-            if not may_act(staff, _area(order)):
+            if not may_act(staff, _area(petition.order)):
                 raise NotFound(petition_id)
-            transition = self._transition(order, staff, action, body, self.clock())
-            try:
-                self._commit(loaded, loaded.state, transition)  # type: ignore[arg-type]
-                return order_to_dict(transition.order)
-            except Conflict:
-                continue
-        raise Conflict(petition_id)
+            transition = decide(petition.order, self.clock())
+            self._commit(loaded, replace(petition, order=transition.order), transition.events)
+            return order_to_dict(transition.order)
 
-    def _transition(
-        self, order: domain.WorkOrder, staff: Staff, action: str, body: dict[str, Any], now: datetime
-    ) -> domain.Transition:
-        sid = staff.staff_id
-        if action == "contact":
-            return domain.contact(order, staff_id=sid, now=now)
-        if action == "reply":
-            return domain.reply(
-                order,
-                staff_id=sid,
-                resolution=body.get("resolution"),  # type: ignore[arg-type]
-                summary=body.get("summary"),
-                now=now,
-            )  # type: ignore[arg-type]
-        if action == "transfer":
-            return domain.transfer(order, self._target(order, body), reason=body.get("reason"), now=now)  # type: ignore[arg-type]
-        if action == "pause":
-            return domain.pause(order, staff_id=sid, reason=body.get("reason"), now=now)  # type: ignore[arg-type]
-        if action == "resume":
-            return domain.resume(order, staff_id=sid, now=now)
-        if action == "close":
-            return domain.close_by_staff(order, staff_id=sid, now=now)
-        raise ValueError(f"unknown action {action}")
-
-    def _target(self, order: domain.WorkOrder, body: dict[str, Any]) -> domain.Assignment:
-        grid_id, department = body.get("grid_id"), body.get("department")
-        if grid_id is None and department is None:
-            raise domain.InvalidArgument("grid_id", "give a grid_id, a department, or both")
-        if department is not None and (
-            not isinstance(department, str) or department not in set(self.config.departments.values())
-        ):
-            raise domain.InvalidArgument("department", "unknown department")
-        if grid_id is None:
-            return replace(order.assignment, department=department)
-        self.registry.refresh()
-        grid = self.registry.current.grid(grid_id) if self.registry.current else None
-        if grid is None:
-            raise domain.InvalidArgument("grid_id", "no such grid in the registry")
-        return domain.Assignment.for_grid(grid, department or order.assignment.department)
+        return retry_on_conflict(attempt, petition_id)
 
     # ---- the timeout scanner
 
@@ -413,20 +335,22 @@ class RoutingService:
         """Close replied orders whose feedback window has passed; returns how many this call closed."""
         now = self.clock()
         closed = 0
-        for doc in list(self.open_orders.find({})):
+        for doc in list(self.open_orders.collection.find({})):
             if doc.get("finished_at"):
-                if now - _parse_time(doc["finished_at"]) > self.config.keep_finished:
+                if now - parse_time(doc["finished_at"]) > self.config.keep_finished:
                     self._forget(doc["_id"])
                 continue
             replied_at = doc.get("replied_at")
             if doc["status"] != domain.Status.REPLIED or not replied_at:
                 continue
-            if now - _parse_time(replied_at) < self.config.feedback_window:
+            if now - parse_time(replied_at) < self.config.feedback_window:
                 continue
             try:
-                loaded, current = self.load(doc["_id"])
-                transition = domain.close_by_timeout(current, now=now, feedback_window=self.config.feedback_window)
-                self._commit(loaded, loaded.state, transition)  # type: ignore[arg-type]
+                loaded, petition = self._load(doc["_id"])
+                transition = domain.close_by_timeout(
+                    petition.order, now=now, feedback_window=self.config.feedback_window
+                )
+                self._commit(loaded, replace(petition, order=transition.order), transition.events)
                 closed += 1
             except (Conflict, domain.InvalidTransition):
                 continue  # another instance or the citizen got there first
@@ -436,16 +360,24 @@ class RoutingService:
         """A finished order leaves the lists: its areas first, so no list names an order it cannot find."""
         with contextlib.suppress(NotFound):
             self.areas.apply([Move.leaving(self.load(petition_id)[1])])
-        self.open_orders.delete_one({"_id": petition_id})
+        self.open_orders.collection.delete_one({"_id": petition_id})
+
+
+def _petition_of(loaded: Loaded) -> domain.RoutedPetition | None:
+    return petition_from_state(loaded.state) if loaded.state is not None else None
+
+
+def _log_ignored(step: domain.Step, fact: domain.IntakeEvent) -> None:
+    if step.ignored is not None:
+        log.info(
+            "intake event does not apply",
+            extra={"petition_id": fact.petition_id, "type": fact.type, "why": step.ignored},
+        )
 
 
 def _area(order: domain.WorkOrder) -> Area:
     a = order.assignment
     return Area(grid_id=a.grid_id, village_id=a.village_id, town_id=a.town_id)
-
-
-def _order_of(state: dict[str, Any] | None) -> domain.WorkOrder | None:
-    return order_from_dict(state["order"]) if state is not None else None
 
 
 def _area_of(staff: Staff, assignee: str | None, triage: bool) -> str | None:
@@ -473,25 +405,3 @@ def _matches(
         and (not status or doc.get("status") == status)
         and (not assignee or doc.get("assignee") == assignee)
     )
-
-
-def _projection(order: domain.WorkOrder, seq: int) -> dict[str, Any]:
-    """The order's open_orders document."""
-    a = order.assignment
-    finished = order.closed_at or order.withdrawn_at
-    return {
-        "_id": order.petition_id,
-        "seq": seq,
-        "status": str(order.status),
-        "grid_id": a.grid_id,
-        "town": a.town,
-        "town_id": a.town_id,
-        "assignee": a.assignee.staff_id,
-        "assigned_at": format_time(order.assigned_at),
-        "replied_at": format_time(order.replied_at) if order.replied_at else None,
-        "finished_at": format_time(finished) if finished else None,
-    }
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

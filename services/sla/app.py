@@ -16,8 +16,9 @@ from petition_common.timesource import Clock, clock_from_env
 from petition_common.topics import INTAKE, ROUTING
 from petition_common.web import ApiError, create_base_app, json_response, mount_metrics, require_staff
 from petition_kernel.calendar import CalendarDirectory
-from petition_kernel.sla.policy import load_category_codes, load_policy
-from petition_kernel.times import format_instant, local_date
+from petition_kernel.sla.policy import load_policy
+from petition_kernel.taxonomy import load_categories
+from petition_kernel.times import format_time, local_date
 from services.sla import views
 from services.sla.metrics import SlaMetrics
 from services.sla.service import NotFound, SlaConfig, SlaService
@@ -72,7 +73,7 @@ def list_overdue() -> Response:
         open=None if open_only is None else open_only == "true",
     )
     items, next_cursor, now = _service().overdue(staff, flt, limit, cursor)
-    return json_response({"items": items, "next_cursor": next_cursor, "as_of": format_instant(now)})
+    return json_response({"items": items, "next_cursor": next_cursor, "as_of": format_time(now)})
 
 
 def _int(raw: str | None, name: str, low: int, high: int, problems: dict[str, str]) -> int | None:
@@ -103,7 +104,7 @@ def load_config(settings: Settings, calendar: CalendarDirectory) -> SlaConfig:
     """Policy and calendar from the files; raises (the service refuses to start) naming the bad key."""
     extra = settings.extra
     policy_file = Path(extra.get("SLA_POLICY_FILE", str(settings.config_dir / "sla-policy.yaml")))
-    policy = load_policy(policy_file, load_category_codes(settings.config_dir / "categories.yaml"))
+    policy = load_policy(policy_file, frozenset(load_categories(settings.config_dir / "categories.yaml")))
     return SlaConfig(
         policy=policy,
         calendar=calendar.calendar,

@@ -41,7 +41,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
-from petition_common.envelope import Event, format_time
+from petition_common.envelope import Event
 from petition_common.mongo import TRANSIENT_ERRORS, bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence, Clock, SystemClock
@@ -50,7 +50,7 @@ from petition_kernel.calendar import CalendarDirectory, CalendarFileError, WorkC
 from petition_kernel.sla.clock import DeadlineChange, Notice, deadline_changes, due_notices
 from petition_kernel.sla.policy import SlaPolicy
 from petition_kernel.sla.record import HANDLED_EVENTS, SlaRecord, apply, mark_emitted
-from petition_kernel.times import format_instant
+from petition_kernel.times import format_time
 from services.sla import views
 from services.sla.metrics import CLOCKS, OPEN_STATES, SlaMetrics
 
@@ -391,7 +391,7 @@ class SlaService:
     ) -> bool:
         nid = f"{change.petition_id}|reply.{change.generation}:deadline:{revision}"
         data = change.data(years)
-        state = {"petition_id": change.petition_id, "type": "sla.deadline_changed", "emitted_at": format_instant(now)}
+        state = {"petition_id": change.petition_id, "type": "sla.deadline_changed", "emitted_at": format_time(now)}
         if not self._commit_once(nid, "sla.deadline_changed", change.petition_id, data, state, now):
             return False
         self.metrics.deadline_changes.inc()
@@ -422,7 +422,7 @@ class SlaService:
     def _emit(self, notice: Notice, now: datetime) -> bool:
         """Commit the notice (and its event) unless it exists; True once it is known to exist."""
         nid = views.notice_id(notice.petition_id, notice.key)
-        data = {**notice.data(), "due_at": format_instant(notice.due_at)}
+        data = {**notice.data(), "due_at": format_time(notice.due_at)}
         state = {
             "petition_id": notice.petition_id,
             "key": notice.key,
@@ -432,7 +432,7 @@ class SlaService:
             "level": notice.level,
             "deadline": data["deadline"],
             "due_at": data["due_at"],
-            "emitted_at": format_instant(now),
+            "emitted_at": format_time(now),
         }
         if not self._commit_once(nid, notice.event_type, notice.petition_id, data, state, now):
             return self.notices.load(nid).state is not None  # emitted before, or by another instance

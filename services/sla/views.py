@@ -28,7 +28,7 @@ from petition_kernel.calendar import WorkCalendar, YearNotCovered
 from petition_kernel.sla.clock import ClockState, clock_states, next_due_at
 from petition_kernel.sla.policy import SlaPolicy
 from petition_kernel.sla.record import PauseMark, SlaRecord
-from petition_kernel.times import format_instant, parse_instant
+from petition_kernel.times import format_time, parse_time
 
 WARNING, BREACHED = "warning", "breached"
 
@@ -97,16 +97,15 @@ def projection_doc(
             {
                 "clock": clock.clock,
                 "generation": clock.generation,
-                "started_at": format_instant(clock.started_at),
-                "deadline": format_instant(clock.deadline),
-                "warning_at": format_instant(clock.warning_at),
-                "ended_at": format_instant(clock.ended_at) if clock.ended_at else None,
+                "started_at": format_time(clock.started_at),
+                "deadline": format_time(clock.deadline),
+                "warning_at": format_time(clock.warning_at),
+                "ended_at": format_time(clock.ended_at) if clock.ended_at else None,
                 "outcome": clock.outcome,
                 "paused": clock.clock == "reply" and running and paused is not None,
                 "provisional": clock.provisional,
                 "levels": [
-                    {"level": level, "due_at": format_instant(at)}
-                    for level, at in _ladder(clock, policy, record.category)
+                    {"level": level, "due_at": format_time(at)} for level, at in _ladder(clock, policy, record.category)
                 ],
             }
         )
@@ -118,21 +117,21 @@ def projection_doc(
         "category": record.category,
         "grid_id": record.grid_id,
         "town": record.town,
-        "submitted_at": format_instant(record.submitted_at) if record.submitted_at else None,
-        "next_due_at": format_instant(due) if due else None,
+        "submitted_at": format_time(record.submitted_at) if record.submitted_at else None,
+        "next_due_at": format_time(due) if due else None,
         # when the scanner must look at this petition again: a notice falls due, or a breached clock
         # leaves the overdue list
-        "recheck_at": format_instant(min(rechecks)) if rechecks else None,
+        "recheck_at": format_time(min(rechecks)) if rechecks else None,
         "uncovered_year": uncovered.year if uncovered else None,
         "clocks": entries,
-        "projected_at": format_instant(now),
+        "projected_at": format_time(now),
     }
 
 
 def needs_attention(doc: Mapping[str, Any], now: datetime, calendar: WorkCalendar) -> bool:
     """Whether the scanner must load this petition now."""
     recheck = doc.get("recheck_at")
-    if recheck is not None and parse_instant(recheck) <= now:
+    if recheck is not None and parse_time(recheck) <= now:
         return True
     year = doc.get("uncovered_year")
     # the operator added the missing year and restarted: compute the reply clock now
@@ -142,15 +141,15 @@ def needs_attention(doc: Mapping[str, Any], now: datetime, calendar: WorkCalenda
 def _entry_times(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {
         **entry,
-        "started_at": parse_instant(entry["started_at"]),
-        "deadline": parse_instant(entry["deadline"]),
-        "warning_at": parse_instant(entry["warning_at"]),
-        "ended_at": parse_instant(entry["ended_at"]) if entry.get("ended_at") else None,
+        "started_at": parse_time(entry["started_at"]),
+        "deadline": parse_time(entry["deadline"]),
+        "warning_at": parse_time(entry["warning_at"]),
+        "ended_at": parse_time(entry["ended_at"]) if entry.get("ended_at") else None,
     }
 
 
 def _levels(entry: Mapping[str, Any]) -> list[tuple[int, datetime]]:
-    return [(int(x["level"]), parse_instant(x["due_at"])) for x in entry.get("levels", [])]
+    return [(int(x["level"]), parse_time(x["due_at"])) for x in entry.get("levels", [])]
 
 
 def _running(entry: Mapping[str, Any], now: datetime) -> bool:
@@ -251,8 +250,8 @@ def overdue_items(
 
 
 def overdue_sort_key(item: Mapping[str, Any]) -> tuple[str, str, str, int]:
-    # deadlines are RFC 3339 UTC strings from format_instant; compare them as instants
-    return (format_instant(parse_instant(item["deadline"])), item["petition_id"], item["clock"], item["generation"])
+    # deadlines are RFC 3339 UTC strings from format_time; compare them as instants
+    return (format_time(parse_time(item["deadline"])), item["petition_id"], item["clock"], item["generation"])
 
 
 def encode_cursor(item: Mapping[str, Any]) -> str:
@@ -268,6 +267,11 @@ def decode_cursor(cursor: str) -> tuple[str, str, str, int]:
         raise ValueError("not a cursor of this endpoint") from exc
     if not all(isinstance(x, str) for x in (deadline, pid, clock)) or not isinstance(generation, int):
         raise ValueError("not a cursor of this endpoint")
+    try:
+        # in the sort key's written form, also for a cursor issued before deadlines carried milliseconds
+        deadline = format_time(parse_time(deadline))
+    except ValueError as exc:
+        raise ValueError("not a cursor of this endpoint") from exc
     return deadline, pid, clock, generation
 
 
@@ -337,11 +341,11 @@ def petition_view(
                 "clock": clock.clock,
                 "generation": clock.generation,
                 "state": clock.state(now),
-                "started_at": format_instant(clock.started_at),
-                "deadline": format_instant(clock.deadline),
-                "warning_at": format_instant(clock.warning_at),
-                "met_at": format_instant(clock.ended_at) if clock.outcome == "met" and clock.ended_at else None,
-                "ended_at": format_instant(clock.ended_at) if clock.ended_at and not running else None,
+                "started_at": format_time(clock.started_at),
+                "deadline": format_time(clock.deadline),
+                "warning_at": format_time(clock.warning_at),
+                "met_at": format_time(clock.ended_at) if clock.outcome == "met" and clock.ended_at else None,
+                "ended_at": format_time(clock.ended_at) if clock.ended_at and not running else None,
                 "outcome": clock.outcome if not running else None,
                 "on_time": None if running else not late,
                 "paused": clock.clock == "reply" and running and pause is not None,
@@ -366,13 +370,13 @@ def petition_view(
         "category": record.category,
         "grid_id": record.grid_id,
         "town": record.town,
-        "submitted_at": format_instant(record.submitted_at) if record.submitted_at else None,
-        "as_of": format_instant(now),
+        "submitted_at": format_time(record.submitted_at) if record.submitted_at else None,
+        "as_of": format_time(now),
         "paused": pause is not None,
         "pause_reason": pause.reason if pause else None,
-        "paused_since": format_instant(pause.at) if pause else None,
+        "paused_since": format_time(pause.at) if pause else None,
         "pauses": [
-            {"kind": m.kind, "at": format_instant(m.at), "reason": m.reason}
+            {"kind": m.kind, "at": format_time(m.at), "reason": m.reason}
             for m in sorted(record.pause_marks, key=PauseMark.sort_key)
         ],
         "clocks": out_clocks,

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from petition_common.envelope import Event, format_time, parse_time, utc_now
+from petition_common.envelope import Event
 from petition_common.store import AggregateStore, Conflict, Loaded
+from petition_kernel.times import format_time, parse_time, utc_now
 from services.stats.metrics import StatsMetrics
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,6 @@ reads the calendar again when sla says a deadline changed (sla.deadline_changed)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from kafka import KafkaConsumer
@@ -30,7 +29,7 @@ from petition_common.runtime import ServiceRuntime
 from petition_kernel.calendar import CalendarDirectory
 from petition_kernel.sla.policy import load_policy
 from petition_kernel.taxonomy import Category, load_categories
-from petition_kernel.times import local_date
+from petition_kernel.times import local_date, utc_now
 from services.stats.alerts import AlertPublisher
 from services.stats.domain.facts import SlaRules
 from services.stats.domain.hotspot_config import HotspotConfig, config_from_yaml
@@ -55,7 +54,7 @@ def load_config(settings: Settings) -> StatsConfig:
     extra = settings.extra
     categories = load_categories(settings.config_dir / "categories.yaml")
     calendar_dir = settings.calendar_dir if settings.calendar_dir.is_dir() else None
-    calendar_files = CalendarDirectory(calendar_dir, today=lambda: local_date(datetime.now(UTC)))
+    calendar_files = CalendarDirectory(calendar_dir, today=lambda: local_date(utc_now()))
     rules = SlaRules(
         policy=load_policy(settings.config_dir / "sla-policy.yaml", set(categories)),
         calendar=calendar_files.calendar,

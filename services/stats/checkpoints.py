@@ -38,8 +38,8 @@ from bson import Binary
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from petition_common.envelope import utc_now
 from petition_common.store import Conflict
+from petition_kernel.times import utc_now
 
 log = logging.getLogger(__name__)
 

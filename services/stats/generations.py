@@ -10,8 +10,8 @@ import threading
 import time
 from typing import Any
 
-from petition_common.envelope import format_time, utc_now
 from petition_common.store import AggregateStore, Loaded
+from petition_kernel.times import format_time, utc_now
 
 AGGREGATE = "current"
 

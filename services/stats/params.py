@@ -11,12 +11,13 @@ import base64
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 import orjson
 
 from petition_kernel.rates import METRICS
-from services.stats.domain.periods import INTERVALS, LOCAL, local_midnight_day
+from petition_kernel.times import BEIJING, parse_time
+from services.stats.domain.periods import INTERVALS, local_midnight_day
 
 AREA_FILTERS = ("town", "village", "grid_id", "category")
 PERIOD = ("from", "to")
@@ -76,13 +77,13 @@ def _parse_day(name: str, raw: str, errors: dict[str, str]) -> int | None:
             return None
     if _DATETIME.match(raw):
         try:
-            moment = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
+            moment = parse_time(raw)
             day = local_midnight_day(moment)
         except (ValueError, OverflowError):  # 9999-12-31T16:00:00Z is a day of the year 10000 here
             errors[name] = f"not a valid RFC 3339 date-time between {FIRST_DAY} and {LAST_DAY}"
             return None
         if day is None:
-            local = moment.astimezone(LOCAL).isoformat()
+            local = moment.astimezone(BEIJING).isoformat()
             errors[name] = (
                 f"statistics are kept per day (Asia/Shanghai); {local} is not the start of a day: "
                 "give a date (YYYY-MM-DD) or a date-time at 00:00 +08:00"

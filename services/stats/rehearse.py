@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import orjson
 
 from petition_common import logs
 from petition_common.config import Settings
+from petition_kernel.times import parse_time
 from services.stats.bootstrap import load_config, partition_count
 from services.stats.domain.facts import from_us
 from services.stats.domain.hotspot_config import config_from_yaml
@@ -37,7 +38,7 @@ def summarise(state: HotspotState, warm_up: timedelta, busiest: int = 10) -> dic
     measured_from = first + warm_up
     measured_days = max((last - measured_from) / timedelta(days=1), 0.0)
     raised = [a["data"] for a in state.pending_alerts]
-    counted = [a for a in raised if datetime.fromisoformat(a["window_end"]) >= measured_from]
+    counted = [a for a in raised if parse_time(a["window_end"]) >= measured_from]
     by_kind = Counter(f"{a['kind']}/{a['area']['level']}" for a in counted)
     by_pair = Counter((a["area"]["level"], a["category"]) for a in counted)
     per_30 = {k: round(n * 30 / measured_days, 1) for k, n in sorted(by_kind.items())} if measured_days else {}

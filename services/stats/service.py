@@ -18,8 +18,8 @@ from typing import Any
 from pymongo.database import Database
 
 from petition_common.auth import Staff
-from petition_common.envelope import format_time, parse_time
 from petition_kernel.access import READ_EVERYTHING, Area, may_read
+from petition_kernel.times import format_time, parse_time
 from services.stats.alerts import AlertLog
 from services.stats.checkpoints import Checkpoint, CheckpointStore, namespace
 from services.stats.domain.periods import day_start

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, render_template, request
 from prometheus_client import CollectorRegistry
@@ -20,6 +18,7 @@ from petition_common.credentials import Signer
 from petition_common.metrics import PlatformMetrics
 from petition_common.web import create_base_app, mount_metrics
 from petition_kernel.taxonomy import load_categories
+from petition_kernel.times import BEIJING, parse_time
 from services.web import emap, labels, leaders
 from services.web.areas import AreaCache
 from services.web.audit import bp as audit_bp
@@ -34,7 +33,6 @@ from services.web.staff import bp as staff_bp
 from services.web.vendor import bp as vendor_bp
 
 log = logging.getLogger(__name__)
-BEIJING = ZoneInfo("Asia/Shanghai")
 HERE = Path(__file__).resolve().parent
 
 # Pages, unlike the APIs, load the service's own styles and scripts (and nothing from anywhere else:
@@ -145,7 +143,7 @@ def beijing_time(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if not value:
         return "—"
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = parse_time(str(value))
     except ValueError:
         return str(value)
     return moment.astimezone(BEIJING).strftime(fmt)

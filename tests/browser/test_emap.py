@@ -34,13 +34,14 @@ from petition_common.kafka_io import ensure_topics
 from petition_devtools import demo, kafka_access
 from petition_devtools.processes import SERVICES, ServiceFleet
 from petition_devtools.tokens import token_for
+from petition_kernel.times import BEIJING
 from tests.browser.conftest import DESKTOP, Browser
-from tests.e2e.stats_world import CHINA, INTAKE, ROUTING, SLA, World
+from tests.e2e.stats_world import INTAKE, ROUTING, SLA, World
 from tests.support import KAFKA, eventually, kafka_client
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
-MONTH = datetime(2024, 7, 1, tzinfo=CHINA)
+MONTH = datetime(2024, 7, 1, tzinfo=BEIJING)
 PETITIONS = 3000  # a tenth of the county's month: enough for every town and most villages
 HOT_GRID = "T03V02G004"
 PERIODS = (("2024-07-01", "2024-08-01"), ("2024-07-08", "2024-07-15"))

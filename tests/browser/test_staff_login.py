@@ -16,7 +16,7 @@ from tests.e2e.identity_world import Roster
 from tests.e2e.test_submission_event import BODY
 from tests.support import eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 
 def _submit(platform: Platform, grid_id: str, phone: str) -> str:

@@ -21,7 +21,7 @@ from petition_devtools.tokens import token_for
 from tests.browser.conftest import DESKTOP, PHONE, Browser, Platform
 from tests.support import eventually, read_topic
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 
 def css(driver: WebDriver, selector: str):  # type: ignore[no-untyped-def]

@@ -13,22 +13,18 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
-import yaml
 
 from countysim import County, GeneratedPetition
+from petition_kernel.taxonomy import load_categories
+from petition_kernel.times import BEIJING, format_time
 
 REPO = Path(__file__).resolve().parents[2]
-CHINA = timezone(timedelta(hours=8))
-CATEGORIES = yaml.safe_load((REPO / "config" / "categories.yaml").read_text("utf-8"))["categories"]
+CATEGORIES = load_categories(REPO / "config" / "categories.yaml")
 INTAKE, ROUTING, SLA = "petitions.intake.v1", "petitions.routing.v1", "petitions.sla.v1"
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -99,7 +95,7 @@ class World:
             "source": source,
             "type": type_,
             "subject": pid,
-            "time": rfc3339(at),
+            "time": format_time(at),
             "datacontenttype": "application/json",
             "data": {"petition_id": pid, **data},
         }
@@ -115,7 +111,7 @@ class World:
         per_day: dict[str, int] = {}
         self._items = []
         for g, planted in sorted(petitions, key=lambda p: p[0].truth.submitted_at):
-            day = g.truth.submitted_at.astimezone(CHINA).strftime("%Y%m%d")
+            day = g.truth.submitted_at.astimezone(BEIJING).strftime("%Y%m%d")
             per_day[day] = per_day.get(day, 0) + 1
             self._items.append((f"JZ{day}{per_day[day]:06d}", g, planted))
 
@@ -158,14 +154,14 @@ class World:
                 "content": body["content"],
                 "location": location,
                 "citizen": {"name_masked": citizen["name"][:1] + "*", "phone_masked": _mask_phone(citizen["phone"])},
-                "submitted_at": rfc3339(at),
+                "submitted_at": format_time(at),
                 "duplicate_of": t.duplicate_of,
             },
         )
         grid, village, town = self._area(g)
         t.grid, t.village, t.town = grid, village, town
         t.final_grid, t.final_village, t.final_town = grid, village, town
-        t.department = CATEGORIES[t.category]["department"]
+        t.department = CATEGORIES[t.category].department
         assigned_at = at + timedelta(seconds=rng.uniform(0.5, 30))
         self._assignment("petition.assigned", t, assigned_at, "grid_leader" if grid else "county_dispatcher")
         if t.duplicate_of is not None and rng.random() < 0.5:
@@ -173,7 +169,7 @@ class World:
             return  # a repeat is usually merged into its original: little else happens to it
         if rng.random() < 0.02:  # withdrawn before anyone calls
             w = assigned_at + timedelta(minutes=rng.uniform(5, 120))
-            self._event(INTAKE, "petition.withdrawn", "petitions/intake", pid, w, {"withdrawn_at": rfc3339(w)})
+            self._event(INTAKE, "petition.withdrawn", "petitions/intake", pid, w, {"withdrawn_at": format_time(w)})
             t.withdrawn = True
             return
         now = assigned_at
@@ -245,44 +241,49 @@ class World:
                 "department": t.department,
                 "assignee": {"staff_id": "S000001", "role": role},
                 "reason": "generated",
-                "assigned_at": rfc3339(at),
+                "assigned_at": format_time(at),
             },
         )
 
     def _timed(self, type_: str, t: Truth, at: datetime, field_name: str, **extra: str) -> None:
-        data = {field_name: rfc3339(at), **extra}
+        data = {field_name: format_time(at), **extra}
         if type_ == "petition.contacted":
             data["staff_id"] = "S000001"
         self._event(ROUTING, type_, "petitions/routing", t.petition_id, at, data)
 
     def _reply(self, t: Truth, at: datetime) -> None:
         t.replies.append(at)
-        data = {"staff_id": "S000001", "replied_at": rfc3339(at), "resolution": "resolved", "summary": "已处理"}
+        data = {"staff_id": "S000001", "replied_at": format_time(at), "resolution": "resolved", "summary": "已处理"}
         self._event(ROUTING, "petition.replied", "petitions/routing", t.petition_id, at, data)
 
     def _rate(self, t: Truth, at: datetime, rating: str) -> None:
         t.ratings.append((at, rating))
-        data = {"satisfaction": rating, "received_at": rfc3339(at)}
+        data = {"satisfaction": rating, "received_at": format_time(at)}
         self._event(INTAKE, "petition.feedback_received", "petitions/intake", t.petition_id, at, data)
 
     def _close(self, t: Truth, at: datetime, by: str) -> None:
         t.closed = True
-        data = {"closed_at": rfc3339(at), "closed_by": by}
+        data = {"closed_at": format_time(at), "closed_by": by}
         self._event(ROUTING, "petition.closed", "petitions/routing", t.petition_id, at, data)
 
     def _pause(self, t: Truth, start: datetime, end: datetime) -> None:
         pid = t.petition_id
-        data = {"staff_id": "S000001", "at": rfc3339(start), "reason": "third_party"}
+        data = {"staff_id": "S000001", "at": format_time(start), "reason": "third_party"}
         self._event(ROUTING, "petition.sla_paused", "petitions/routing", pid, start, data)
         self._event(
-            ROUTING, "petition.sla_resumed", "petitions/routing", pid, end, {"staff_id": "S000001", "at": rfc3339(end)}
+            ROUTING,
+            "petition.sla_resumed",
+            "petitions/routing",
+            pid,
+            end,
+            {"staff_id": "S000001", "at": format_time(end)},
         )
 
     def _sla(self, t: Truth, type_: str, at: datetime, hours: float) -> None:
         deadline = t.submitted_at + timedelta(hours=hours)
         data = {
             "clock": "contact",
-            "deadline": rfc3339(deadline),
+            "deadline": format_time(deadline),
             "grid_id": t.final_grid,
             "town": t.final_town,
             "level": 1,

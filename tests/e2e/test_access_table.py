@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import requests
 import yaml
 
@@ -23,8 +22,6 @@ from tests.e2e.abuse_world import start_world
 from tests.e2e.identity_world import Roster, machine_token
 from tests.e2e.test_submission_event import BODY
 from tests.support import eventually
-
-pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "routing", "sla", "stats")

@@ -11,12 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import requests
 from flask.testing import FlaskClient
 from pymongo import MongoClient
 
-from countysim import generate_county
 from petition_common.config import Settings
 from petition_devtools.tokens import token_for
 from services.web.app import create_app as create_web_app
@@ -28,11 +26,6 @@ from tests.support import MONGO, eventually
 SERVICES = ("intake", "routing", "sla", "stats")
 AUDITOR = {"Authorization": "Bearer tok-auditor"}
 VERIFY = [str(Path(sys.executable).with_name("petitions-audit")), "verify"]
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=7)
 
 
 def _petition(world: World, grid_id: str) -> str:

@@ -15,8 +15,6 @@ from petition_devtools import kafka_access
 from tests.e2e.test_submission_event import BODY
 from tests.support import KAFKA, eventually
 
-pytestmark = pytest.mark.e2e
-
 
 def _as(user: str | None, **kwargs) -> dict:
     """kafka-python arguments for `user` (None: no credentials at all)."""

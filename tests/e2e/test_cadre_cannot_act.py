@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import pytest
 import requests
 
-from countysim import generate_county
 from tests.e2e.abuse_world import start_world
 from tests.e2e.test_submission_event import BODY
 from tests.support import eventually
@@ -19,11 +17,6 @@ BODIES = {
     "resume": {},
     "close": {},
 }
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=7)
 
 
 def test_a_village_cadre_reads_but_cannot_act_on_an_order_of_their_village(fleet, county, tmp_path):

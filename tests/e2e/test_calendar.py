@@ -27,10 +27,9 @@ from petition_common.config import REPO_ROOT
 from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
+from petition_kernel.times import format_time
 from tests.e2e.test_sla import FakeNow
 from tests.support import eventually, read_topic
-
-pytestmark = pytest.mark.e2e
 
 NOTICE_2027 = """国务院办公厅关于2027年部分节假日安排的通知（测试用，虚构）
 各省、自治区、直辖市人民政府，国务院各部委、各直属机构：
@@ -44,10 +43,6 @@ NOTICE_2027 = """国务院办公厅关于2027年部分节假日安排的通知�
 
 def cst(text: str) -> datetime:
     return datetime.fromisoformat(f"{text}+08:00").astimezone(UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 class Shifted:
@@ -132,7 +127,7 @@ def test_a_late_notice_moves_provisional_deadlines_once_and_stats_follows(fleet,
         return r.json()["clocks"][1]
 
     # provisional: 29, 30, 31 December, (1 January off, then the weekend) 4 and 5 January
-    provisional_deadline = iso(cst("2027-01-06T00:00"))
+    provisional_deadline = format_time(cst("2027-01-06T00:00"))
     for pid in pids:
         clock = eventually(lambda pid=pid: _checked(reply_clock(pid), provisional=True))
         assert clock["deadline"] == provisional_deadline and clock["state"] == "on_track"
@@ -170,7 +165,7 @@ def test_a_late_notice_moves_provisional_deadlines_once_and_stats_follows(fleet,
     changed = _wait_for(sla_topic, {(pid, "sla.deadline_changed") for pid in pids})
     # 29, 30, 31 December, 2 January (a working day now) and 4 January: a day earlier, for both
     validator = ContractValidator(REPO_ROOT / "contract")
-    official_deadline = iso(cst("2027-01-05T00:00"))
+    official_deadline = format_time(cst("2027-01-05T00:00"))
     for pid in pids:
         clock = eventually(lambda pid=pid: _checked(reply_clock(pid, slas[1]), provisional=False))
         assert clock["deadline"] == official_deadline

@@ -9,8 +9,8 @@ import hashlib
 import requests
 from pymongo import MongoClient
 
-from petition_common.envelope import utc_now
 from petition_common.store import AggregateStore, OutboxRelay
+from petition_kernel.times import utc_now
 from services.intake.domain import body_fingerprint
 from tests.e2e.test_submission_event import BODY
 from tests.support import MONGO, read_topic

@@ -10,22 +10,16 @@ import pytest
 import requests
 from pymongo import MongoClient
 
-from countysim import generate_county
 from petition_common.config import DEVELOPMENT_SECRET_KEY
 from petition_common.credentials import Signer
-from petition_common.envelope import utc_now
 from petition_common.store import AggregateStore, Loaded
+from petition_kernel.times import utc_now
 from services.intake import domain
 from services.intake.codes import duplicate_key
 from services.intake.domain import masked_content
 from tests.e2e.abuse_world import start_world
 from tests.e2e.test_submission_event import BODY
 from tests.support import MONGO, eventually, read_topic
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=7)
 
 
 @pytest.fixture

@@ -14,20 +14,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import pytest
 import requests
 
-from countysim import generate_county, plant_hotspot
+from countysim import plant_hotspot
 from tests.e2e.abuse_world import start_world
 from tests.support import eventually
 
 SENDER_PHONE = "13912345678"
 ENV = {"RATE_LIMITS": "off", "STATS_CHECKPOINT_INTERVAL_S": "1", "STATS_REFRESH_INTERVAL_S": "0.5"}
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=7)
 
 
 def _observed(stats: str) -> float:

@@ -9,18 +9,10 @@ import jwt
 import pytest
 import requests
 
-from countysim import generate_county
 from tests.e2e.abuse_world import start_world
 from tests.e2e.identity_world import Roster, machine_token
 from tests.e2e.test_submission_event import BODY
 from tests.support import eventually
-
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=7)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from countysim import generate_county, generate_petitions
+from countysim import generate_petitions
 from petition_common.config import REPO_ROOT
 from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
@@ -40,13 +40,9 @@ CLOSED_BY = {
 }
 
 
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=7)
-
-
 @pytest.fixture
-def platform(fleet, county, tmp_path):
+def intake_and_routing(fleet, county, tmp_path):
+    """Intake and routing (routing on a movable clock): their URLs, the dispatcher's auth header, the clock file."""
     tokens = write_tokens_file(tmp_path / "tokens.yaml", county_tokens(county))
     dispatcher = next(s for s in county.staff if s.role == "county_dispatcher")
     clock = tmp_path / "routing-clock"
@@ -66,8 +62,8 @@ def platform(fleet, county, tmp_path):
 
 
 @pytest.mark.timeout(600)
-def test_every_petition_from_submission_to_its_end(platform, county, fleet):
-    intake, routing, dispatcher, routing_clock = platform
+def test_every_petition_from_submission_to_its_end(intake_and_routing, county, fleet):
+    intake, routing, dispatcher, routing_clock = intake_and_routing
     http = requests.Session()
     resp = http.post(f"{routing}/v1/grids/import", json=county.to_geojson(), headers=dispatcher, timeout=60)
     assert resp.status_code == 200, resp.text

@@ -3,22 +3,15 @@ never the text a citizen wrote, nor positions or distances precise enough to fin
 
 from __future__ import annotations
 
-import pytest
 import requests
 from shapely.geometry import shape
 
-from countysim import generate_county
 from tests.e2e.abuse_world import start_world
 from tests.e2e.test_submission_event import BODY
 from tests.support import eventually
 
 SECRET = "我家在12号楼3单元502，门口下水道堵了，电话13812341234"
 ALLOWED = {"petition_id", "category", "status", "distance_m", "village", "town"}
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=7)
 
 
 def test_nearby_answers_category_status_band_and_area_only(fleet, county, tmp_path):

@@ -5,20 +5,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import requests
 import yaml
 
-from countysim import generate_county
 from petition_common.config import REPO_ROOT
 from tests.e2e.abuse_world import small_registry, start_world
-
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=7)
 
 
 def _declared(service: str, path: str, method: str) -> set[str]:

@@ -56,8 +56,6 @@ from tests.conftest import RUN_ID
 from tests.e2e.abuse_world import small_registry
 from tests.support import MONGO, eventually, read_topic
 
-pytestmark = pytest.mark.e2e
-
 SEED = 16
 MAX_EXAMPLES = 30  # per operation and mode: 36 operations x 2 modes, about two minutes on 2 busy cores
 N_SEED_PETITIONS = 12

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import requests
 
-from tests.conftest import REPO
 from tests.e2e.test_submission_event import BODY
-from tests.support import eventually, read_topic
-
-STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
+from tests.support import STACK, eventually, read_topic
 
 
 def _stack(*args: str) -> None:

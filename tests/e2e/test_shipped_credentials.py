@@ -11,7 +11,6 @@ from services.intake.contacts import generate_key_spec
 from tests.e2e.identity_world import Roster
 from tests.support import eventually
 
-pytestmark = pytest.mark.e2e
 DEV_TOKENS = REPO_ROOT / "config" / "staff-tokens.yaml"
 
 

@@ -29,42 +29,34 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import requests
 
-from countysim import generate_county
 from petition_common.config import REPO_ROOT, Settings
 from petition_common.contract import ContractValidator
-from petition_common.envelope import Event, format_time, parse_time
+from petition_common.envelope import Event
 from petition_common.kafka_io import EventPublisher
 from petition_devtools.kafka_access import admin_settings
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 from petition_kernel.calendar import WorkCalendar
 from petition_kernel.sla.deadlines import reply_deadline
+from petition_kernel.times import format_time, parse_time, utc_now
 from tests.support import KAFKA, eventually, read_topic
 from tests.unit.contract.test_contract_documents import OPENAPI, errors, validator
-
-pytestmark = pytest.mark.e2e
 
 KINDS = ("met", "near_c", "missed", "late_r", "near_r", "withdrawn", "paused")
 LEVELS = (1, 2, 3)
 CALENDAR = WorkCalendar.load(REPO_ROOT / "config" / "calendar")
 
 
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=7)
-
-
 # Every service of this test runs on a clock shifted by whole days to a date well inside the years the
 # working-day calendar covers, so the test does not depend on today's date (near the end of the last
 # covered year, reply deadlines would fall into a year without a calendar). Whole days keep the
 # time of day, which _avoid_midnight_in_beijing relies on.
-SHIFT = timedelta(days=(date(2026, 6, 2) - datetime.now(UTC).date()).days)
+SHIFT = timedelta(days=(date(2026, 6, 2) - utc_now().date()).days)
 
 
 def _now() -> datetime:
-    return datetime.now(UTC) + SHIFT
+    return utc_now() + SHIFT
 
 
 class FakeNow:
@@ -248,8 +240,9 @@ def test_warnings_and_breaches_exactly_once_across_a_restart_and_two_instances(f
     assert errors(validator(OPENAPI / "sla.yaml", "/components/schemas/PetitionSla"), view) == []
     assert [(c["state"], c["provisional"]) for c in view["clocks"]] == [("warned", False), ("on_track", True)], view
 
-    # ---- the end: let both scanners run a while longer, then everything exactly once
-    time.sleep(2)
+    # ---- the end: both scanners complete a few more scans (a duplicate would be out by then), then
+    # everything exactly once
+    _wait_scans(http, (sla, sla2), more=3)
     messages = read_topic(f"{prefix}petitions.sla.v1", lambda ms: False, timeout_s=4)
     _check_messages(messages, expected, emitted_at_phase, deadline, base_reply, petitions, gap_pid, gap_grid)
     emitted_since_restart = len(expected) - restart_phase_start
@@ -268,10 +261,24 @@ def test_warnings_and_breaches_exactly_once_across_a_restart_and_two_instances(f
 
 def _avoid_midnight_in_beijing() -> None:
     """The reply deadline counts from the submission's Beijing date; keep all submissions on one date."""
-    utc = datetime.now(UTC)
-    to_midnight = (utc.replace(hour=16, minute=0, second=0, microsecond=0) - utc).total_seconds()
-    if 0 < to_midnight < 20:
-        time.sleep(to_midnight + 1)
+
+    def clear_of_midnight() -> None:
+        utc = utc_now()
+        to_midnight = (utc.replace(hour=16, minute=0, second=0, microsecond=0) - utc).total_seconds()
+        assert not 0 < to_midnight < 20, "a Beijing midnight is less than 20 s away"
+
+    eventually(clear_of_midnight, timeout_s=25, interval_s=0.5)
+
+
+def _wait_scans(http: requests.Session, urls: tuple[str, ...], more: int) -> None:
+    """Wait until every SLA instance has completed `more` scans since now."""
+    done = {url: _metric(http, url, "petitions_sla_scan_seconds_count") for url in urls}
+
+    def scanned() -> None:
+        for url in urls:
+            assert _metric(http, url, "petitions_sla_scan_seconds_count") >= done[url] + more, url
+
+    eventually(scanned, timeout_s=30)
 
 
 def _wait_routed(http: requests.Session, intake: str, petitions: dict[str, dict]) -> None:

@@ -33,16 +33,16 @@ import requests
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from countysim import generate_county, generate_petitions, plant_hotspot
+from countysim import generate_petitions, plant_hotspot
 from petition_common.config import Settings
 from petition_common.kafka_io import ensure_topics
 from petition_devtools.kafka_access import admin_settings
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
-from tests.conftest import REPO
-from tests.e2e.stats_world import CHINA, INTAKE, ROUTING, SLA, Truth, World
-from tests.support import KAFKA, eventually, kafka_client, read_topic
+from petition_kernel.times import BEIJING
+from tests.e2e.stats_world import INTAKE, ROUTING, SLA, Truth, World
+from tests.support import KAFKA, REPO, eventually, kafka_client, read_topic
 
-MONTH = datetime(2024, 7, 1, tzinfo=CHINA)  # 2024-07-01 00:00 in Beijing
+MONTH = datetime(2024, 7, 1, tzinfo=BEIJING)  # 2024-07-01 00:00 in Beijing
 PETITIONS = 33_000  # a month of countysim's reference year (~396,000 petitions)
 # Hotspot rules of the test's own, sized for this volume (~1,085 petitions a day) and kept apart from
 # the shipped config/hotspots.yaml, so that retuning that file cannot change what this test proves.
@@ -58,11 +58,6 @@ HOTSPOTS = {
 MAX_FALSE_ALARMS = 5
 POLICY = yaml.safe_load((REPO / "config" / "sla-policy.yaml").read_text("utf-8"))
 SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied")
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=20240101)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +111,7 @@ def expected(truths: list[Truth], keep: Callable[[Truth], bool] = lambda t: True
             continue
         c["accepted"] += 1
         c["assigned"] += 1
-        local_day = t.submitted_at.astimezone(CHINA).date()
+        local_day = t.submitted_at.astimezone(BEIJING).date()
         if t.contacted_at is not None:
             c["contacted"] += 1
             c["contact_seconds"] += (t.contacted_at - t.submitted_at) // timedelta(seconds=1)
@@ -124,12 +119,12 @@ def expected(truths: list[Truth], keep: Callable[[Truth], bool] = lambda t: True
         if t.replies:
             first = min(t.replies)
             c["replied"] += 1
-            deadline = datetime.combine(_workdays_after(local_day, 5) + timedelta(days=1), datetime.min.time(), CHINA)
+            deadline = datetime.combine(_workdays_after(local_day, 5) + timedelta(days=1), datetime.min.time(), BEIJING)
             for start, end in t.pauses:  # one pause, over before the reply, started before the deadline
                 if start < deadline:
                     deadline += min(end - start, timedelta(days=5))
             c["replied_on_time"] += first <= deadline
-            c["reply_working_days"] += _workdays_between(local_day, first.astimezone(CHINA).date())
+            c["reply_working_days"] += _workdays_between(local_day, first.astimezone(BEIJING).date())
         c["closed"] += t.closed
         c["transferred"] += t.transferred
         c["reopened"] += t.reopened
@@ -278,7 +273,7 @@ def test_a_generated_month_counted_alerted_and_rebuilt(fleet, month, county, tmp
     )
     grid = county.grids[77].grid_id
     assert as_counts(stats.get("/v1/stats/summary", grid_id=grid)) == expected(truths, lambda t: t.final_grid == grid)
-    in_week = lambda t: date(2024, 7, 8) <= t.submitted_at.astimezone(CHINA).date() < date(2024, 7, 15)  # noqa: E731
+    in_week = lambda t: date(2024, 7, 8) <= t.submitted_at.astimezone(BEIJING).date() < date(2024, 7, 15)  # noqa: E731
     week = stats.get("/v1/stats/summary", category="utilities", **{"from": "2024-07-08", "to": "2024-07-15"})
     assert as_counts(week) == expected(truths, lambda t: t.category == "utilities" and in_week(t))
     by_channel = {r["key"]: as_counts(r) for r in stats.get("/v1/stats/breakdown", by="channel")["items"]}
@@ -290,7 +285,7 @@ def test_a_generated_month_counted_alerted_and_rebuilt(fleet, month, county, tmp
     for point in weeks:
         first = datetime.fromisoformat(point["start"]).date()
         last = datetime.fromisoformat(point["end"]).date()
-        keep = lambda t, a=first, b=last: t.final_town == town and a <= t.submitted_at.astimezone(CHINA).date() < b  # noqa: E731
+        keep = lambda t, a=first, b=last: t.final_town == town and a <= t.submitted_at.astimezone(BEIJING).date() < b  # noqa: E731
         assert as_counts(point) == expected(truths, keep), point["start"]
     ranking = stats.get("/v1/stats/ranking", level="town", metric="closure_rate")["items"]
     assert len(ranking) == 12 and all(r["ci_low"] <= r["rate"] <= r["ci_high"] for r in ranking)
@@ -448,7 +443,7 @@ def test_petitions_from_the_real_services_are_counted(fleet, county, tmp_path):
     for i, receipt in enumerate(receipts[:12:2]):
         eventually(lambda i=i, receipt=receipt: rate(2 * i, receipt), timeout_s=30, interval_s=0.3)
     stats = Stats(service.url, token_for(dispatcher.staff_id))
-    today = now.astimezone(CHINA).date()
+    today = now.astimezone(BEIJING).date()
     period = {"from": (today - timedelta(days=1)).isoformat(), "to": (today + timedelta(days=2)).isoformat()}
 
     def counted() -> None:

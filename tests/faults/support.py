@@ -23,6 +23,7 @@ from petition_common.config import Settings
 from petition_devtools.processes import SERVICES, ServiceFleet
 from petition_devtools.reconcile import Endpoints, reconcile
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
+from tests.support import eventually
 
 RATE_PER_S = 20
 
@@ -91,6 +92,16 @@ class Stream:
     def join(self) -> None:
         assert self.thread is not None
         self.thread.join(300)
+
+
+def progress(stream: Stream, more: int, timeout_s: float = 120) -> None:
+    """Wait until the stream has had `more` petitions accepted since now (or has ended)."""
+    target = len(stream.accepted) + more
+
+    def advanced() -> None:
+        assert len(stream.accepted) >= target or not stream.thread.is_alive()  # type: ignore[union-attr]
+
+    eventually(advanced, timeout_s=timeout_s, interval_s=0.2)
 
 
 def start_platform(fleet: ServiceFleet, county, tmp_path: Path) -> dict[str, str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,15 +26,13 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from countysim import generate_county
 from petition_common.config import Settings
 from petition_common.topic_config import ALL_TOPICS, describe, spec_for
 from petition_devtools.kafka_access import admin_client_config, admin_settings
 from petition_devtools.processes import REPO, ServiceFleet
-from tests.faults.support import Stream, bodies, record, start_platform
-from tests.support import MONGO, eventually
+from tests.faults.support import Stream, bodies, progress, record
+from tests.support import MONGO, STACK, eventually
 
-STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
 NODES = (1, 2, 3)
 RESULTS: list[dict] = []
 
@@ -154,13 +151,9 @@ def cluster(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
             subprocess.run([*STACK, "down", "kafka"], env=env, check=False, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=3)
-
-
 @pytest.fixture
-def platform(cluster: Cluster, run_env: dict[str, str], unique_prefix: str, county, tmp_path: Path):
+def fleet(cluster: Cluster, run_env: dict[str, str], unique_prefix: str, tmp_path: Path) -> Iterator[ServiceFleet]:
+    """The services' fleet on the three-broker cluster (tests/faults/conftest.py starts the platform on it)."""
     env = {
         **run_env,
         "KAFKA_TOPIC_PREFIX": f"{unique_prefix}-",
@@ -169,12 +162,9 @@ def platform(cluster: Cluster, run_env: dict[str, str], unique_prefix: str, coun
         "KAFKA_REPLICATION_FACTOR": "3",
         "KAFKA_MIN_INSYNC_REPLICAS": "2",
     }
-    fleet = ServiceFleet(env=env, log_dir=tmp_path / "logs")
-    try:
-        start_platform(fleet, county, tmp_path)
-        yield fleet
-    finally:
-        fleet.stop_all(kill=False)
+    services = ServiceFleet(env=env, log_dir=tmp_path / "logs")
+    yield services
+    services.stop_all(kill=False)
 
 
 def _settings(cluster: Cluster, fleet: ServiceFleet) -> Settings:
@@ -187,16 +177,6 @@ def _settings(cluster: Cluster, fleet: ServiceFleet) -> Settings:
         min_insync_replicas=2,
         **admin_settings(),
     )
-
-
-def _progress(stream: Stream, more: int, timeout_s: float = 120) -> None:
-    """Wait until the stream has had `more` petitions accepted since now."""
-    target = len(stream.accepted) + more
-
-    def advanced() -> None:
-        assert len(stream.accepted) >= target or not stream.thread.is_alive()  # type: ignore[union-attr]
-
-    eventually(advanced, timeout_s=timeout_s, interval_s=0.2)
 
 
 def _fence(cluster: Cluster, node: int, timeout_s: float = 60) -> float:
@@ -226,7 +206,7 @@ def _new_leader(cluster: Cluster, old: int, timeout_s: float = 60) -> tuple[int,
 def _kill_and_restart(cluster: Cluster, node: int, stream: Stream) -> dict:
     """Kill -9 `node` mid-stream, restart it once it is fenced and the stream went on without it,
     and wait until every partition is back in sync; returns the fault's own figures."""
-    _progress(stream, 40)
+    progress(stream, 40)
     leader_before = cluster.controller_leader()
     cluster.kill(node)
     killed = time.monotonic()
@@ -236,7 +216,7 @@ def _kill_and_restart(cluster: Cluster, node: int, stream: Stream) -> dict:
         else (eventually(cluster.controller_leader, timeout_s=30), None)
     )
     fenced_after = _fence(cluster, node)
-    _progress(stream, 60)  # citizens go on submitting to two brokers
+    progress(stream, 60)  # citizens go on submitting to two brokers
     cluster.start(node)
     restarted = time.monotonic()
     in_sync_after = cluster.wait_in_sync()

@@ -13,32 +13,18 @@ Bounded: each stream is a fixed number of petitions; loopback only. `bin/test te
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import pytest
 from kafka import KafkaProducer
 
-from countysim import generate_county
 from petition_common.config import Settings
 from petition_devtools.kafka_access import admin_settings
 from petition_devtools.processes import REPO, ServiceFleet
-from tests.faults.support import Stream, bodies, record, start_platform
-from tests.support import KAFKA, MONGO, kafka_client
+from tests.faults.support import Stream, bodies, progress, record
+from tests.support import KAFKA, MONGO, STACK, kafka_client
 
-STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]
 RESULTS: list[dict] = []
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(seed=3)
-
-
-@pytest.fixture
-def platform(fleet, county, tmp_path):
-    fleet.extra_env = start_platform(fleet, county, tmp_path)  # type: ignore[attr-defined]
-    return fleet
 
 
 def _stack(*args: str) -> None:
@@ -64,9 +50,9 @@ def _record(name: str, stream: Stream, fleet: ServiceFleet, fault_over: float) -
 @pytest.mark.timeout(600)
 def test_broker_killed_and_restarted_mid_stream(platform, county):
     stream = Stream(platform.processes["intake"].url, bodies(county, 200, seed=1)).start()
-    time.sleep(3)
+    progress(stream, 30)
     _stack("kill", "kafka")
-    time.sleep(5)
+    time.sleep(5)  # the fault: Kafka stays down 5 s
     _stack("start", "kafka")
     fault_over = time.monotonic()
     stream.join()
@@ -77,9 +63,9 @@ def test_broker_killed_and_restarted_mid_stream(platform, county):
 def test_each_service_killed_mid_stream(platform, county):
     stream = Stream(platform.processes["intake"].url, bodies(county, 400, seed=2)).start()
     for name in ("intake", "routing", "sla", "stats"):
-        time.sleep(2)
+        progress(stream, 20)
         platform.stop(name, kill=True)
-        time.sleep(1)
+        time.sleep(1)  # the fault: the service stays down 1 s
         platform.start(name, extra_env=platform.extra_env)
         platform.wait_ready([name])
         if name == "intake":
@@ -92,9 +78,9 @@ def test_each_service_killed_mid_stream(platform, county):
 @pytest.mark.timeout(900)
 def test_database_stopped_for_30_seconds(platform, county):
     stream = Stream(platform.processes["intake"].url, bodies(county, 200, seed=3)).start()
-    time.sleep(2)
+    progress(stream, 20)
     _stack("stop", "ferretdb")
-    time.sleep(30)
+    time.sleep(30)  # the fault: FerretDB stays down 30 s
     _stack("start", "ferretdb")
     fault_over = time.monotonic()
     stream.join()
@@ -127,7 +113,7 @@ def test_two_instances_of_each_consumer_one_killed(platform, county):
         platform.start(name, instance=f"{name}-2", extra_env=platform.extra_env)
     platform.wait_ready()
     stream = Stream(platform.processes["intake"].url, bodies(county, 200, seed=5)).start()
-    time.sleep(4)
+    progress(stream, 40)
     for name in ("routing", "sla", "stats"):
         platform.stop(f"{name}-2", kill=True)
     fault_over = time.monotonic()

@@ -13,8 +13,6 @@ from petition_common.audit import verify
 from petition_common.audit_log import AuditLog
 from tests.conftest import make_settings
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def db_name(unique_prefix):

@@ -10,7 +10,6 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 
@@ -22,8 +21,6 @@ from petition_common.metrics import PlatformMetrics
 from petition_common.topics import DEADLETTER, INTAKE
 from tests.conftest import make_settings
 from tests.support import eventually, kafka_client, read_topic
-
-pytestmark = pytest.mark.integration
 
 CONTRACT = Path(__file__).resolve().parents[2] / "contract"
 

@@ -23,14 +23,13 @@ from pymongo import MongoClient
 from countysim import generate_county, generate_petitions
 from petition_common.kafka_io import ensure_topics
 from petition_common.topic_config import ALL_TOPICS
+from petition_kernel.times import BEIJING
 from services.stats.bootstrap import load_config
 from services.stats.checkpoints import CheckpointStore, namespace
 from services.stats.partition import PartitionState
-from tests.conftest import REPO, make_settings
-from tests.e2e.stats_world import CHINA, INTAKE, ROUTING, SLA, World
-from tests.support import KAFKA, MONGO, kafka_client
-
-pytestmark = pytest.mark.integration
+from tests.conftest import make_settings
+from tests.e2e.stats_world import INTAKE, ROUTING, SLA, World
+from tests.support import KAFKA, MONGO, REPO, kafka_client
 
 PETITION_TOPICS = (INTAKE, ROUTING, SLA)
 
@@ -38,7 +37,7 @@ PETITION_TOPICS = (INTAKE, ROUTING, SLA)
 @pytest.fixture(scope="module")
 def world() -> World:
     county = generate_county(seed=20240101)
-    start = datetime(2024, 7, 1, tzinfo=CHINA).astimezone(UTC)
+    start = datetime(2024, 7, 1, tzinfo=BEIJING).astimezone(UTC)
     petitions = generate_petitions(county, 1500, seed=11, start=start, days=5)
     return World(county, [(p, None) for p in petitions], seed=12).build()
 

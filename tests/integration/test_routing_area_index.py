@@ -14,19 +14,18 @@ import pytest
 from pymongo import MongoClient
 
 from petition_common.auth import Staff
-from petition_common.config import REPO_ROOT
+from petition_common.config import REPO_ROOT, Settings
 from petition_common.consumer import MessageMeta
 from petition_common.envelope import Event
 from petition_common.store import AggregateStore
-from services.routing import domain
-from services.routing.service import RegistryHolder, RoutingConfig, RoutingService
+from services.routing.bootstrap import bootstrap, load_departments
+from services.routing.handlers import handlers
+from services.routing.service import RoutingConfig, RoutingService
 from tests.conftest import make_settings
 from tests.unit.routing.routing_county import COUNTY
 
-pytestmark = pytest.mark.integration
-
 T0 = datetime(2026, 3, 9, 1, 0, tzinfo=UTC)
-DEPARTMENTS = domain.load_departments(REPO_ROOT / "config" / "categories.yaml")
+DEPARTMENTS = load_departments(REPO_ROOT / "config" / "categories.yaml")
 DISPATCHER = Staff("S000001", "county_dispatcher")
 AUDITOR = Staff("A1", "auditor")
 
@@ -43,9 +42,10 @@ class Clock:
         return self.now
 
 
-def _service(db: Any, clock: Clock) -> RoutingService:
-    registry = RegistryHolder(AggregateStore(db, "registry"))
-    return RoutingService(db, AggregateStore(db, "workorders"), registry, RoutingConfig(DEPARTMENTS), clock=clock)
+def _service(settings: Settings, db: Any, clock: Clock) -> RoutingService:
+    # stores without a publisher: the events stay in the outbox, the index is what is tested
+    stores = lambda name: AggregateStore(db, name)  # noqa: E731
+    return bootstrap(settings, db=db, clock=clock, stores=stores, config=RoutingConfig(DEPARTMENTS)).service
 
 
 @pytest.fixture
@@ -54,8 +54,8 @@ def world(unique_prefix: str) -> Iterator[tuple[RoutingService, RoutingService, 
     settings = make_settings("routing", unique_prefix)
     clock = Clock()
     clients = [MongoClient(settings.mongo_uri, tz_aware=True) for _ in range(2)]
-    first, second = (_service(c[settings.database], clock) for c in clients)
-    first.registry.replace_with(copy.deepcopy(COUNTY), "S000001")
+    first, second = (_service(settings, c[settings.database], clock) for c in clients)
+    first.import_registry(copy.deepcopy(COUNTY), "S000001")
     first.ensure_area_index()
     yield first, second, clock, clients[0][settings.database]
     for client in clients:
@@ -77,6 +77,11 @@ def submitted(pid: str, grid_id: str) -> Event:
 
 def deliver(service: RoutingService, *events: Event) -> None:
     service.on_intake_events([(e, MessageMeta("intake", 0, n, e.subject)) for n, e in enumerate(events)])
+
+
+def act(service: RoutingService, pid: str, staff: Staff, action: str, body: dict[str, Any]) -> None:
+    """A staff action as the HTTP view makes it: through the handler table."""
+    handlers(service)[action](pid, staff, **body)
 
 
 def ids(service: RoutingService, staff: Staff, **filters: Any) -> list[str]:
@@ -109,7 +114,7 @@ def test_lists_follow_assign_transfer_and_close(world: Any) -> None:
 
     # a transfer to another town's grid, made through the other instance: it leaves every old list
     clock.now = T0 + timedelta(minutes=2)
-    other.act("P1", DISPATCHER, "transfer", {"grid_id": "T02V01G001", "reason": "属柳河镇"})
+    act(other, "P1", DISPATCHER, "transfer", {"grid_id": "T02V01G001", "reason": "属柳河镇"})
     assert ids(service, a) == ["P4"]
     assert ids(service, far) == ["P1", "P3"]
     assert "P1" not in ids(service, cadre) and "P1" not in ids(service, town1) and "P1" in ids(service, town2)
@@ -117,7 +122,7 @@ def test_lists_follow_assign_transfer_and_close(world: Any) -> None:
 
     # handled and closed by its new leader: still listed while recently finished, then gone
     for action, body in (("contact", {}), ("reply", {"resolution": "resolved", "summary": "已修复"}), ("close", {})):
-        service.act("P1", far, action, body)
+        act(service, "P1", far, action, body)
     assert ids(service, far, status="closed") == ["P1"]
     clock.now = T0 + RoutingConfig(DEPARTMENTS).keep_finished + timedelta(days=1)
     service.close_timed_out()
@@ -135,7 +140,7 @@ def test_the_triage_queue_holds_orders_without_a_grid_until_one_is_given(world: 
     assert set(ids(service, DISPATCHER)) == {"P1", "P9"}
     assert ids(service, leader("T01V01G001"), triage=True) == []
     clock.now = T0 + timedelta(minutes=1)
-    service.act("P9", DISPATCHER, "transfer", {"grid_id": "T01V01G001", "reason": "人工分派"})
+    act(service, "P9", DISPATCHER, "transfer", {"grid_id": "T01V01G001", "reason": "人工分派"})
     assert ids(service, DISPATCHER, triage=True) == []
     assert ids(service, leader("T01V01G001")) == ["P9", "P1"]
 

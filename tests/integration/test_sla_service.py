@@ -21,19 +21,19 @@ from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
 from petition_common.store import AggregateStore, commit_id
 from petition_kernel.calendar import CalendarDirectory, WorkCalendar, load_year_overrides
-from petition_kernel.sla.policy import load_category_codes, load_policy
+from petition_kernel.sla.policy import load_policy
 from petition_kernel.sla.record import SlaRecord, apply
+from petition_kernel.taxonomy import load_categories
+from petition_kernel.times import format_time
 from services.sla.metrics import SlaMetrics
 from services.sla.service import SlaConfig, SlaService
 from services.sla.views import notice_id, projection_doc
 from tests.conftest import make_settings
 
-pytestmark = pytest.mark.integration
-
 T0 = datetime(2026, 3, 9, 1, 0, tzinfo=UTC)  # Monday 09:00 in Beijing
 CONFIG = SlaConfig(
     policy=load_policy(
-        REPO_ROOT / "config" / "sla-policy.yaml", load_category_codes(REPO_ROOT / "config" / "categories.yaml")
+        REPO_ROOT / "config" / "sla-policy.yaml", frozenset(load_categories(REPO_ROOT / "config" / "categories.yaml"))
     ),
     calendar=WorkCalendar.load(REPO_ROOT / "config" / "calendar"),
 )
@@ -71,10 +71,6 @@ def event(event_type: str, pid: str, eid: str, **data: Any) -> Event:
     return Event(type=event_type, source="test", subject=pid, data={"petition_id": pid, **data}, id=eid)
 
 
-def iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
-
-
 def submitted(pid: str, at: datetime = T0, grid: str = "T01V01G001") -> Event:
     return event(
         "petition.submitted",
@@ -85,13 +81,13 @@ def submitted(pid: str, at: datetime = T0, grid: str = "T01V01G001") -> Event:
         content="路灯不亮",
         location={"town": "城关镇", "village": "东村", "grid_id": grid},
         citizen={"name_masked": "刘*", "phone_masked": "138****1234"},
-        submitted_at=iso(at),
+        submitted_at=format_time(at),
     )
 
 
 def life(pid: str) -> list[Event]:
     """Routed, transferred, contacted twice, paused and resumed, replied, closed, reopened, replied, closed."""
-    h = lambda n: iso(T0 + timedelta(hours=n))  # noqa: E731
+    h = lambda n: format_time(T0 + timedelta(hours=n))  # noqa: E731
     routed = {"village": "东村", "department": "county_transport_bureau", "reason": "grid"}
     assignee = {"staff_id": "S1", "role": "grid_leader"}
     return [
@@ -204,14 +200,13 @@ def test_late_detection_reports_each_level_with_the_true_overdue_time(instances)
     for commit in real_notice_commits(a):
         body = commit["events"][0]["body"]
         data = body["data"]
-        assert data["deadline"] == iso(deadline)
-        assert body["time"] == (
-            clock.now if "breached" in commit["aggregate_id"] else T0 + timedelta(hours=5)
-        ).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        assert data["deadline"] == format_time(deadline)
+        sent_at = clock.now if "breached" in commit["aggregate_id"] else T0 + timedelta(hours=5)
+        assert body["time"] == format_time(sent_at)
         if body["type"] == "sla.breached":
             assert data["overdue_seconds"] == int((clock.now - deadline).total_seconds())
             delay = {1: 0, 2: 24, 3: 72}[data["level"]]
-            assert data["due_at"] == iso(deadline + timedelta(hours=delay))
+            assert data["due_at"] == format_time(deadline + timedelta(hours=delay))
         else:
             assert data["remaining_seconds"] == 3600
     assert a.scan().emitted == []  # nothing twice
@@ -350,7 +345,10 @@ def test_importing_a_notice_moves_provisional_deadlines_once_across_instances(in
     # open: submitted Monday 28 December, contacted, no reply; met: submitted Wednesday 30, replied
     # the next day (no longer watched, but its deadline was provisional); old: counted in 2026 only
     open_pid, met_pid, old_pid = "JZ20261228000001", "JZ20261230000002", "JZ20261221000003"
-    contacted = lambda pid, at: event("petition.contacted", pid, f"{pid}-c", staff_id="S1", contacted_at=iso(at))  # noqa: E731
+
+    def contacted(pid: str, at: datetime) -> Event:
+        return event("petition.contacted", pid, f"{pid}-c", staff_id="S1", contacted_at=format_time(at))
+
     a.on_event(submitted(open_pid, at=cst_instant("2026-12-28", 10)))
     a.on_event(contacted(open_pid, cst_instant("2026-12-28", 11)))
     a.on_event(submitted(old_pid, at=cst_instant("2026-12-21", 10)))
@@ -363,7 +361,7 @@ def test_importing_a_notice_moves_provisional_deadlines_once_across_instances(in
         met_pid,
         f"{met_pid}-r",
         staff_id="S1",
-        replied_at=iso(clock.now),
+        replied_at=format_time(clock.now),
         resolution="resolved",
         summary="好",
     )
@@ -371,7 +369,7 @@ def test_importing_a_notice_moves_provisional_deadlines_once_across_instances(in
     staff = Staff("D", "county_dispatcher")
     view = a.petition(open_pid, staff)["clocks"][1]
     # provisional: 29, 30, 31 December, 4 and 5 January (1 January off, then the weekend)
-    assert view["provisional"] is True and view["deadline"] == iso(cst_instant("2027-01-06", 0))
+    assert view["provisional"] is True and view["deadline"] == format_time(cst_instant("2027-01-06", 0))
     assert a.petition(old_pid, staff)["clocks"][1]["provisional"] is False
     assert a.provisional_clocks.find_one({"_id": met_pid}) is not None  # the met one stays findable
     clock.now = cst_instant("2027-01-04", 12)
@@ -401,10 +399,10 @@ def test_importing_a_notice_moves_provisional_deadlines_once_across_instances(in
     for body in by_pid.values():
         assert body["type"] == "sla.deadline_changed" and body["data"]["provisional"] is False
     # 29, 30, 31 December, 2 (make-up) and 4 January: a day earlier
-    assert by_pid[open_pid]["data"]["deadline"] == iso(cst_instant("2027-01-05", 0))
-    assert by_pid[open_pid]["data"]["previous_deadline"] == iso(cst_instant("2027-01-06", 0))
+    assert by_pid[open_pid]["data"]["deadline"] == format_time(cst_instant("2027-01-05", 0))
+    assert by_pid[open_pid]["data"]["previous_deadline"] == format_time(cst_instant("2027-01-06", 0))
     assert by_pid[open_pid]["data"]["corrected"] == []  # its warning point (80 %) had passed either way
-    assert by_pid[met_pid]["data"]["deadline"] == iso(cst_instant("2027-01-07", 0))
+    assert by_pid[met_pid]["data"]["deadline"] == format_time(cst_instant("2027-01-07", 0))
     assert a.provisional_clocks.find_one({"_id": met_pid}) is None  # official now: nothing left to move
     assert a.petition(open_pid, staff)["clocks"][1]["provisional"] is False
 

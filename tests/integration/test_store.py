@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from pymongo import MongoClient, monitoring
 
-from petition_common.envelope import Event, utc_now
+from petition_common.envelope import Event
 from petition_common.kafka_io import EventPublisher, PublishFailed, ensure_topics
 from petition_common.store import AggregateStore, Conflict, Loaded, OutboxRelay, commit_id
 from petition_common.topics import INTAKE
+from petition_kernel.times import utc_now
 from tests.conftest import make_settings
 from tests.support import read_topic
 

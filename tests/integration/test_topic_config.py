@@ -23,8 +23,6 @@ from petition_common.topic_config import (
 from tests.conftest import make_settings
 from tests.support import kafka_client
 
-pytestmark = pytest.mark.integration
-
 STATED = {
     "cleanup.policy",
     "retention.ms",

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from petition_kernel.calendar import WorkCalendar, YearNotCovered
-from petition_kernel.times import format_instant, to_utc
+from petition_kernel.times import format_time, to_utc
 
 from .deadlines import (
     Pause,
@@ -114,7 +114,7 @@ class Notice:
         out: dict[str, Any] = {
             "petition_id": self.petition_id,
             "clock": self.clock,
-            "deadline": format_instant(self.deadline),
+            "deadline": format_time(self.deadline),
             "grid_id": self.grid_id,
             "town": self.town,
             "level": self.level,
@@ -406,8 +406,8 @@ class DeadlineChange:
             "petition_id": self.petition_id,
             "clock": REPLY,
             "generation": self.generation,
-            "deadline": format_instant(self.deadline),
-            "previous_deadline": format_instant(self.previous_deadline),
+            "deadline": format_time(self.deadline),
+            "previous_deadline": format_time(self.previous_deadline),
             "provisional": self.provisional,
             "previous_provisional": self.previous_provisional,
             "grid_id": self.grid_id,

@@ -22,7 +22,6 @@ __all__ = [
     "EscalationStep",
     "PolicyError",
     "SlaPolicy",
-    "load_category_codes",
     "load_policy",
     "parse_policy",
 ]
@@ -224,11 +223,3 @@ def load_policy(path: str | Path, category_codes: Iterable[str] | None = None) -
         return parse_policy(content, category_codes)
     except PolicyError as exc:
         raise PolicyError(exc.key, exc.problem, source) from None
-
-
-def load_category_codes(path: str | Path) -> frozenset[str]:
-    """The category codes of `config/categories.yaml` (reads a file)."""
-    content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(content, Mapping) or not isinstance(content.get("categories"), Mapping):
-        raise PolicyError("categories", "expected a `categories:` mapping", str(path))
-    return frozenset(str(code) for code in content["categories"])

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from petition_kernel.times import format_instant, parse_instant
+from petition_kernel.times import format_time, from_bson, parse_time
 
 __all__ = [
     "HANDLED_EVENTS",
@@ -99,7 +99,7 @@ class SlaRecord:
     # -- storage ------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON/BSON-ready dict; instants as RFC 3339 UTC strings so nothing is lost to BSON's ms."""
+        """A JSON/BSON-ready dict, instants in the platform's written form (`format_time`, milliseconds)."""
         return _encode(asdict(self))
 
     @classmethod
@@ -132,7 +132,7 @@ _INSTANT_LISTS = frozenset({"replied_at", "reopened_at", "closed_at"})
 
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
-        return format_instant(value)
+        return format_time(value)
     if isinstance(value, dict):
         return {k: _encode(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -143,10 +143,9 @@ def _encode(value: Any) -> Any:
 def _decode_instant(value: Any) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, datetime) and value.tzinfo is None:
-        # pymongo hands BSON dates back naive, and they are UTC.
-        return value.replace(tzinfo=UTC)
-    return parse_instant(value)
+    if isinstance(value, datetime):
+        return from_bson(value)
+    return parse_time(value)
 
 
 # -- applying events ----------------------------------------------------------------------------
@@ -243,9 +242,12 @@ def _instant(event_type: str, data: Mapping[str, Any], name: str) -> datetime:
     if data.get(name) is None:
         raise EventDataError(event_type, name, "missing")
     try:
-        return parse_instant(data[name])
+        at = parse_time(data[name])
     except ValueError as exc:
         raise EventDataError(event_type, name, str(exc)) from None
+    # Facts keep the precision they are stored with (milliseconds), so a record read back equals
+    # the record written, and its deadlines are the same before and after a reload.
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def _text(event_type: str, data: Mapping[str, Any], name: str) -> str:

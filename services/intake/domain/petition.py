@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from petition_common.envelope import Event, format_time, parse_time
+from petition_common.envelope import Event
 from petition_kernel.access import Area
+from petition_kernel.times import format_time, parse_time
 from services.intake.domain.masking import mask_name, mask_phone, masked_comment, masked_content, masked_location
 from services.intake.domain.submission import Submission
 

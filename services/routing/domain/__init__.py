@@ -1,6 +1,7 @@
-"""Pure domain logic of the routing service (派单): grid registry, routing decision, work-order states.
+"""Pure domain logic of the routing service (派单): grid registry, routing decision, work-order states,
+and what intake's events do to a work order.
 
-No I/O here except the explicit config loader `load_departments`.
+No I/O: the category → department table comes in from bootstrap.py, the registry from its holder.
 """
 
 from .decide import (
@@ -9,12 +10,13 @@ from .decide import (
     Assignee,
     Assignment,
     RouteDecision,
+    RoutingRules,
     department_for,
-    load_departments,
     route,
 )
-from .events import Event
-from .model import Grid, Staff, Village
+from .events import WorkOrderEvent
+from .intake import CONSUMED, IntakeEvent, NeverSubmitted, RoutedPetition, Step, on_intake_event
+from .model import Grid, RosterMember, Village
 from .names import MIN_MARGIN, MIN_SCORE, VillageLookup
 from .registry import GridRegistry, RegistryInvalid, VillageMatch
 from .validation import FieldError
@@ -35,32 +37,39 @@ from .workorder import (
     reply,
     resume,
     transfer,
+    transfer_target,
     withdraw,
 )
 
 __all__ = [
+    "CONSUMED",
     "DEFAULT_DISPATCHER_ID",
     "DISPATCH_CENTRE",
     "MIN_MARGIN",
     "MIN_SCORE",
     "Assignee",
     "Assignment",
-    "Event",
     "FieldError",
     "Grid",
     "GridRegistry",
+    "IntakeEvent",
     "InvalidArgument",
     "InvalidTransition",
+    "NeverSubmitted",
     "Pause",
     "RegistryInvalid",
+    "RosterMember",
     "RouteDecision",
-    "Staff",
+    "RoutedPetition",
+    "RoutingRules",
     "Status",
+    "Step",
     "Transition",
     "Village",
     "VillageLookup",
     "VillageMatch",
     "WorkOrder",
+    "WorkOrderEvent",
     "assign",
     "close_by_staff",
     "close_by_timeout",
@@ -68,11 +77,12 @@ __all__ = [
     "department_for",
     "due_for_timeout_close",
     "feedback",
-    "load_departments",
+    "on_intake_event",
     "pause",
     "reply",
     "resume",
     "route",
     "transfer",
+    "transfer_target",
     "withdraw",
 ]

@@ -10,10 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
-
-from petition_kernel.taxonomy import load_categories
 
 from .model import Grid
 from .names import MIN_MARGIN, MIN_SCORE, grid_number_in
@@ -78,19 +75,14 @@ class RouteDecision(Assignment):
     reason: str  # human-readable: which rule chose the route, and which rules were tried and failed
 
 
-def load_departments(path: str | Path) -> dict[str, str]:
-    """category code → department, from categories.yaml (`categories.<code>.department`).
+@dataclass(frozen=True)
+class RoutingRules:
+    """What a routing decision and a transfer are checked against: the grid registry (None before the
+    first import), the category → department table, and who triages what no grid takes."""
 
-    Parsing is the shared taxonomy loader's; this only narrows it to what routing needs and turns a
-    malformed file into one ValueError, so start-up fails with a readable message."""
-    try:
-        categories = load_categories(Path(path))
-    except (AttributeError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: malformed categories file ({e!r})") from e
-    for code, category in categories.items():
-        if not isinstance(category.department, str) or not category.department:
-            raise ValueError(f"{path}: categories.{code}.department is missing")
-    return {code: category.department for code, category in categories.items()}
+    registry: GridRegistry | None
+    departments: Mapping[str, str]
+    dispatcher_id: str = DEFAULT_DISPATCHER_ID
 
 
 def department_for(category: Any, departments: Mapping[str, str]) -> str:

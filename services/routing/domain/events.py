@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 ASSIGNED = "petition.assigned"
@@ -17,15 +17,10 @@ SLA_RESUMED = "petition.sla_resumed"
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class WorkOrderEvent:
+    """A fact about a work order, before the publisher wraps it in the envelope (petition_common.envelope.Event)."""
+
     type: str  # the CloudEvents `type`
     subject: str  # the petition_id: CloudEvents `subject` and the Kafka key
     time: datetime  # when the fact happened: CloudEvents `time`
     data: dict[str, Any] = field(hash=False)
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC, millisecond precision, `Z` suffix. Naive datetimes are refused: their zone is a guess."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,4 +1,4 @@
-"""Registry entities: grids, villages and the staff named in the grid registry."""
+"""Registry entities: grids, villages and the roster members (the staff named in the grid registry)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from shapely.geometry import mapping
 
 
 @dataclass(frozen=True, slots=True)
-class Staff:
+class RosterMember:
+    """A person the registry names for a grid (leader, cadre, helper); not a signed-in identity
+    (that is petition_common.auth.Staff)."""
+
     staff_id: str
     name: str
 
@@ -28,9 +31,9 @@ class Grid:
     town: str
     households: int
     population: int
-    leader: Staff  # 网格长: the assignee of petitions routed to this grid
-    cadre: Staff  # 包联村干部
-    helpers: tuple[Staff, ...]
+    leader: RosterMember  # 网格长: the assignee of petitions routed to this grid
+    cadre: RosterMember  # 包联村干部
+    helpers: tuple[RosterMember, ...]
     village_aliases: tuple[str, ...]
     # The number citizens use for the grid ("第3网格"); None when neither name nor id carries one.
     number: int | None

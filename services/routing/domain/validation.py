@@ -15,7 +15,7 @@ from typing import Any
 import shapely
 from shapely import Polygon, STRtree
 
-from .model import Grid, Staff
+from .model import Grid, RosterMember
 from .names import grid_number_in
 
 # Overlaps and gaps smaller than this are float noise from the producer, not a governance problem.
@@ -139,7 +139,7 @@ def _text(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
-def _parse_staff(i: int, field: str, value: Any, errors: list[FieldError]) -> Staff | None:
+def _parse_staff(i: int, field: str, value: Any, errors: list[FieldError]) -> RosterMember | None:
     if not isinstance(value, dict):
         errors.append(FieldError(i, field, "missing or not an object {staff_id, name}"))
         return None
@@ -148,7 +148,7 @@ def _parse_staff(i: int, field: str, value: Any, errors: list[FieldError]) -> St
         if not _text(value.get(key)):
             errors.append(FieldError(i, f"{field}.{key}", "missing or empty"))
             ok = False
-    return Staff(value["staff_id"], value["name"]) if ok else None
+    return RosterMember(value["staff_id"], value["name"]) if ok else None
 
 
 def _parse_properties(i: int, properties: Any, errors: list[FieldError]) -> dict[str, Any] | None:

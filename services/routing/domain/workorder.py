@@ -26,9 +26,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
+from petition_kernel.times import format_time
+
 from . import events as ev
-from .decide import Assignment, RouteDecision
-from .events import Event, rfc3339
+from .decide import Assignment, RouteDecision, RoutingRules
+from .events import WorkOrderEvent
 
 ROLE_TOWN_SUPERVISOR = "town_supervisor"
 
@@ -99,11 +101,13 @@ class WorkOrder:
 
 class Transition(NamedTuple):
     order: WorkOrder
-    events: tuple[Event, ...]
+    events: tuple[WorkOrderEvent, ...]
 
 
-def _event(order: WorkOrder, type_: str, now: datetime, **data: object) -> Event:
-    return Event(type=type_, subject=order.petition_id, time=now, data={"petition_id": order.petition_id, **data})
+def _event(order: WorkOrder, type_: str, now: datetime, **data: object) -> WorkOrderEvent:
+    return WorkOrderEvent(
+        type=type_, subject=order.petition_id, time=now, data={"petition_id": order.petition_id, **data}
+    )
 
 
 def _require(order: WorkOrder, allowed: set[Status] | frozenset[Status], action: str) -> None:
@@ -135,7 +139,7 @@ def _unpaused(order: WorkOrder, staff_id: str, now: datetime) -> Transition:
         return Transition(order, ())
     seconds = order.paused_seconds + max(0.0, (now - order.pause.since).total_seconds())
     resumed = replace(order, pause=None, paused_seconds=seconds)
-    return Transition(resumed, (_event(order, ev.SLA_RESUMED, now, staff_id=staff_id, at=rfc3339(now)),))
+    return Transition(resumed, (_event(order, ev.SLA_RESUMED, now, staff_id=staff_id, at=format_time(now)),))
 
 
 # --- transitions -------------------------------------------------------------------------------------
@@ -151,7 +155,7 @@ def assign(petition_id: str, decision: RouteDecision, *, now: datetime) -> Trans
         route_reason=decision.reason,
         assigned_at=now,
     )
-    data = {**decision.event_fields(), "reason": decision.reason, "assigned_at": rfc3339(now)}
+    data = {**decision.event_fields(), "reason": decision.reason, "assigned_at": format_time(now)}
     return Transition(order, (_event(order, ev.ASSIGNED, now, **data),))
 
 
@@ -160,7 +164,7 @@ def contact(order: WorkOrder, *, staff_id: str, now: datetime) -> Transition:
     _text("staff_id", staff_id)
     _require(order, {Status.ASSIGNED, Status.REOPENED}, "record contact for")
     new = replace(order, status=Status.IN_PROGRESS, contacted_at=order.contacted_at or now)
-    return Transition(new, (_event(order, ev.CONTACTED, now, staff_id=staff_id, contacted_at=rfc3339(now)),))
+    return Transition(new, (_event(order, ev.CONTACTED, now, staff_id=staff_id, contacted_at=format_time(now)),))
 
 
 def reply(order: WorkOrder, *, staff_id: str, resolution: str, summary: str, now: datetime) -> Transition:
@@ -172,7 +176,7 @@ def reply(order: WorkOrder, *, staff_id: str, resolution: str, summary: str, now
     running, resumed = _unpaused(order, staff_id, now)
     new = replace(running, status=Status.REPLIED, replied_at=now, resolution=resolution)
     replied = _event(
-        order, ev.REPLIED, now, staff_id=staff_id, replied_at=rfc3339(now), resolution=resolution, summary=summary
+        order, ev.REPLIED, now, staff_id=staff_id, replied_at=format_time(now), resolution=resolution, summary=summary
     )
     return Transition(new, (*resumed, replied))
 
@@ -184,8 +188,25 @@ def transfer(order: WorkOrder, to: Assignment, *, reason: str, now: datetime) ->
     if to.event_fields() == order.assignment.event_fields():
         raise InvalidTransition("same_assignment", "the order is already assigned there")
     new = replace(order, assignment=_plain(to), assigned_at=now, transfer_count=order.transfer_count + 1)
-    data = {**to.event_fields(), "reason": reason, "assigned_at": rfc3339(now)}
+    data = {**to.event_fields(), "reason": reason, "assigned_at": format_time(now)}
     return Transition(new, (_event(order, ev.TRANSFERRED, now, **data),))
+
+
+def transfer_target(order: WorkOrder, grid_id: object, department: object, rules: RoutingRules) -> Assignment:
+    """Where a transfer request sends the order: a grid of the registry (its leader takes it), a
+    department, or both; the grid keeps the order's department unless one is given."""
+    if grid_id is None and department is None:
+        raise InvalidArgument("grid_id", "give a grid_id, a department, or both")
+    if department is not None and (
+        not isinstance(department, str) or department not in set(rules.departments.values())
+    ):
+        raise InvalidArgument("department", "unknown department")
+    if grid_id is None:
+        return replace(order.assignment, department=department)
+    grid = rules.registry.grid(grid_id) if rules.registry is not None and isinstance(grid_id, str) else None
+    if grid is None:
+        raise InvalidArgument("grid_id", "no such grid in the registry")
+    return Assignment.for_grid(grid, department or order.assignment.department)
 
 
 def pause(order: WorkOrder, *, staff_id: str, reason: str, now: datetime) -> Transition:
@@ -196,7 +217,7 @@ def pause(order: WorkOrder, *, staff_id: str, reason: str, now: datetime) -> Tra
     if order.pause is not None:
         raise InvalidTransition("already_paused", f"the reply clock is already paused ({order.pause.reason})")
     new = replace(order, pause=Pause(reason, now, staff_id))
-    return Transition(new, (_event(order, ev.SLA_PAUSED, now, staff_id=staff_id, at=rfc3339(now), reason=reason),))
+    return Transition(new, (_event(order, ev.SLA_PAUSED, now, staff_id=staff_id, at=format_time(now), reason=reason),))
 
 
 def resume(order: WorkOrder, *, staff_id: str, now: datetime) -> Transition:
@@ -209,7 +230,7 @@ def resume(order: WorkOrder, *, staff_id: str, now: datetime) -> Transition:
 
 def _close(order: WorkOrder, closed_by: str, now: datetime, **changes: object) -> Transition:
     new = replace(order, status=Status.CLOSED, closed_at=now, closed_by=closed_by, **changes)
-    return Transition(new, (_event(order, ev.CLOSED, now, closed_at=rfc3339(now), closed_by=closed_by),))
+    return Transition(new, (_event(order, ev.CLOSED, now, closed_at=format_time(now), closed_by=closed_by),))
 
 
 def close_by_staff(order: WorkOrder, *, staff_id: str, now: datetime) -> Transition:
@@ -239,7 +260,7 @@ def feedback(order: WorkOrder, *, satisfaction: str, now: datetime) -> Transitio
         return _close(order, "feedback", now, satisfaction=satisfaction)
     new = replace(order, status=Status.REOPENED, satisfaction=satisfaction, reopen_count=order.reopen_count + 1)
     reason = "the citizen rated the reply dissatisfied"
-    return Transition(new, (_event(order, ev.REOPENED, now, reopened_at=rfc3339(now), reason=reason),))
+    return Transition(new, (_event(order, ev.REOPENED, now, reopened_at=format_time(now), reason=reason),))
 
 
 def withdraw(order: WorkOrder, *, now: datetime) -> Transition:

@@ -8,9 +8,9 @@ dead-letters; event types stats does not count give None.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from petition_kernel.times import parse_time
 from services.stats.domain.facts import SATISFACTION, Change, to_us
 
 CHANNELS = frozenset({"miniprogram", "hotline", "web", "visit", "other"})
@@ -48,17 +48,14 @@ class BadEvent(ValueError):
         super().__init__(f"{event_type}: data.{field}: {problem}")
 
 
-def parse_time(event_type: str, data: Mapping[str, Any], name: str) -> int:
+def _time(event_type: str, data: Mapping[str, Any], name: str) -> int:
     raw = data.get(name)
     if not isinstance(raw, str):
         raise BadEvent(event_type, name, "missing or not a string")
     try:
-        moment = datetime.fromisoformat(raw.replace("z", "Z"))
-    except ValueError:
-        raise BadEvent(event_type, name, f"not an RFC 3339 time: {raw[:40]!r}") from None
-    if moment.tzinfo is None:
-        raise BadEvent(event_type, name, "a time without an offset")
-    return to_us(moment.astimezone(UTC))
+        return to_us(parse_time(raw))
+    except ValueError as exc:
+        raise BadEvent(event_type, name, str(exc)) from None
 
 
 def _text(event_type: str, data: Mapping[str, Any], name: str, *, optional: bool = False) -> str | None:
@@ -94,14 +91,14 @@ def change_of(event_type: str, data: Mapping[str, Any], event_id: str) -> Change
     assert pid is not None
     if event_type in _TIMED:
         kind, field = _TIMED[event_type]
-        return Change(pid, kind, parse_time(event_type, data, field), event_id)
+        return Change(pid, kind, _time(event_type, data, field), event_id)
     if event_type == "petition.submitted":
         category = _text(event_type, data, "category")
         channel = _choice(event_type, data, "channel", CHANNELS)
         duplicate_of = data.get("duplicate_of")
         if duplicate_of is not None and not isinstance(duplicate_of, str):
             raise BadEvent(event_type, "duplicate_of", "must be a petition id or null")
-        at = parse_time(event_type, data, "submitted_at")
+        at = _time(event_type, data, "submitted_at")
         return Change(pid, "submitted", at, event_id, (category, channel, bool(duplicate_of), _citizen_ref(data)))
     if event_type in ("petition.assigned", "petition.transferred"):
         value = (
@@ -111,13 +108,13 @@ def change_of(event_type: str, data: Mapping[str, Any], event_id: str) -> Change
             _text(event_type, data, "department"),
         )
         kind = "assigned" if event_type == "petition.assigned" else "transferred"
-        return Change(pid, kind, parse_time(event_type, data, "assigned_at"), event_id, value)
+        return Change(pid, kind, _time(event_type, data, "assigned_at"), event_id, value)
     if event_type == "petition.sla_paused":
         reason = _choice(event_type, data, "reason", PAUSE_REASONS)
-        return Change(pid, "paused", parse_time(event_type, data, "at"), event_id, (reason,))
+        return Change(pid, "paused", _time(event_type, data, "at"), event_id, (reason,))
     if event_type == "petition.feedback_received":
         satisfaction = _choice(event_type, data, "satisfaction", SATISFACTION)
-        return Change(pid, "feedback", parse_time(event_type, data, "received_at"), event_id, (satisfaction,))
+        return Change(pid, "feedback", _time(event_type, data, "received_at"), event_id, (satisfaction,))
     if event_type == "sla.deadline_changed":
         # which deadline does not matter here: stats derives the verdicts again with the same calendar
         _choice(event_type, data, "clock", ("reply",))

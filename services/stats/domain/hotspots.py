@@ -68,6 +68,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
+from petition_kernel.times import format_time
 from services.stats.domain.hotspot_config import LEVELS, HotspotConfig, Rule
 from services.stats.domain.hotspot_state import AreaKey, KeyState, day_of, utc
 from services.stats.domain.poisson import poisson_sf
@@ -79,10 +80,6 @@ MAX_PETITION_IDS = 50
 # Fixed namespace, so alert ids are stable across processes and releases.
 ALERT_NAMESPACE = uuid.UUID("5b0f1c8e-8d43-5a63-9a8e-6f1f3c2d7a10")
 DETECTOR_VERSION = 1
-
-
-def _rfc3339(at: datetime) -> str:
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -114,8 +111,8 @@ class Alert:
             "kind": self.kind,
             "area": {"level": self.area.level, "id": self.area.id, "name": self.area.name},
             "category": self.category,
-            "window_start": _rfc3339(self.window_start),
-            "window_end": _rfc3339(self.window_end),
+            "window_start": format_time(self.window_start),
+            "window_end": format_time(self.window_end),
             "count": self.count,
             "baseline": self.baseline,
             "petition_ids": list(self.petition_ids),

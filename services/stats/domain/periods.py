@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
-TIME_ZONE = "Asia/Shanghai"
-LOCAL = ZoneInfo(TIME_ZONE)
+from petition_kernel.times import BEIJING
+
+TIME_ZONE = BEIJING.key  # the zone's name, as the API reports it
 INTERVALS = ("day", "week", "month")
 
 
 def day_start(day: int) -> datetime:
     """00:00 local time of the day, as an aware datetime in the county's zone."""
-    return datetime.combine(date.fromordinal(day), datetime.min.time(), tzinfo=LOCAL)
+    return datetime.combine(date.fromordinal(day), datetime.min.time(), tzinfo=BEIJING)
 
 
 def format_day_start(day: int) -> str:
@@ -54,7 +54,7 @@ def intervals(first: int, end: int, interval: str) -> Iterator[tuple[int, int]]:
 
 def local_midnight_day(moment: datetime) -> int | None:
     """The day whose 00:00 (local) is exactly `moment`, or None when `moment` is not a day boundary."""
-    local = moment.astimezone(LOCAL)
+    local = moment.astimezone(BEIJING)
     if local.time() != datetime.min.time():
         return None
     return local.date().toordinal()

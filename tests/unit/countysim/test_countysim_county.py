@@ -13,13 +13,9 @@ from shapely.geometry import LinearRing, box
 from countysim import County, generate_county
 from countysim import names as names_mod
 from countysim.county import COUNTY_BOUNDS
+from tests.conftest import COUNTY_SEED
 
 AREA_TOLERANCE = 1e-9  # square degrees; one grid is ~1e-4
-
-
-@pytest.fixture(scope="module")
-def county() -> County:
-    return generate_county()
 
 
 def _symdiff_area(a, b) -> float:
@@ -89,8 +85,8 @@ def test_no_two_areas_overlap(county, level):
 
 
 def test_same_seed_same_county_other_seed_other_county(county):
-    assert generate_county().to_geojson() == county.to_geojson()
-    other = generate_county(seed=7).to_geojson()
+    assert generate_county(seed=COUNTY_SEED).to_geojson() == county.to_geojson()
+    other = generate_county(seed=COUNTY_SEED + 1).to_geojson()
     assert other != county.to_geojson()
     assert len(other["features"]) == 2635
 

@@ -12,25 +12,18 @@ from shapely.geometry import Point
 from countysim import (
     CHANNEL_MIX,
     LOCATION_MIX,
-    County,
-    generate_county,
     generate_petitions,
     load_category_shares,
     plant_hotspot,
     templates,
 )
 from countysim import names as names_mod
-from countysim.petitions import CHINA_TZ
+from petition_kernel.times import BEIJING
 
 START = datetime(2024, 7, 1, tzinfo=UTC)
 N = 4000
 MOBILE = re.compile(r"1[3-9]\d{9}")
 LANDLINE = re.compile(r"0532-8\d{7}")
-
-
-@pytest.fixture(scope="module")
-def county() -> County:
-    return generate_county()
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +143,7 @@ def test_times_are_utc_in_the_window_sorted_with_a_daily_rhythm(petitions):
     assert all(t.tzinfo is not None and t.utcoffset() == timedelta(0) for t in times)
     assert times == sorted(times)
     assert times[0] >= START and times[-1] < START + timedelta(days=14)
-    local_hours = Counter(t.astimezone(CHINA_TZ).hour for t in times)
+    local_hours = Counter(t.astimezone(BEIJING).hour for t in times)
     office = sum(local_hours[h] for h in range(9, 12))
     night = sum(local_hours[h] for h in range(1, 4))
     assert office > 10 * night > 0

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import shapely
 
-from countysim import generate_county, generate_houses
+from countysim import generate_houses
 from countysim.houses import HOUSES_TARGET
-
-
-@pytest.fixture(scope="module")
-def county():  # type: ignore[no-untyped-def]
-    return generate_county(seed=7)
 
 
 def test_houses_lie_in_their_grids_in_proportion_to_households(county) -> None:  # type: ignore[no-untyped-def]

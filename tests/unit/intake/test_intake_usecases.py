@@ -14,10 +14,11 @@ from petition_common.auth import Staff
 from petition_common.config import Settings
 from petition_common.consumer import MessageMeta
 from petition_common.contract import SchemaViolation
-from petition_common.envelope import Event, format_time
+from petition_common.envelope import Event
 from petition_common.fakes import ManualClock, MemoryDatabase, RecordingPublisher
 from petition_common.store import AggregateStore, Conflict
 from petition_common.topics import EVENT_TYPES, ROUTING
+from petition_kernel.times import format_time
 from services.intake import domain
 from services.intake.bootstrap import IntakeParts, bootstrap
 from services.intake.handlers import BATCH, batch_handler, event_handlers

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.routing.domain import GridRegistry, load_departments
+from services.routing.bootstrap import load_departments
+from services.routing.domain import GridRegistry
 
 from .routing_county import COUNTY
 

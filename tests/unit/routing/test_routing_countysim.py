@@ -10,15 +10,10 @@ from datetime import UTC, datetime
 import pytest
 import shapely
 
-from countysim import generate_county, generate_petitions
+from countysim import generate_petitions
 from services.routing.domain import GridRegistry, route
 
 SEED = 20240101
-
-
-@pytest.fixture(scope="module")
-def county():
-    return generate_county(SEED)
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
+from services.routing.bootstrap import load_departments
 from services.routing.domain import (
     DISPATCH_CENTRE,
     GridRegistry,
     RouteDecision,
     department_for,
-    load_departments,
     route,
 )
 

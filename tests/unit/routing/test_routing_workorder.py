@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from petition_kernel.times import BEIJING, format_time
 from services.routing.domain import (
     Assignee,
     Assignment,
@@ -29,7 +30,6 @@ from services.routing.domain import (
     transfer,
     withdraw,
 )
-from services.routing.domain.events import rfc3339
 
 T0 = datetime(2024, 7, 17, 0, 30, tzinfo=UTC)
 WINDOW = timedelta(days=3)
@@ -264,11 +264,10 @@ def test_event_data_of_each_transition() -> None:
 
 
 def test_event_times_are_utc() -> None:
-    beijing = timezone(timedelta(hours=8))
-    (event,) = contact(new_order(), staff_id=LEADER, now=datetime(2024, 7, 17, 9, 0, 0, 250000, tzinfo=beijing)).events
+    (event,) = contact(new_order(), staff_id=LEADER, now=datetime(2024, 7, 17, 9, 0, 0, 250000, tzinfo=BEIJING)).events
     assert event.data["contacted_at"] == "2024-07-17T01:00:00.250Z"
     with pytest.raises(ValueError, match="timezone-aware"):
-        rfc3339(datetime(2024, 7, 17, 9, 0))
+        format_time(datetime(2024, 7, 17, 9, 0))
 
 
 # --- feedback and reopening ---------------------------------------------------------------------------

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from petition_kernel.calendar import WorkCalendar
-from petition_kernel.sla.policy import SlaPolicy, load_category_codes, load_policy
+from petition_kernel.sla.policy import SlaPolicy, load_policy
+from petition_kernel.taxonomy import load_categories
 
 from .helpers import CALENDAR_DIR, CATEGORIES_FILE, POLICY_FILE
 
@@ -16,4 +17,4 @@ def calendar() -> WorkCalendar:
 
 @pytest.fixture(scope="session")
 def policy() -> SlaPolicy:
-    return load_policy(POLICY_FILE, load_category_codes(CATEGORIES_FILE))
+    return load_policy(POLICY_FILE, frozenset(load_categories(CATEGORIES_FILE)))

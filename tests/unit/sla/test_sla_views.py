@@ -3,15 +3,17 @@ paging, who may see what, and the petition view."""
 
 from __future__ import annotations
 
+import base64
 from datetime import date, timedelta
 
+import orjson
 import pytest
 
 from petition_common.auth import Staff
 from petition_kernel.calendar import WorkCalendar, YearSchedule
 from petition_kernel.sla.clock import clock_states, mark_emitted
 from petition_kernel.sla.policy import SlaPolicy
-from petition_kernel.times import format_instant
+from petition_kernel.times import format_time
 from services.sla import views
 
 from .helpers import cst
@@ -39,15 +41,15 @@ def test_a_new_petition_is_due_at_its_contact_warning(policy: SlaPolicy, calenda
     doc = doc_at([SUB, ROUTED], "2025-03-10 09:10", policy, calendar)
     assert doc is not None
     assert (doc["_id"], doc["seq"], doc["grid_id"], doc["town"]) == (PID, 3, "T01V01G001", "城关镇")
-    assert doc["next_due_at"] == doc["recheck_at"] == format_instant(cst("2025-03-10 13:48"))
+    assert doc["next_due_at"] == doc["recheck_at"] == format_time(cst("2025-03-10 13:48"))
     assert [(c["clock"], c["generation"], c["outcome"]) for c in doc["clocks"]] == [
         ("contact", 0, None),
         ("reply", 0, None),
     ]
     contact = doc["clocks"][0]
-    assert contact["deadline"] == format_instant(cst("2025-03-10 15:00"))
+    assert contact["deadline"] == format_time(cst("2025-03-10 15:00"))
     assert [x["level"] for x in contact["levels"]] == [1, 2, 3]
-    assert contact["levels"][1]["due_at"] == format_instant(cst("2025-03-11 15:00"))
+    assert contact["levels"][1]["due_at"] == format_time(cst("2025-03-11 15:00"))
     assert doc["uncovered_year"] is None
 
 
@@ -64,13 +66,13 @@ def test_a_late_clock_stays_listed_for_the_keep_window(policy: SlaPolicy, calend
     assert doc is not None
     assert [(c["clock"], c["outcome"]) for c in doc["clocks"]] == [("contact", "met")]
     # the level-1 breach (due 15:00, while the clock still ran) is not emitted yet: due now
-    assert doc["next_due_at"] == doc["recheck_at"] == format_instant(cst("2025-03-10 15:00"))
+    assert doc["next_due_at"] == doc["recheck_at"] == format_time(cst("2025-03-10 15:00"))
     record = mark_emitted(build(events), ["contact.0:breached:1"])
     doc = views.projection_doc(record, 4, cst("2025-03-11 11:00"), policy, calendar, KEEP)
     assert doc is not None
     # no notice can fall due any more (met before level 2); look again when it leaves the list
     assert doc["next_due_at"] is None
-    assert doc["recheck_at"] == format_instant(cst("2025-03-10 16:00") + KEEP)
+    assert doc["recheck_at"] == format_time(cst("2025-03-10 16:00") + KEEP)
     assert views.projection_doc(record, 4, cst("2025-03-17 16:00"), policy, calendar, KEEP) is None
 
 
@@ -80,10 +82,10 @@ def test_a_running_pause_counts_to_the_cap_in_the_projection(policy: SlaPolicy, 
     assert doc is not None
     reply = doc["clocks"][-1]
     assert reply["paused"] is True
-    assert reply["deadline"] == format_instant(cst("2025-03-18 00:00") + policy.pause_cap)
+    assert reply["deadline"] == format_time(cst("2025-03-18 00:00") + policy.pause_cap)
     resumed_doc = doc_at([*events, resumed("2025-03-12 09:00", "r")], "2025-03-12 10:00", policy, calendar)
     assert resumed_doc is not None
-    assert resumed_doc["clocks"][-1]["deadline"] == format_instant(cst("2025-03-19 00:00"))
+    assert resumed_doc["clocks"][-1]["deadline"] == format_time(cst("2025-03-19 00:00"))
     assert resumed_doc["clocks"][-1]["paused"] is False
 
 
@@ -158,7 +160,7 @@ def test_overdue_lists_open_and_recently_late_clocks(overdue_docs: list[dict]) -
     first, second = items
     assert (first["open"], first["level"], first["overdue_seconds"]) == (True, 2, 42 * 3600)
     assert (second["open"], second["level"], second["overdue_seconds"]) == (False, 1, 3 * 3600)
-    assert (second["outcome"], second["ended_at"]) == ("met", format_instant(cst("2025-03-10 18:00")))
+    assert (second["outcome"], second["ended_at"]) == ("met", format_time(cst("2025-03-10 18:00")))
     # and the reply clocks fall overdue at 3/18 00:00 (5 working days after Monday)
     later = views.overdue_items(overdue_docs, cst("2025-03-18 00:00"), COUNTY, views.OverdueFilter(clock="reply"))
     assert _ids(later) == [("1", "reply"), ("2", "reply"), ("3", "reply")]
@@ -237,13 +239,13 @@ def test_petition_view(policy: SlaPolicy, calendar: WorkCalendar) -> None:
         3600,
         1,
     )
-    assert contact["met_at"] == format_instant(cst("2025-03-10 16:00"))
+    assert contact["met_at"] == format_time(cst("2025-03-10 16:00"))
     assert (reply["state"], reply["paused"], reply["paused_seconds"]) == ("on_track", True, 3600)
     # as of now the pause has lasted an hour, so the deadline has moved by an hour so far
-    assert reply["deadline"] == format_instant(cst("2025-03-18 01:00"))
+    assert reply["deadline"] == format_time(cst("2025-03-18 01:00"))
     assert reply["remaining_seconds"] == int((cst("2025-03-18 01:00") - cst("2025-03-11 10:00")).total_seconds())
     assert view["pauses"] == [
-        {"kind": "pause", "at": format_instant(cst("2025-03-11 09:00")), "reason": "citizen_unreachable"}
+        {"kind": "pause", "at": format_time(cst("2025-03-11 09:00")), "reason": "citizen_unreachable"}
     ]
 
 
@@ -269,3 +271,9 @@ def test_met_transitions(policy: SlaPolicy, calendar: WorkCalendar) -> None:
     assert views.met_transitions(states(late_reply), states(late_reply)) == []
     closed_record = build([SUB, closed("2025-03-10 10:00", "x")])
     assert views.met_transitions(states(before), states(closed_record)) == []
+
+
+def test_a_cursor_from_before_deadlines_carried_milliseconds_still_pages() -> None:
+    item = {"deadline": "2025-03-10T07:00:00Z", "petition_id": "P1", "clock": "reply", "generation": 0}
+    old = base64.urlsafe_b64encode(orjson.dumps(list(item.values()))).decode().rstrip("=")
+    assert views.decode_cursor(old) == ("2025-03-10T07:00:00.000Z", "P1", "reply", 0)

@@ -6,12 +6,12 @@ import itertools
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from petition_kernel.calendar import WorkCalendar
 from petition_kernel.sla.policy import load_policy
+from petition_kernel.times import BEIJING
 from services.stats.domain.changes import BadEvent, change_of
 from services.stats.domain.facts import (
     INDEX,
@@ -25,7 +25,6 @@ from services.stats.domain.facts import (
 )
 
 REPO = Path(__file__).resolve().parents[3]
-CST = ZoneInfo("Asia/Shanghai")
 PID = "JZ20240705000001"
 
 
@@ -35,7 +34,7 @@ def rules() -> SlaRules:
 
 
 def cst(text: str) -> int:
-    return to_us(datetime.fromisoformat(text).replace(tzinfo=CST))
+    return to_us(datetime.fromisoformat(text).replace(tzinfo=BEIJING))
 
 
 def submitted(at: str, category: str = "roads", duplicate: bool = False, eid: str = "e-sub") -> Change:
@@ -217,5 +216,5 @@ def test_events_become_changes():
 
 
 def test_times_keep_microseconds():
-    moment = datetime(2024, 7, 1, 1, 2, 3, 456789, tzinfo=CST)
+    moment = datetime(2024, 7, 1, 1, 2, 3, 456789, tzinfo=BEIJING)
     assert to_us(moment) - to_us(moment - timedelta(microseconds=1)) == 1

@@ -17,14 +17,12 @@ import itertools
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import yaml
-
+from petition_kernel.taxonomy import load_categories
 from services.stats.domain.hotspot_config import DEFAULT_PATH, config_from_yaml
 from services.stats.domain.hotspots import EMERGING, HotspotDetector
 
-CATEGORIES = yaml.safe_load((Path(__file__).parents[3] / "config" / "categories.yaml").read_text("utf-8"))
+CATEGORIES = load_categories()
 T0 = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday
 WARM_UP_DAYS = 28
 WEEKEND_FACTOR = 0.6
@@ -63,8 +61,8 @@ def simulate(seed: int, months: int, per_day: float = 200.0, burst: int = 0) -> 
     rng = random.Random(seed)
     grids = county(rng)
     cum_grid = list(itertools.accumulate(g[3] for g in grids))
-    codes = list(CATEGORIES["categories"])
-    cum_cat = list(itertools.accumulate(CATEGORIES["categories"][c]["share"] for c in codes))
+    codes = list(CATEGORIES)
+    cum_cat = list(itertools.accumulate(CATEGORIES[c].share for c in codes))
     detector = HotspotDetector(config_from_yaml(DEFAULT_PATH.read_text("utf-8")), history_start=T0)
     measured_from = T0 + timedelta(days=WARM_UP_DAYS)
     end = measured_from + timedelta(days=30 * months)

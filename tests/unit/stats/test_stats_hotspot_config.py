@@ -1,8 +1,6 @@
-from pathlib import Path
-
 import pytest
-import yaml
 
+from petition_kernel.taxonomy import load_categories
 from services.stats.domain.hotspot_config import (
     DEFAULT_PATH,
     HotspotConfig,
@@ -11,11 +9,11 @@ from services.stats.domain.hotspot_config import (
     config_from_yaml,
 )
 
-CATEGORIES = yaml.safe_load((Path(__file__).parents[3] / "config" / "categories.yaml").read_text("utf-8"))
+CATEGORIES = load_categories()
 
 
 def test_the_shipped_file_parses_against_the_category_list():
-    config = config_from_yaml(DEFAULT_PATH.read_text("utf-8"), categories=CATEGORIES["categories"])
+    config = config_from_yaml(DEFAULT_PATH.read_text("utf-8"), categories=CATEGORIES)
     grid = config.rule("grid", "environment")
     # sized to the reference county's ~1,085 petitions a day (config/hotspots.yaml says how)
     assert (grid.threshold, grid.window_hours, grid.baseline_days, grid.min_count) == (7, 72, 28, 5)
@@ -64,4 +62,4 @@ def test_precedence_most_specific_wins():
 )
 def test_mistakes_are_refused_with_their_place(data, match):
     with pytest.raises(ValueError, match=match):
-        config_from_dict(data, categories=CATEGORIES["categories"])
+        config_from_dict(data, categories=CATEGORIES)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from shapely.geometry import shape
 
-from countysim import generate_county, generate_houses
+from countysim import generate_houses
 from petition_common.config import Settings
 from services.web import mappng
 from services.web.app import create_app
@@ -81,11 +81,6 @@ class CannedBackends(Backends):
             order = {"petition_id": "JZ20240701000001", "status": "assigned", "category": "drainage"}
             return Answer(200, {"workorders": [order]})
         return Answer(404, {})
-
-
-@pytest.fixture(scope="module")
-def county():  # type: ignore[no-untyped-def]
-    return generate_county(seed=7)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,540 @@
+"""Routing's use cases on the fakes: bootstrap() with an in-memory database, a recording publisher and a
+manual clock, driven through the handler table as the HTTP views and the consumer drive it.
+
+Every command and every consumed event type; the errors (not found, not allowed, invalid transition or
+argument, a lost race retried, a redelivery); the events published (checked against the contract by
+the stores, as in production) and the projections written (open_orders, the area index lists).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from petition_common.auth import Staff
+from petition_common.config import Settings
+from petition_common.consumer import MessageMeta
+from petition_common.envelope import Event
+from petition_common.fakes import ManualClock, MemoryDatabase, RecordingPublisher
+from petition_kernel.times import format_time
+from services.routing import domain
+from services.routing.app import ACTION_FIELDS
+from services.routing.bootstrap import RoutingParts, bootstrap
+from services.routing.handlers import ACTIONS, BATCH, REGISTRY_IMPORT, event_handlers
+from services.routing.service import NotFound
+
+from .routing_county import COUNTY, latlon
+
+T0 = datetime(2026, 3, 9, 1, 0, tzinfo=UTC)
+SETTINGS = Settings(service="routing")
+DISPATCHER = Staff("S000001", "county_dispatcher")
+AUDITOR = Staff("A000001", "auditor")
+CADRE = Staff("CT01V01", "village_cadre", town_id="T01", village_id="T01V01")
+SUPERVISOR = Staff("TS00001", "town_supervisor", town_id="T01")
+P1, P2, P3 = "JZ20260309000001", "JZ20260309000002", "JZ20260309000003"
+
+
+def leader(grid_id: str) -> Staff:
+    return Staff(
+        f"L{grid_id}", "grid_leader", town_id=grid_id[:3], village_id=grid_id[:6], grid_ids=frozenset({grid_id})
+    )
+
+
+class InterleavingClock(ManualClock):
+    """A manual clock that runs `between` once, the next time a use case asks for the time: a use case
+    asks after loading and before committing, so that is where another writer gets in."""
+
+    def __init__(self, start: datetime):
+        super().__init__(start)
+        self.between: Callable[[], object] | None = None
+
+    def __call__(self) -> datetime:
+        between, self.between = self.between, None
+        if between is not None:
+            between()
+        return super().__call__()
+
+
+class World:
+    """A routing instance on the fakes, plus a second one over the same database (another process)."""
+
+    def __init__(self) -> None:
+        self.db = MemoryDatabase()
+        self.published = RecordingPublisher()
+        self.clock = InterleavingClock(T0)
+        self.parts = self._instance()
+        self.other = self._instance()
+        self.offset = 0
+
+    def _instance(self) -> RoutingParts:
+        return bootstrap(SETTINGS, db=self.db, publisher=self.published, clock=self.clock)
+
+    @property
+    def service(self) -> Any:
+        return self.parts.service
+
+    def deliver(self, *events: Event, batch: bool = False) -> None:
+        """Intake's events as the consumer hands them over: one by one, or as one poll batch."""
+        metas = []
+        for event in events:
+            metas.append((event, MessageMeta("petitions.intake.v1", 0, self.offset, event.subject)))
+            self.offset += 1
+        if batch:
+            self.parts.handlers[BATCH](metas)
+        else:
+            consumer = event_handlers(self.parts.handlers)
+            for event, meta in metas:
+                consumer[event.type](event, meta)
+
+    def act(self, pid: str, staff: Staff, action: str, parts: RoutingParts | None = None, **body: Any) -> Any:
+        return (parts or self.parts).handlers[action](pid, staff, **body)
+
+    def types(self, pid: str) -> list[str]:
+        return [e.type for e in self.published.of(pid)]
+
+    def open_order(self, pid: str) -> dict[str, Any] | None:
+        return self.db["open_orders"].find_one({"_id": pid})
+
+    def listed(self, staff: Staff, **filters: Any) -> list[str]:
+        return [o["petition_id"] for o in self.service.list_orders(staff, **filters)]
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    w.parts.handlers[REGISTRY_IMPORT](copy.deepcopy(COUNTY), "S000001")
+    return w
+
+
+def submitted(pid: str, *, event_id: str | None = None, **location: Any) -> Event:
+    data = {
+        "petition_id": pid,
+        "channel": "hotline",
+        "category": "roads",
+        "content": "路灯不亮",
+        "location": location or {"grid_id": "T01V01G001"},
+        "citizen": {"name_masked": "刘*", "phone_masked": "138****1234"},
+        "submitted_at": format_time(T0),
+    }
+    return Event(
+        type="petition.submitted", source="petitions/intake", subject=pid, data=data, id=event_id or f"{pid}-s"
+    )
+
+
+def feedback(pid: str, satisfaction: str, event_id: str | None = None) -> Event:
+    data = {"petition_id": pid, "satisfaction": satisfaction, "received_at": format_time(T0)}
+    return Event(
+        type="petition.feedback_received", source="petitions/intake", subject=pid, data=data, id=event_id or f"{pid}-f"
+    )
+
+
+def withdrawn(pid: str) -> Event:
+    data = {"petition_id": pid, "withdrawn_at": format_time(T0)}
+    return Event(type="petition.withdrawn", source="petitions/intake", subject=pid, data=data, id=f"{pid}-w")
+
+
+def handled_to_reply(world: World, pid: str, staff: Staff) -> None:
+    world.act(pid, staff, "contact")
+    world.act(pid, staff, "reply", resolution="resolved", summary="已修复")
+
+
+# ---- the table ------------------------------------------------------------------------------------
+
+
+def test_the_table_names_every_command_and_consumed_event(world: World) -> None:
+    table = world.parts.handlers
+    assert set(ACTIONS) | {REGISTRY_IMPORT, BATCH} | set(domain.CONSUMED) == set(table)
+    assert set(event_handlers(table)) == {"petition.submitted", "petition.feedback_received", "petition.withdrawn"}
+
+
+def test_every_field_a_view_may_pass_is_a_parameter_of_its_handler(world: World) -> None:
+    for action, fields in ACTION_FIELDS.items():
+        inspect.signature(world.parts.handlers[action]).bind(P1, DISPATCHER, **dict.fromkeys(fields))
+
+
+def test_a_contact_note_is_accepted_and_not_kept(world: World) -> None:
+    world.deliver(submitted(P1))
+    world.act(P1, DISPATCHER, "contact", note="电话联系")
+    assert "电话联系" not in str(world.service.load(P1)) and "电话联系" not in str(world.published.events)
+
+
+# ---- the grid registry ----------------------------------------------------------------------------
+
+
+def test_an_import_replaces_the_registry_and_says_what_it_holds() -> None:
+    w = World()
+    assert w.service.current_registry() is None and w.service.registry_geojson() is None
+    summary = w.parts.handlers[REGISTRY_IMPORT](copy.deepcopy(COUNTY), "S000001")
+    assert summary["version"] == 1 and summary["grids"] == len(COUNTY["features"])
+    registry = w.service.current_registry()
+    assert registry is not None and registry.grid("T01V01G001") is not None
+    again = w.parts.handlers[REGISTRY_IMPORT](copy.deepcopy(COUNTY), "S000001")
+    assert again["version"] == 2
+    # the other instance sees the newest version as soon as it asks without a max age
+    assert w.other.service.current_registry() is not None and w.other.service.registry.version == 2
+    version, body = w.service.registry_geojson()
+    assert version == 2 and b'"FeatureCollection"' in body
+    assert w.published.events == []  # a registry import publishes nothing
+
+
+def test_an_invalid_registry_is_refused_whole_and_nothing_is_stored() -> None:
+    w = World()
+    broken = copy.deepcopy(COUNTY)
+    broken["features"][0]["properties"]["leader"] = {"staff_id": ""}
+    del broken["features"][1]["properties"]["grid_id"]
+    with pytest.raises(domain.RegistryInvalid) as refused:
+        w.parts.handlers[REGISTRY_IMPORT](broken, "S000001")
+    assert len(refused.value.errors) >= 2 and all(refused.value.fields().values())
+    assert w.service.current_registry() is None and w.db["registry_commits"].count_documents({}) == 0
+
+
+# ---- petition.submitted ---------------------------------------------------------------------------
+
+
+def test_a_submitted_petition_is_routed_assigned_published_and_projected(world: World) -> None:
+    world.deliver(submitted(P1, grid_id="T01V01G001"))
+    [assigned] = world.published.of(P1)
+    assert assigned.type == "petition.assigned" and assigned.source == "petitions/routing"
+    assert assigned.data["grid_id"] == "T01V01G001" and assigned.data["department"]
+    assert assigned.data["assignee"] == {"staff_id": "LT01V01G001", "role": "grid_leader"}
+    assert assigned.data["assigned_at"] == format_time(T0) == assigned.time
+    order = world.service.view(P1, leader("T01V01G001"))
+    assert order["status"] == "assigned" and order["route"] == "grid_id" and order["category"] == "roads"
+    doc = world.open_order(P1)
+    assert doc is not None
+    assert (doc["seq"], doc["status"], doc["grid_id"], doc["town_id"]) == (1, "assigned", "T01V01G001", "T01")
+    assert (doc["assignee"], doc["replied_at"], doc["finished_at"]) == ("LT01V01G001", None, None)
+    assert world.listed(leader("T01V01G001")) == [P1] == world.listed(CADRE) == world.listed(SUPERVISOR)
+    assert world.listed(leader("T01V01G002")) == []
+
+
+def test_a_point_and_a_village_route_too_and_the_rest_goes_to_triage(world: World) -> None:
+    lat, lon = latlon(1.5, 0.5)
+    world.deliver(
+        submitted(P1, lat=lat, lon=lon),
+        submitted(P2, village="大王庄", address="第4网格"),
+        submitted(P3, address="不详", town="柳河镇"),
+    )
+    assert world.service.load(P1)[1].assignment.grid_id == "T01V01G002"
+    assert world.service.load(P2)[1].assignment.grid_id == "T01V01G004"
+    triaged = world.service.load(P3)[1]
+    assert triaged.route == "triage" and triaged.assignment.grid_id is None and triaged.assignment.town_id == "T02"
+    assert triaged.assignment.assignee == domain.Assignee("S000001", "county_dispatcher")
+    assert world.listed(DISPATCHER, triage=True) == [P3] == world.listed(AUDITOR, triage=True)
+    assert set(world.listed(DISPATCHER)) == {P1, P2, P3}
+
+
+def test_before_any_import_every_petition_goes_to_triage() -> None:
+    w = World()
+    w.deliver(submitted(P1, grid_id="T01V01G001"))
+    order = w.service.load(P1)[1]
+    assert order.route == "triage" and "no grid registry has been imported" in order.route_reason
+
+
+def test_a_redelivered_submission_changes_nothing_and_restores_a_lost_projection(world: World) -> None:
+    world.deliver(submitted(P1))
+    world.db["open_orders"].delete_one({"_id": P1})  # the delivery before stopped before projecting
+    world.deliver(submitted(P1))
+    assert world.types(P1) == ["petition.assigned"]
+    assert world.service.load(P1)[0].seq == 1
+    assert world.open_order(P1)["seq"] == 1  # type: ignore[index]
+    # the same petition republished under another event id is routed once too
+    world.deliver(submitted(P1, event_id="another-id", grid_id="T01V01G002"))
+    assert world.types(P1) == ["petition.assigned"] and world.service.load(P1)[1].assignment.grid_id == "T01V01G001"
+
+
+# ---- petition.feedback_received and petition.withdrawn --------------------------------------------
+
+
+@pytest.mark.parametrize("satisfaction", ["satisfied", "basically_satisfied"])
+def test_a_good_rating_closes_the_order(world: World, satisfaction: str) -> None:
+    world.deliver(submitted(P1))
+    handled_to_reply(world, P1, leader("T01V01G001"))
+    world.clock.advance(timedelta(hours=2))
+    world.deliver(feedback(P1, satisfaction))
+    assert world.types(P1)[-1] == "petition.closed"
+    closed = world.published.of(P1)[-1].data
+    assert closed["closed_by"] == "feedback" and closed["closed_at"] == format_time(T0 + timedelta(hours=2))
+    order = world.service.load(P1)[1]
+    assert order.status == "closed" and order.satisfaction == satisfaction
+    assert world.open_order(P1)["finished_at"] == format_time(T0 + timedelta(hours=2))  # type: ignore[index]
+
+
+def test_a_bad_rating_reopens_once_then_closes(world: World) -> None:
+    grid_leader = leader("T01V01G001")
+    world.deliver(submitted(P1))
+    handled_to_reply(world, P1, grid_leader)
+    world.deliver(feedback(P1, "dissatisfied", "f1"))
+    assert world.types(P1)[-1] == "petition.reopened" and world.service.load(P1)[1].status == "reopened"
+    world.act(P1, grid_leader, "reply", resolution="explained", summary="已说明")
+    world.deliver(feedback(P1, "dissatisfied", "f2"))
+    assert world.types(P1)[-1] == "petition.closed"
+    assert world.service.load(P1)[1].reopen_count == 1
+
+
+def test_a_withdrawal_finishes_the_order_and_publishes_nothing(world: World) -> None:
+    world.deliver(submitted(P1))
+    world.act(P1, leader("T01V01G001"), "pause", reason="citizen_unreachable")
+    world.clock.advance(timedelta(minutes=30))
+    world.deliver(withdrawn(P1))
+    order = world.service.load(P1)[1]
+    assert order.status == "withdrawn" and order.pause is None and order.paused_seconds == 1800.0
+    assert world.types(P1) == ["petition.assigned", "petition.sla_paused"]
+    assert world.open_order(P1)["finished_at"] == format_time(T0 + timedelta(minutes=30))  # type: ignore[index]
+
+
+def test_an_intake_event_the_state_refuses_is_recorded_and_changes_nothing_else(world: World) -> None:
+    world.deliver(submitted(P1))
+    handled_to_reply(world, P1, leader("T01V01G001"))
+    seq = world.service.load(P1)[0].seq
+    world.deliver(withdrawn(P1))  # crossed our reply: intake decided without seeing it; ours stands
+    loaded, order = world.service.load(P1)
+    assert order.status == "replied" and loaded.seq == seq + 1 and f"{P1}-w" in loaded.state["seen"]  # type: ignore[index]
+    world.deliver(withdrawn(P1))  # and its redelivery is not even recorded again
+    assert world.service.load(P1)[0].seq == seq + 1
+    assert world.types(P1)[-1] == "petition.replied"
+
+
+def test_an_event_for_a_petition_never_submitted_is_an_error(world: World) -> None:
+    with pytest.raises(domain.NeverSubmitted):
+        world.deliver(feedback(P1, "satisfied"))
+    with pytest.raises(ValueError):
+        world.deliver(withdrawn(P1), batch=True)
+    assert world.published.events == []
+
+
+def test_a_redelivered_rating_is_applied_once(world: World) -> None:
+    world.deliver(submitted(P1))
+    handled_to_reply(world, P1, leader("T01V01G001"))
+    world.deliver(feedback(P1, "dissatisfied"))
+    world.deliver(feedback(P1, "dissatisfied"))  # the same event id again: not a second bad rating
+    assert world.types(P1).count("petition.reopened") == 1 and "petition.closed" not in world.types(P1)
+
+
+# ---- the batch handler ----------------------------------------------------------------------------
+
+
+def test_a_batch_gives_what_one_by_one_gives(world: World) -> None:
+    one_by_one = World()
+    one_by_one.parts.handlers[REGISTRY_IMPORT](copy.deepcopy(COUNTY), "S000001")
+    for w in (world, one_by_one):
+        w.deliver(submitted(P1), submitted(P2, grid_id="T02V01G001"), submitted(P3, address="不详"))
+    world.deliver(withdrawn(P2), submitted(P2), withdrawn(P3), batch=True)  # P2 redelivered in the same batch
+    one_by_one.deliver(withdrawn(P2), submitted(P2), withdrawn(P3))
+    for pid in (P1, P2, P3):
+        assert world.service.load(pid)[1] == one_by_one.service.load(pid)[1]
+        assert world.types(pid) == one_by_one.types(pid)
+        assert world.open_order(pid) == one_by_one.open_order(pid)
+    assert world.listed(DISPATCHER) == one_by_one.listed(DISPATCHER)
+
+
+def test_a_batch_of_new_petitions_is_projected_and_listed(world: World) -> None:
+    world.deliver(submitted(P1), submitted(P2, grid_id="T01V01G002"), batch=True)
+    assert world.types(P1) == ["petition.assigned"] == world.types(P2)
+    assert world.open_order(P1)["seq"] == 1 and world.open_order(P2)["seq"] == 1  # type: ignore[index]
+    assert set(world.listed(SUPERVISOR)) == {P1, P2}
+    assert world.listed(leader("T01V01G002")) == [P2]
+
+
+def test_a_batch_whose_commit_lost_a_race_replays_it_on_the_newer_version(world: World) -> None:
+    grid_leader = leader("T01V01G001")
+    world.deliver(submitted(P1), submitted(P2))  # this instance now remembers both orders at version 1
+    world.act(P1, grid_leader, "contact", parts=world.other)  # another instance commits version 2 of P1
+    world.deliver(withdrawn(P1), withdrawn(P2), batch=True)  # P1's commit on version 1 loses: replayed
+    loaded, order = world.service.load(P1)
+    assert order.status == "withdrawn" and order.contacted_at is not None and loaded.seq == 3
+    assert world.service.load(P2)[1].status == "withdrawn"
+    assert world.open_order(P1)["seq"] == 3 and world.open_order(P1)["finished_at"]  # type: ignore[index]
+
+
+# ---- staff actions --------------------------------------------------------------------------------
+
+
+def test_the_whole_handling_publishes_each_step(world: World) -> None:
+    grid_leader = leader("T01V01G001")
+    world.deliver(submitted(P1))
+    world.clock.advance(timedelta(minutes=5))
+    assert world.act(P1, grid_leader, "contact")["status"] == "in_progress"
+    world.act(P1, grid_leader, "pause", reason="third_party")
+    world.clock.advance(timedelta(hours=1))
+    world.act(P1, grid_leader, "resume")
+    world.act(P1, grid_leader, "pause", reason="citizen_deferred")
+    world.clock.advance(timedelta(hours=1))
+    replied = world.act(P1, grid_leader, "reply", resolution="resolved", summary="已修复")  # resumes first
+    assert replied["status"] == "replied" and replied["paused_seconds"] == 7200.0
+    world.act(P1, grid_leader, "close")
+    assert world.types(P1) == [
+        "petition.assigned",
+        "petition.contacted",
+        "petition.sla_paused",
+        "petition.sla_resumed",
+        "petition.sla_paused",
+        "petition.sla_resumed",
+        "petition.replied",
+        "petition.closed",
+    ]
+    assert world.published.of(P1)[-1].data["closed_by"] == "staff"
+    assert world.published.of(P1)[1].data == {
+        "petition_id": P1,
+        "staff_id": "LT01V01G001",
+        "contacted_at": format_time(T0 + timedelta(minutes=5)),
+    }
+    doc = world.open_order(P1)
+    assert (
+        doc is not None and doc["status"] == "closed" and doc["seq"] == 7
+    )  # a reply that resumes the clock is one commit
+
+
+def test_a_transfer_moves_the_order_between_lists(world: World) -> None:
+    world.deliver(submitted(P1))
+    world.clock.advance(timedelta(minutes=1))
+    moved = world.act(P1, DISPATCHER, "transfer", grid_id="T02V01G001", reason="属柳河镇")
+    assert moved["assignment"]["grid_id"] == "T02V01G001" and moved["transfer_count"] == 1
+    transferred = world.published.of(P1)[-1]
+    assert transferred.type == "petition.transferred"
+    assert transferred.data["assignee"] == {"staff_id": "LT02V01G001", "role": "grid_leader"}
+    assert world.listed(leader("T01V01G001")) == [] and world.listed(CADRE) == [] and world.listed(SUPERVISOR) == []
+    assert world.listed(leader("T02V01G001")) == [P1]
+    assert world.open_order(P1)["town_id"] == "T02"  # type: ignore[index]
+    # a department only: the grid and its leader stay
+    world.act(P1, DISPATCHER, "transfer", department="county_housing_bureau", reason="属住房物业")
+    order = world.service.load(P1)[1]
+    assert order.assignment.department == "county_housing_bureau" and order.assignment.grid_id == "T02V01G001"
+
+
+def test_a_transfer_out_of_triage_leaves_the_triage_queue(world: World) -> None:
+    world.deliver(submitted(P1, address="不详"))
+    world.act(P1, DISPATCHER, "transfer", grid_id="T01V01G001", reason="人工分派")
+    assert world.listed(DISPATCHER, triage=True) == [] and world.listed(leader("T01V01G001")) == [P1]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"reason": "x"}, "grid_id"),  # neither grid nor department
+        ({"grid_id": "T09V09G009", "reason": "x"}, "grid_id"),
+        ({"department": "no_such_department", "reason": "x"}, "department"),
+        ({"grid_id": "T01V01G002"}, "reason"),
+    ],
+)
+def test_a_malformed_transfer_is_refused_and_nothing_is_written(world: World, body: dict[str, Any], field: str) -> None:
+    world.deliver(submitted(P1))
+    with pytest.raises(domain.InvalidArgument) as refused:
+        world.act(P1, DISPATCHER, "transfer", **body)
+    assert refused.value.field == field
+    assert world.service.load(P1)[0].seq == 1 and world.types(P1) == ["petition.assigned"]
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "code"),
+    [
+        ("reply", {"resolution": "resolved", "summary": "s"}, "invalid_state"),  # no contact yet
+        ("close", {}, "invalid_state"),  # no reply yet
+        ("resume", {}, "not_paused"),
+        ("transfer", {"grid_id": "T01V01G001", "reason": "同一网格"}, "same_assignment"),
+    ],
+)
+def test_an_action_the_state_refuses_is_a_conflict_and_writes_nothing(
+    world: World, action: str, body: dict[str, Any], code: str
+) -> None:
+    world.deliver(submitted(P1))
+    with pytest.raises(domain.InvalidTransition) as refused:
+        world.act(P1, DISPATCHER, action, **body)
+    assert refused.value.code == code
+    assert world.service.load(P1)[0].seq == 1 and world.types(P1) == ["petition.assigned"]
+
+
+def test_a_malformed_argument_is_refused_whatever_the_state(world: World) -> None:
+    world.deliver(submitted(P1))
+    world.act(P1, DISPATCHER, "contact")
+    with pytest.raises(domain.InvalidArgument) as refused:
+        world.act(P1, DISPATCHER, "reply", resolution="done", summary="s")
+    assert refused.value.field == "resolution"
+    with pytest.raises(domain.InvalidArgument):
+        world.act(P1, DISPATCHER, "pause", reason="lunch")
+
+
+def test_an_order_no_one_may_act_on_is_not_found(world: World) -> None:
+    world.deliver(submitted(P1))
+    for staff in (CADRE, AUDITOR, leader("T01V01G002"), Staff("X", "helper")):
+        with pytest.raises(NotFound):
+            world.act(P1, staff, "contact")
+    with pytest.raises(NotFound):
+        world.act(P2, DISPATCHER, "contact")  # no such order
+    # a cadre and an auditor see it, though; another grid's leader does not
+    assert world.service.view(P1, CADRE)["petition_id"] == P1 == world.service.view(P1, AUDITOR)["petition_id"]
+    with pytest.raises(NotFound):
+        world.service.view(P1, leader("T01V01G002"))
+    assert world.types(P1) == ["petition.assigned"]
+
+
+def test_an_action_that_lost_a_race_runs_again_on_the_newer_version(world: World) -> None:
+    grid_leader = leader("T01V01G001")
+    world.deliver(submitted(P1))
+    # between this instance's load and its commit, another instance pauses the clock
+    world.clock.between = lambda: world.act(P1, grid_leader, "pause", parts=world.other, reason="third_party")
+    world.act(P1, grid_leader, "contact")
+    loaded, order = world.service.load(P1)
+    assert loaded.seq == 3 and order.status == "in_progress" and order.pause is not None
+    assert world.types(P1) == ["petition.assigned", "petition.sla_paused", "petition.contacted"]
+    # the rerun decides on the newer version: the clock the other instance resumed is not paused any more
+    world.clock.between = lambda: world.act(P1, grid_leader, "resume", parts=world.other)
+    with pytest.raises(domain.InvalidTransition) as refused:
+        world.act(P1, DISPATCHER, "resume")
+    assert refused.value.code == "not_paused" and world.types(P1).count("petition.sla_resumed") == 1
+
+
+def test_a_projection_written_after_a_newer_version_is_corrected(world: World, monkeypatch: Any) -> None:
+    """This instance commits version 2 and, before it writes the projection, another instance commits
+    and projects version 3: the check after the (stale) write finds version 3 and projects it."""
+    world.deliver(submitted(P1))
+    put = world.service.open_orders.put
+    overtaken: list[int] = []
+
+    def slow_put(pid: str, seq: int, doc: dict[str, Any] | None) -> bool:
+        if not overtaken:
+            overtaken.append(seq)
+            world.act(P1, DISPATCHER, "transfer", parts=world.other, grid_id="T02V01G001", reason="属柳河镇")
+        return put(pid, seq, doc)
+
+    monkeypatch.setattr(world.service.open_orders, "put", slow_put)
+    world.act(P1, leader("T01V01G001"), "contact")
+    assert overtaken == [2]
+    doc = world.open_order(P1)
+    assert doc is not None and (doc["seq"], doc["town_id"], doc["status"]) == (3, "T02", "in_progress")
+    assert world.listed(leader("T01V01G001")) == [] and world.listed(SUPERVISOR) == []
+    assert world.listed(leader("T02V01G001")) == [P1]
+
+
+# ---- the timeout scanner --------------------------------------------------------------------------
+
+
+def test_a_reply_without_a_rating_closes_when_the_window_passes_and_later_leaves_the_lists(world: World) -> None:
+    grid_leader = leader("T01V01G001")
+    world.deliver(submitted(P1), submitted(P2))
+    handled_to_reply(world, P1, grid_leader)
+    window = world.parts.config.feedback_window
+    world.clock.advance(window - timedelta(seconds=1))
+    assert world.service.close_timed_out() == 0
+    world.clock.advance(timedelta(seconds=1))
+    assert world.service.close_timed_out() == 1 and world.service.close_timed_out() == 0
+    closed = world.published.of(P1)[-1]
+    assert closed.type == "petition.closed" and closed.data["closed_by"] == "timeout"
+    assert world.listed(grid_leader, status="closed") == [P1]
+    world.clock.advance(world.parts.config.keep_finished + timedelta(seconds=1))
+    world.service.close_timed_out()
+    assert world.open_order(P1) is None and world.listed(grid_leader) == [P2]
+    assert world.service.load(P1)[1].status == "closed"  # the order itself stays
+
+
+def test_the_scanner_runs_when_due_by_the_services_clock(world: World) -> None:
+    world.deliver(submitted(P1))
+    handled_to_reply(world, P1, leader("T01V01G001"))
+    world.clock.advance(world.parts.config.feedback_window)
+    assert world.service.close_timed_out_when_due(3600) == 1  # a clock moved by a week is past an hour
+    assert world.service.close_timed_out_when_due(3600) == 0
