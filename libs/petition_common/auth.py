@@ -24,7 +24,6 @@ import jwt
 import yaml
 
 from petition_common.config import Settings
-from petition_kernel.access import Area, may_read
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +50,6 @@ class Staff:
     grid_ids: frozenset[str] = field(default_factory=frozenset)
     # the OAuth client the request came through (the token's azp); None for a static token
     client_id: str | None = None
-
-    def covers(self, grid_id: str | None, town_id: str | None) -> bool:
-        """Whether this staff member may see an object in that grid and town (access.may_read)."""
-        return may_read(self, Area(grid_id=grid_id, town_id=town_id))
 
 
 def token_digest(token: str) -> str:
