@@ -20,7 +20,9 @@
   offsets stored with it; on revocation it flushes or drops the state. The loop then tells it each
   record it finished (handled, ignored or dead-lettered) and commits to Kafka only what the owner
   says is durable. A handler of such a service may raise `Rewound` after the owner moved a
-  partition back (its state was reloaded): the rest of that partition's poll batch is dropped.
+  partition back (its state was reloaded): the rest of that partition's poll batch is dropped. Any
+  other error of its handler is not retried in place: the loop closes the consumer (the owner drops
+  its state) and `run` raises, for the owner to start again from its checkpoints.
 - A message whose type header (`ce_type`) names a type the service does not handle is ignored without
   parsing its body: it was never this consumer's to judge.
 """
@@ -395,15 +397,18 @@ class ConsumerLoop:
             except Unprocessable as exc:
                 self._dead_letter(record, exc.reason, str(exc))
                 return
-            except (*INFRA_ERRORS, Conflict) as exc:
-                # not the message's fault: wait and retry for as long as it takes
-                self.metrics.retries.labels(self.settings.service).inc()
-                log.warning("transient failure; retrying", extra={"event_id": event.id, "error": repr(exc)})
-                self._wait(backoff)
-                backoff = min(backoff * 2, 5.0)
             except Rewound:
                 raise
             except Exception as exc:
+                if self.owner is not None:
+                    raise  # the owner's in-memory state is suspect: it starts again from its checkpoints
+                if isinstance(exc, (*INFRA_ERRORS, Conflict)):
+                    # not the message's fault: wait and retry for as long as it takes
+                    self.metrics.retries.labels(self.settings.service).inc()
+                    log.warning("transient failure; retrying", extra={"event_id": event.id, "error": repr(exc)})
+                    self._wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
                 failures += 1
                 self.metrics.retries.labels(self.settings.service).inc()
                 if failures >= self.settings.retry_attempts:

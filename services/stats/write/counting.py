@@ -29,7 +29,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import OffsetAndMetadata
 
-from petition_common.consumer import ConsumerLoop, MessageMeta, Rewound, Unprocessable
+from petition_common.consumer import INFRA_ERRORS, ConsumerLoop, MessageMeta, Rewound, Unprocessable
 from petition_common.envelope import Event
 from petition_common.store import Conflict
 from petition_kernel.calendar import CalendarFileError
@@ -100,14 +100,20 @@ class PartitionCounter:
     def run(self, handlers: dict[str, Callable[[Event, MessageMeta], str | None]], max_failures: int = 5) -> None:
         """Consume until stopped. Any failure (the database away, a rebalance gone wrong) drops the
         in-memory state and starts again from the checkpoints, after a pause; only `max_failures`
-        failures in a row without a checkpoint in between stop the counter. (The loop itself rides
-        out a broker outage.)"""
+        failures in a row without a checkpoint in between, other than the database or the broker
+        being unreachable, stop the counter."""
         failures, backoff = 0, 1.0
         while not self.stop.is_set():
             saved = self._saved_count
             try:
                 self.loop(handlers).run()
                 return
+            except INFRA_ERRORS as exc:
+                # the database (or broker) unreachable: waited out for as long as it lasts, as in every
+                # consumer; it is no reason to stop counting (readiness answers 503 meanwhile)
+                log.warning("stats consumer failed; restarting from the checkpoints", extra={"error": repr(exc)})
+                self.stop.wait(min(backoff, 5.0))
+                backoff = min(backoff * 2, 5.0)
             except Exception as exc:
                 failures = 1 if self._saved_count > saved else failures + 1
                 if failures >= max_failures:
