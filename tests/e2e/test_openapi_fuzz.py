@@ -24,6 +24,7 @@ and a failure prints the request that reproduces it.
 
 from __future__ import annotations
 
+import copy
 import uuid
 import zlib
 from collections import Counter, defaultdict
@@ -310,7 +311,10 @@ def _record(world: World, service: str, method: str, path: str, case: schemathes
         return
     receipt = response.json()
     if path == "/v1/petitions":
-        world.ledger.accepted.setdefault(receipt["petition_id"], (receipt["tracking_code"], case.body))
+        # a copy: Schemathesis hands the document's example body to more than one case, the same dict,
+        # which _aim_at_real_data then changes in place for the next one
+        body = copy.deepcopy(case.body)
+        world.ledger.accepted.setdefault(receipt["petition_id"], (receipt["tracking_code"], body))
     elif path.endswith("/join"):
         world.ledger.joined.add(receipt["petition_id"])
 
