@@ -42,6 +42,14 @@ from services.stats.write.records import PETITION_TOPICS, change_of_event, offse
 log = logging.getLogger(__name__)
 
 
+class IncompleteAssignment(RuntimeError):
+    """This member was given partition number p of some petition topics but not of all three.
+
+    Seen while the cluster's metadata is in flux (a topic just created, a controller failing over):
+    the assignor skips a topic it has no partition metadata for. The topics' partition counts are
+    checked when the service starts, so here it is waited out like the broker being away."""
+
+
 @dataclass
 class Owned:
     state: PartitionState
@@ -108,9 +116,9 @@ class PartitionCounter:
             try:
                 self.loop(handlers).run()
                 return
-            except INFRA_ERRORS as exc:
-                # the database (or broker) unreachable: waited out for as long as it lasts, as in every
-                # consumer; it is no reason to stop counting (readiness answers 503 meanwhile)
+            except (*INFRA_ERRORS, IncompleteAssignment) as exc:
+                # the database (or broker, or its metadata) unavailable: waited out for as long as it
+                # lasts, as in every consumer; no reason to stop counting (readiness answers 503 meanwhile)
                 log.warning("stats consumer failed; restarting from the checkpoints", extra={"error": repr(exc)})
                 self.stop.wait(min(backoff, 5.0))
                 backoff = min(backoff * 2, 5.0)
@@ -241,7 +249,7 @@ class PartitionCounter:
             by_number.setdefault(tp.partition, set()).add(self.logical.get(tp.topic, tp.topic))
         incomplete = {p: sorted(t) for p, t in by_number.items() if t != set(PETITION_TOPICS)}
         if incomplete:
-            raise RuntimeError(
+            raise IncompleteAssignment(
                 f"partition numbers not assigned on all of {PETITION_TOPICS}: {incomplete}; the petition topics "
                 "must have the same number of partitions and this group must use the range assignor"
             )

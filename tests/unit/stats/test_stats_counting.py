@@ -27,7 +27,7 @@ from services.stats.handlers import handlers
 from services.stats.metrics import StatsMetrics
 from services.stats.write.alerts import AlertPublisher
 from services.stats.write.context import Context
-from services.stats.write.counting import PartitionCounter
+from services.stats.write.counting import IncompleteAssignment, PartitionCounter
 from services.stats.write.partition_state import Stale
 
 REPO = Path(__file__).resolve().parents[3]
@@ -151,3 +151,48 @@ def test_stale_is_what_a_missing_block_raises():
     state._load_block = lambda block_id: None
     with pytest.raises(Stale):
         state._facts("f:20240701")
+
+
+class NoWait(threading.Event):
+    """A stop event whose back-off waits return at once (never set)."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return False
+
+
+class FailingLoop:
+    """A consumer loop that fails `times` times with `error`, then returns as if stopped."""
+
+    def __init__(self, error: Exception, times: int) -> None:
+        self.error, self.left = error, times
+
+    def __call__(self, handlers: object) -> FailingLoop:
+        return self
+
+    def run(self) -> None:
+        if self.left:
+            self.left -= 1
+            raise self.error
+
+
+def test_an_assignment_missing_a_topic_while_metadata_settles_is_waited_out():
+    """A controller failing over, or topics just created, can leave a topic's partition metadata out
+    of an assignment for a while; the counter keeps trying instead of stopping for good (CI once saw
+    stats count nothing in the controller-leader fault scenario)."""
+    counter = PartitionCounter(context(MemoryDatabase()), NoWait())
+    counter.assigned(Consumer(), [TopicPartition(INTAKE, 0), TopicPartition(ROUTING, 0)])  # type: ignore[arg-type]
+    with pytest.raises(IncompleteAssignment) as incomplete:
+        counter.polled(Consumer(), idle=True)  # type: ignore[arg-type]
+    loop = FailingLoop(incomplete.value, times=20)
+    counter.loop = loop  # type: ignore[method-assign]
+    counter.run(handlers(counter), max_failures=5)
+    assert loop.left == 0  # tried until it went through
+
+
+def test_any_other_failure_five_times_in_a_row_stops_the_counter():
+    counter = PartitionCounter(context(MemoryDatabase()), NoWait())
+    loop = FailingLoop(ValueError("a bug"), times=20)
+    counter.loop = loop  # type: ignore[method-assign]
+    with pytest.raises(ValueError):
+        counter.run(handlers(counter), max_failures=5)
+    assert loop.left == 15
