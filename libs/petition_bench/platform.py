@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from countysim import County
@@ -194,6 +195,25 @@ class Platform:
         out: dict[str, int] = {}
         for command, value in _COMMANDS.findall(text):
             out[command] = out.get(command, 0) + int(float(value))
+        return out
+
+    def service_commands(self) -> dict[str, int]:
+        """The database commands each service sent, by "service command collection" (every instance's
+        petitions_db_commands_total summed): who costs FerretDB what."""
+        out: dict[str, int] = {}
+        for p in self.fleet.processes.values():
+            try:
+                text = self.http().get(f"{p.url}/metrics", timeout=10).text
+            except requests.RequestException:
+                continue
+            for family in text_string_to_metric_families(text):
+                if family.name != "petitions_db_commands":
+                    continue
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        labels = sample.labels
+                        key = f"{labels['service']} {labels['command']} {labels['collection']}".rstrip()
+                        out[key] = out.get(key, 0) + int(sample.value)
         return out
 
     def cpu(self) -> dict[str, float]:

@@ -212,6 +212,7 @@ class _Segment:
         self.consumed0 = {s: platform.consumed(s) for s in SERVICES}
         self.cpu0 = platform.cpu()
         self.commands0 = platform.database_commands()
+        self.by_service0 = platform.service_commands()
         self.http_s = self.barrier_s = self.stats_wait_s = 0.0
         self.t0 = self.driver_done = time.perf_counter()
 
@@ -229,6 +230,7 @@ class _Segment:
             "consumed": {s: p.consumed(s) - self.consumed0.get(s, 0) for s in SERVICES},
             "cpu_s": {k: v - self.cpu0.get(k, 0.0) for k, v in p.cpu().items()},
             "commands": {k: v - self.commands0.get(k, 0) for k, v in p.database_commands().items()},
+            "service_commands": {k: v - self.by_service0.get(k, 0) for k, v in p.service_commands().items()},
         }
 
     def checkpoint(self, state: ReplayState, driver: Driver) -> None:
@@ -466,6 +468,7 @@ def _result(
 ) -> dict[str, Any]:
     consumed = {k: int(v) for k, v in _summed(state.segments, "consumed").items()}
     commands = _summed(state.segments, "commands")
+    by_service = _summed(state.segments, "service_commands")
     wall = state.replay_s
     return {
         "petitions": state.petitions,
@@ -489,6 +492,7 @@ def _result(
         "events_per_s": {s: v / wall for s, v in consumed.items()},
         "cpu_s": _summed(state.segments, "cpu_s"),
         "database_commands": {c: int(n) for c, n in sorted(commands.items(), key=lambda kv: -kv[1]) if n > 0},
+        "service_commands": {c: int(n) for c, n in sorted(by_service.items(), key=lambda kv: -kv[1]) if n > 0},
         "cores": len(os.sched_getaffinity(0)),
     }
 

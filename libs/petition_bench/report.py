@@ -184,6 +184,19 @@ def render(result: dict[str, Any]) -> str:
                 f"{total / rp['petitions']:.1f} per petition ({per}); the benchmark's own barrier checks are "
                 "among them.",
             ]
+        if rp.get("service_commands"):
+            sent = rp["service_commands"]
+            lines += [
+                "",
+                f"The services' own count (petitions_db_commands_total): {sum(sent.values()) / rp['petitions']:.1f} "
+                "commands per petition; by service, command and collection, the largest first:",
+                "",
+                "| service | command | collection | per petition |",
+                "|---|---|---|---|",
+            ]
+            for key, n in list(sent.items())[:40]:
+                service, command, *collection = key.split(" ")
+                lines.append(f"| {service} | {command} | {' '.join(collection) or '-'} | {n / rp['petitions']:.2f} |")
         lines += [
             "",
             "## 6. Stats queries over the replayed year",

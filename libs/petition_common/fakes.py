@@ -6,6 +6,11 @@ no more; tests/contract_suite runs the same checks against them and against the 
 use-case test on the fakes means what it would mean on the real thing. Integration and end-to-end
 tests never use them.
 
+`MemoryDatabase.commands` counts the commands pymongo would send, by (command, collection), as
+`petition_common.mongo.CommandCounter` counts them on a real client (the contract suite compares the
+two), so a fast test can hold a use case to its budget of database commands. A cursor counts as one
+`find`, whatever getMores it would take.
+
 Documents are stored as BSON, so what a reader gets back is what pymongo would return with the
 project's client options (`tz_aware=True`): copies, lists for tuples, datetimes in UTC to the
 millisecond.
@@ -14,6 +19,7 @@ millisecond.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -174,6 +180,10 @@ class MemoryCollection:
         self._docs: dict[Any, bytes] = {}
         self._lock = threading.RLock()
 
+    def _sent(self, command: str) -> None:
+        with self.database._lock:
+            self.database.commands[(command, self.name)] += 1
+
     # ---- reading
 
     def _matching(self, query: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -187,18 +197,22 @@ class MemoryCollection:
     def find(
         self, filter: Mapping[str, Any] | None = None, projection: Mapping[str, Any] | None = None, **_: Any
     ) -> MemoryCursor:
+        self._sent("find")
         return MemoryCursor(self._matching(filter), projection)
 
     def find_one(
         self, filter: Mapping[str, Any] | None = None, projection: Mapping[str, Any] | None = None, **_: Any
     ) -> dict[str, Any] | None:
+        self._sent("find")
         found = self._matching(filter)
         return _project(found[0], projection) if found else None
 
     def count_documents(self, filter: Mapping[str, Any], **_: Any) -> int:
+        self._sent("aggregate")
         return len(self._matching(filter))
 
     def estimated_document_count(self, **_: Any) -> int:
+        self._sent("count")
         return len(self._docs)
 
     # ---- writing
@@ -214,9 +228,11 @@ class MemoryCollection:
         return doc["_id"]
 
     def insert_one(self, document: dict[str, Any], **_: Any) -> InsertOneResult:
+        self._sent("insert")
         return InsertOneResult(self._insert(document), acknowledged=True)
 
     def insert_many(self, documents: Iterable[dict[str, Any]], ordered: bool = True, **_: Any) -> InsertManyResult:
+        self._sent("insert")
         ids, errors = [], []
         for index, doc in enumerate(documents):
             try:
@@ -232,16 +248,19 @@ class MemoryCollection:
     def replace_one(
         self, filter: Mapping[str, Any], replacement: Mapping[str, Any], upsert: bool = False, **_: Any
     ) -> UpdateResult:
+        self._sent("update")
         return self._update(filter, lambda doc, inserting: dict(replacement), upsert, many=False, replace=True)
 
     def update_one(
         self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False, **_: Any
     ) -> UpdateResult:
+        self._sent("update")
         return self._update(filter, lambda doc, inserting: _apply_update(doc, update, inserting), upsert, many=False)
 
     def update_many(
         self, filter: Mapping[str, Any], update: Mapping[str, Any], upsert: bool = False, **_: Any
     ) -> UpdateResult:
+        self._sent("update")
         return self._update(filter, lambda doc, inserting: _apply_update(doc, update, inserting), upsert, many=True)
 
     def _update(
@@ -265,9 +284,11 @@ class MemoryCollection:
             return UpdateResult({"n": 1, "nModified": 0, "upserted": new["_id"]}, acknowledged=True)
 
     def delete_one(self, filter: Mapping[str, Any], **_: Any) -> DeleteResult:
+        self._sent("delete")
         return self._delete(filter, many=False)
 
     def delete_many(self, filter: Mapping[str, Any], **_: Any) -> DeleteResult:
+        self._sent("delete")
         return self._delete(filter, many=True)
 
     def _delete(self, filter: Mapping[str, Any], many: bool) -> DeleteResult:
@@ -278,6 +299,8 @@ class MemoryCollection:
         return DeleteResult({"n": len(found)}, acknowledged=True)
 
     def bulk_write(self, requests: Sequence[Any], ordered: bool = True, **_: Any) -> BulkWriteResult:
+        for command in _bulk_commands(requests, ordered):
+            self._sent(command)
         counts = {"nInserted": 0, "nMatched": 0, "nModified": 0, "nRemoved": 0, "nUpserted": 0}
         errors: list[dict[str, Any]] = []
         for index, op in enumerate(requests):
@@ -302,7 +325,9 @@ class MemoryCollection:
             counts["nRemoved"] += self._delete(op._filter, many=isinstance(op, DeleteMany)).deleted_count
             return
         if isinstance(op, ReplaceOne):
-            result = self.replace_one(op._filter, op._doc, upsert=bool(op._upsert))
+            result = self._update(
+                op._filter, lambda doc, inserting, r=op._doc: dict(r), bool(op._upsert), many=False, replace=True
+            )
         elif isinstance(op, UpdateOne | UpdateMany):
             result = self._update(
                 op._filter,
@@ -323,6 +348,18 @@ class MemoryCollection:
 
     def drop(self) -> None:
         self.database.drop_collection(self.name)
+
+
+def _bulk_commands(requests: Sequence[Any], ordered: bool) -> list[str]:
+    """The commands pymongo sends for a bulk write: one per run of operations of one kind when
+    ordered, one per kind when not (at most 100,000 operations each, never reached here)."""
+    kinds = [
+        "insert" if isinstance(op, InsertOne) else "delete" if isinstance(op, DeleteOne | DeleteMany) else "update"
+        for op in requests
+    ]
+    if not ordered:
+        return list(dict.fromkeys(kinds))
+    return [kind for i, kind in enumerate(kinds) if i == 0 or kinds[i - 1] != kind]
 
 
 def _bulk_details(inserted: int, errors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -347,6 +384,8 @@ class MemoryDatabase:
         self.name = name
         self._collections: dict[str, MemoryCollection] = {}
         self._lock = threading.Lock()
+        # (command, collection) -> how many pymongo would have sent (module docstring)
+        self.commands: Counter[tuple[str, str]] = Counter()
 
     def __getitem__(self, name: str) -> MemoryCollection:
         with self._lock:

@@ -76,6 +76,10 @@ class PlatformMetrics:
         self.audit_append_failures = Counter(
             "petitions_audit_append_failures_total", "Audit records that could not be appended", ["service"], **labels
         )
+        # database commands sent, by command (find, insert, ...) and collection (mongo.CommandCounter)
+        self.db_commands = Counter(
+            "petitions_db_commands_total", "Database commands sent", ["service", "command", "collection"], **labels
+        )
         self.service = service
 
     def observe_published(self, event_type: str) -> None:

@@ -18,10 +18,10 @@ record that is updated in place has exactly one writer (see store.py and docs/re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from pymongo import DeleteOne, MongoClient, ReplaceOne
+from pymongo import DeleteOne, MongoClient, ReplaceOne, monitoring
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
@@ -39,7 +39,28 @@ __all__ = ["TRANSIENT_ERRORS", "DuplicateKeyError", "PyMongoError", "bulk_update
 BULK_CHUNK = 16
 
 
-def connect(settings: Settings) -> MongoClient:
+class CommandCounter(monitoring.CommandListener):
+    """Calls `count(command, collection)` for every command the client sends: which collections a
+    service reads and writes how often, the profile the database-command budget is worked from
+    (FerretDB counts only by command, for everyone together). The collection is "" for commands on
+    none (ping, hello)."""
+
+    def __init__(self, count: Callable[[str, str], None]):
+        self.count = count
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        target = event.command.get("collection") if name == "getMore" else event.command.get(name)
+        self.count(name, target if isinstance(target, str) else "")
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def connect(settings: Settings, listeners: Sequence[monitoring.CommandListener] = ()) -> MongoClient:
     """One client per process, created after gunicorn forks (pymongo is not fork-safe)."""
     timeout_ms = int(settings.dependency_timeout_s * 1000)
     return MongoClient(
@@ -49,6 +70,7 @@ def connect(settings: Settings) -> MongoClient:
         socketTimeoutMS=max(10_000, timeout_ms),
         appname=f"petitions-{settings.service}",
         tz_aware=True,
+        event_listeners=list(listeners),
     )
 
 

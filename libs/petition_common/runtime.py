@@ -62,7 +62,10 @@ class ServiceRuntime:
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None):
         self.settings = settings
         self.metrics = PlatformMetrics(registry or CollectorRegistry(), settings.service)
-        self.client = mongo.connect(settings)
+        commands = self.metrics.db_commands
+        self.client = mongo.connect(
+            settings, [mongo.CommandCounter(lambda name, coll: commands.labels(settings.service, name, coll).inc())]
+        )
         self.db = self.client[settings.database]
         self.publisher = EventPublisher(settings)
         self.counting_publisher = CountingPublisher(self.publisher, self.metrics)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +22,7 @@ from petition_common.aggregates import Projection, commit_batch, retry_on_confli
 from petition_common.envelope import Event
 from petition_common.fakes import ManualClock, MemoryDatabase, RecordingPublisher
 from petition_common.kafka_io import EventPublisher, ensure_topics
+from petition_common.mongo import CommandCounter, connect
 from petition_common.store import AggregateStore, Conflict, OutboxRelay
 from petition_common.topics import INTAKE
 from tests.conftest import make_settings
@@ -279,6 +281,50 @@ def test_published_events_arrive_in_order_per_key(published):
     publish(events[:2])
     publish(events[2:])
     assert read_back(key, 5) == [e.id for e in events]
+
+
+# ---- the commands they count
+
+
+def _script(db) -> None:
+    """A bit of everything the project sends, ending in an aggregate's commit and loads."""
+    things = db["things"]
+    things.insert_one({"_id": "a", "v": 1})
+    things.insert_many([{"_id": "b"}, {"_id": "c"}], ordered=False)
+    with pytest.raises(BulkWriteError):
+        things.insert_many([{"_id": "c"}, {"_id": "d"}], ordered=False)
+    things.find_one({"_id": "a"})
+    list(things.find({"v": 1}))
+    things.replace_one({"_id": "e"}, {"v": 2}, upsert=True)
+    things.update_one({"_id": "a"}, {"$set": {"v": 3}})
+    things.bulk_write([ReplaceOne({"_id": "a"}, {"v": 4}), DeleteOne({"_id": "b"}), ReplaceOne({"_id": "c"}, {})])
+    things.bulk_write(
+        [ReplaceOne({"_id": "a"}, {"v": 5}), DeleteOne({"_id": "d"}), InsertOne({"_id": "f"})], ordered=False
+    )
+    things.delete_one({"_id": "e"})
+    things.delete_many({"_id": {"$in": ["a", "f"]}})
+    store = AggregateStore(db, "petitions")
+    store.commit(store.load("p1"), {"n": 1})
+    store.commit(store.load("p1"), {"n": 2})
+    AggregateStore(db, "petitions").load("p1")  # a new process: no hint, no remembered state
+
+
+def test_the_fakes_count_the_commands_a_real_client_sends(unique_prefix, stack):
+    """MemoryDatabase.commands is what petition_common.mongo.CommandCounter counts on the real
+    FerretDB for the same calls, so a budget of commands asserted on the fakes holds for real."""
+    fake = MemoryDatabase()
+    _script(fake)
+    settings = make_settings("fakescommands", unique_prefix)
+    real: Counter[tuple[str, str]] = Counter()
+    client = connect(settings, [CommandCounter(lambda command, collection: real.update([(command, collection)]))])
+    try:
+        _script(client[settings.database])
+        client.drop_database(settings.database)
+    finally:
+        client.close()
+    ours = {key: n for key, n in real.items() if key[1] in {"things", "petitions_commits", "outbox"}}
+    assert dict(fake.commands) == ours
+    assert ours[("find", "things")] == 2 and ours[("update", "things")] == 5  # the script did reach it
 
 
 def test_the_manual_clock_moves_only_when_told():

@@ -5,11 +5,13 @@ MongoDB, although FerretDB answers it in a shape pymongo cannot read (docs/ferre
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from pymongo import DeleteOne, MongoClient, ReplaceOne
 from pymongo.errors import BulkWriteError
 
-from petition_common.mongo import bulk_update
+from petition_common.mongo import CommandCounter, bulk_update, connect
 from tests.conftest import make_settings
 
 
@@ -47,3 +49,26 @@ def test_a_failed_statement_is_a_bulk_write_error_and_redoing_the_rest_one_by_on
         assert stored == [("new0", 1), ("new1", 1), ("new2", 1), ("taken", 5)]
     finally:
         client.close()
+
+
+def test_the_command_counter_names_each_command_and_its_collection(unique_prefix):
+    """What petitions_db_commands_total counts, on the real FerretDB: a getMore under its collection's
+    name (not its cursor id), and commands on no collection under ""."""
+    settings = make_settings("bulktest", unique_prefix)
+    seen: Counter[tuple[str, str]] = Counter()
+    client = connect(settings, [CommandCounter(lambda command, collection: seen.update([(command, collection)]))])
+    try:
+        docs = client[settings.database]["petitions_commits"]
+        docs.insert_many([{"_id": f"JZ{i:014d}"} for i in range(5)])
+        docs.find_one({"_id": "JZ00000000000001"})
+        assert len(list(docs.find({}, batch_size=2))) == 5  # a first batch of 2, then getMores
+        docs.delete_one({"_id": "JZ00000000000001"})
+        client.admin.command("ping")
+    finally:
+        client.close()
+    assert seen[("insert", "petitions_commits")] == 1
+    assert seen[("find", "petitions_commits")] == 2
+    assert seen[("getMore", "petitions_commits")] >= 1
+    assert seen[("delete", "petitions_commits")] == 1
+    assert seen[("ping", "")] == 1
+    assert not [key for key in seen if key[0] == "getMore" and key[1] != "petitions_commits"]
