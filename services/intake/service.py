@@ -104,7 +104,7 @@ class IntakeService:
         # the event this petition will publish, checked now: after this point a write may happen
         self.petitions.check([self._submitted(pid, code, sub, now, duplicate_of=None)[1]])
         if idempotency_key is None:
-            return self._create(pid, code, sub, now)
+            return self._create(pid, code, sub, now, fresh=True)
         key_id = "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
         # no tracking code in the claim: the nonce it is derived from, useless without the server key;
         # and the body's fingerprint keyed, as a plain hash of a body is tested by guessing its phone
@@ -127,18 +127,21 @@ class IntakeService:
             code = self.codes.tracking_code(claim["petition_id"], claim["nonce"])
         else:  # claims written before codes were derived held the code itself
             code = claim["tracking_code"]
-        receipt, committed_before = self._create(claim["petition_id"], code, sub, from_bson(claim["at"]))
+        receipt, committed_before = self._create(claim["petition_id"], code, sub, from_bson(claim["at"]), not replayed)
         return receipt, replayed or committed_before
 
     def citizen_ref(self, phone: str) -> str:
         """The citizen's pseudonym (codes.py): what the rate limits count a citizen by."""
         return self.codes.citizen_ref(phone)
 
-    def _create(self, pid: str, code: str, sub: domain.Submission, now: datetime) -> tuple[dict[str, Any], bool]:
+    def _create(
+        self, pid: str, code: str, sub: domain.Submission, now: datetime, fresh: bool = False
+    ) -> tuple[dict[str, Any], bool]:
         """Commit the petition `pid` unless an earlier attempt did; returns (receipt, whether an earlier
         attempt had). Its duplicate-index entry, written before the commit, is taken back when the
-        commit fails."""
-        loaded = self.petitions.load(pid)
+        commit fails. `fresh`: the number was allocated by this very request, so nothing can be
+        stored under it yet, and there is nothing to read (a replayed claim's number is read)."""
+        loaded = Loaded(pid, 0, None) if fresh else self.petitions.load(pid)
         if loaded.exists:  # an earlier attempt with this Idempotency-Key got as far as its commit
             assert loaded.state is not None
             return _receipt(loaded.state, code), True

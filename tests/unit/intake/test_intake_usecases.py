@@ -517,3 +517,26 @@ def test_every_published_event_is_the_contracts() -> None:
     bad = Event(type="petition.withdrawn", source="petitions/intake", subject="x", data={"petition_id": "x"})
     with pytest.raises(SchemaViolation):
         Intake().service.petitions.check([bad])
+
+
+def test_a_submission_costs_seven_database_commands_and_reads_only_the_duplicate_index(intake):
+    """Issue #23's budget, held on the fakes (which count as a real client does): a new petition
+    number has nothing stored under it, so it is not read; the one read is the citizen's duplicate
+    index. Writes: the Idempotency-Key's claim, the index, the contact details, the commit and its
+    outbox marker, and the marker's delete once published."""
+    intake.submit(phone="13800000001")  # the instance's first block of petition numbers is claimed
+    intake.db.commands.clear()
+    intake.submit(phone="13800000002", key="k-1")
+    assert intake.db.commands == {
+        ("insert", "idempotency"): 1,
+        ("find", "duplicates_commits"): 1,
+        ("insert", "duplicates_commits"): 1,
+        ("insert", "contacts"): 1,
+        ("insert", "outbox"): 1,
+        ("insert", "petitions_commits"): 1,
+        ("delete", "outbox"): 1,
+    }
+    intake.db.commands.clear()
+    intake.submit(phone="13800000002", key="k-1")  # the same request again: replayed, read back
+    assert intake.db.commands[("find", "petitions_commits")] >= 1
+    assert ("insert", "petitions_commits") not in intake.db.commands
