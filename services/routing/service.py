@@ -93,8 +93,8 @@ class RoutingService:
         loaded, petition = self._load(petition_id)
         return loaded, petition.order
 
-    def _load(self, petition_id: str) -> tuple[Loaded, domain.RoutedPetition]:
-        loaded = self.orders.load(petition_id)
+    def _load(self, petition_id: str, to_write: bool = False) -> tuple[Loaded, domain.RoutedPetition]:
+        loaded = self.orders.load_to_write(petition_id) if to_write else self.orders.load(petition_id)
         if loaded.state is None:
             raise NotFound(petition_id)
         return loaded, petition_from_state(loaded.state)
@@ -313,8 +313,8 @@ class RoutingService:
     def _act(self, petition_id: str, staff: Staff, decide: Decide) -> dict[str, Any]:
         """Apply a staff action; raises NotFound, domain.InvalidTransition (409), domain.InvalidArgument."""
 
-        def attempt() -> dict[str, Any]:
-            loaded, petition = self._load(petition_id)
+        def attempt(to_write: bool) -> dict[str, Any]:
+            loaded, petition = self._load(petition_id, to_write)
             # acting is not seeing: a village cadre and an auditor see orders but act on none
             if not may_act(staff, _area(petition.order)):
                 raise NotFound(petition_id)
@@ -322,7 +322,15 @@ class RoutingService:
             self._commit(loaded, replace(petition, order=transition.order), transition.events)
             return order_to_dict(transition.order)
 
-        return retry_on_conflict(attempt, petition_id)
+        def act() -> dict[str, Any]:
+            # on the version this instance remembers, without asking the database for a newer one (the
+            # commit checks it is the newest); a refusal must hold for the newest, so it is asked again
+            try:
+                return attempt(to_write=True)
+            except (NotFound, domain.InvalidTransition, domain.InvalidArgument):
+                return attempt(to_write=False)
+
+        return retry_on_conflict(act, petition_id)
 
     # ---- the timeout scanner
 

@@ -538,3 +538,30 @@ def test_the_scanner_runs_when_due_by_the_services_clock(world: World) -> None:
     world.clock.advance(world.parts.config.feedback_window)
     assert world.service.close_timed_out_when_due(3600) == 1  # a clock moved by a week is past an hour
     assert world.service.close_timed_out_when_due(3600) == 0
+
+
+def test_a_staff_action_builds_on_the_remembered_version_and_reads_only_to_check_its_projection(
+    world: World,
+) -> None:
+    """Issue #23: acting on an order this instance just wrote needs no "is there a newer version?"
+    read before it (the commit checks); the one read left is the projection's check after writing."""
+    grid_leader = leader("T01V01G001")
+    world.deliver(submitted(P1, grid_id="T01V01G001"))
+    world.db.commands.clear()
+    world.act(P1, grid_leader, "contact")
+    assert world.db.commands[("find", "workorders_commits")] == 1
+    assert world.db.commands[("insert", "workorders_commits")] == 1
+
+
+def test_a_refusal_on_a_stale_remembered_version_is_decided_again_on_the_newest(world: World) -> None:
+    """Another instance paused the order after this one remembered it: resuming is refused on the
+    remembered version (not paused), so the action is decided again on the newest, and succeeds."""
+    grid_leader = leader("T01V01G001")
+    world.deliver(submitted(P1, grid_id="T01V01G001"))
+    world.act(P1, grid_leader, "contact")  # this instance remembers the contacted order
+    world.act(P1, grid_leader, "pause", world.other, reason="third_party")
+    resumed = world.act(P1, grid_leader, "resume")
+    assert resumed["pause"] is None
+    assert world.types(P1)[-2:] == ["petition.sla_paused", "petition.sla_resumed"]
+    with pytest.raises(domain.InvalidTransition):  # a refusal that holds on the newest version stands
+        world.act(P1, grid_leader, "resume")
