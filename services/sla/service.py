@@ -309,11 +309,19 @@ class SlaService:
         return True
 
     def _commit_once(self, emission: Emission) -> bool:
-        """Commit the notice aggregate's one commit unless it has a state: True if this call committed it."""
+        """Commit the notice aggregate's one commit unless it has a state: True if this call committed it.
+
+        Most notices are new, so the commit is tried first without reading (its unique insert is the
+        check); only when something is stored under the notice already is it read."""
+        try:
+            self.notices.commit(Loaded(emission.aggregate_id, 0, None), emission.state, [emission.event])
+            return True
+        except Conflict:
+            pass
         loaded = self.notices.load(emission.aggregate_id)
         if loaded.state is not None:
             return False  # committed before (by us before a crash, or by another instance)
-        try:
+        try:  # on top of the void commit the relay left for an attempt that died before committing
             self.notices.commit(loaded, emission.state, [emission.event])
         except Conflict:
             return False  # another writer took this version
@@ -321,7 +329,9 @@ class SlaService:
 
     def _mark_emitted(self, petition_id: str, keys: list[str]) -> tuple[SlaRecord, int]:
         def attempt() -> tuple[SlaRecord, int]:
-            loaded = self.clocks.load(petition_id)
+            # read just before: the remembered version (the commit checks it is the newest; "already
+            # marked" holds for any newer version, as marks are never taken back)
+            loaded = self.clocks.load_to_write(petition_id)
             assert loaded.state is not None
             record = SlaRecord.from_dict(loaded.state)
             marked = mark_emitted(record, keys)

@@ -25,7 +25,7 @@ from petition_common.config import REPO_ROOT, Settings
 from petition_common.consumer import MessageMeta
 from petition_common.envelope import Event
 from petition_common.fakes import ManualClock, MemoryDatabase, RecordingPublisher
-from petition_common.store import Conflict
+from petition_common.store import Conflict, commit_id
 from petition_kernel.calendar import WorkCalendar, load_year_overrides
 from petition_kernel.sla.record import HANDLED_EVENTS, EventDataError, SlaRecord
 from petition_kernel.times import format_time, parse_time
@@ -367,6 +367,33 @@ def test_a_second_instance_finds_a_notice_emitted_and_emits_nothing() -> None:
     b.service.reproject(pid)
     assert b.service.scan().emitted == [notice_id(pid, "contact.0:warning:1")]  # confirmed, not re-emitted
     assert b.published.events == [] and len(notice_commits(a)) == 1
+
+
+def test_a_scan_emitting_a_notice_reads_the_record_once_and_the_notice_never(sla: Sla) -> None:
+    """Issue #23's budget: the new notice is committed without asking first (its unique insert is the
+    check) and the record is marked on the version just read; the reads left are the record's and the
+    projection's check after writing."""
+    pid = "JZ20260309000023"
+    sla.consume(submitted(pid))
+    sla.clock.advance(timedelta(hours=5))
+    sla.db.commands.clear()
+    assert sla.service.scan().emitted == [notice_id(pid, "contact.0:warning:1")]
+    assert sla.db.commands[("find", "clocks_commits")] == 2
+    assert sla.db.commands[("find", "notices_commits")] == 0
+    assert sla.db.commands[("insert", "notices_commits")] == 1
+
+
+def test_a_notice_whose_first_attempt_the_relay_voided_is_emitted_on_top_of_the_void(sla: Sla) -> None:
+    pid = "JZ20260309000024"
+    nid = notice_id(pid, "contact.0:warning:1")
+    sla.consume(submitted(pid))
+    # an instance died between the notice's outbox marker and its commit; the relay voided that version
+    void = {"_id": commit_id(nid, 1), "aggregate_id": nid, "seq": 1, "void": True, "at": T0, "events": []}
+    sla.db["notices_commits"].insert_one(void)
+    sla.clock.advance(timedelta(hours=5))
+    assert sla.service.scan().emitted == [nid]
+    [warning] = sla.published.events
+    assert warning.type == "sla.warning" and sla.parts.notices.load(nid).seq == 2
 
 
 def test_the_scan_refreshes_the_gauges(sla: Sla) -> None:
