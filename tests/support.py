@@ -82,3 +82,35 @@ def eventually(fn: Callable[[], T], timeout_s: float = 30, interval_s: float = 0
             if time.monotonic() > deadline:
                 raise
             time.sleep(interval_s)
+
+
+FLOW_METRICS = (
+    "petitions_published_total",
+    "petitions_outbox_pending",
+    "petitions_consumed_total",
+    "petitions_consumer_lag",
+    "petitions_stats_owned_partitions",
+)
+
+
+def event_flow(urls: dict[str, str]) -> dict[str, dict[str, float] | str]:
+    """Per service, its published, pending, consumed and lagging counts summed from /metrics: for the
+    message of an `eventually` that waited on events, so a failure says where they stopped."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, dict[str, float] | str] = {}
+    for name, url in urls.items():
+        try:
+            text = requests.get(f"{url}/metrics", timeout=10).text
+        except requests.RequestException as exc:
+            out[name] = f"no metrics: {exc}"
+            continue
+        sums: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in FLOW_METRICS:
+                    key = sample.name.removeprefix("petitions_")
+                    sums[key] = sums.get(key, 0) + sample.value
+        out[name] = sums
+    return out

@@ -24,7 +24,7 @@ from pymongo import MongoClient
 from services.intake.contacts import ContactCipher, ContactKeys, KeyUnavailable, generate_key_spec
 from tests.e2e.privacy_dump import database_dump, found_in, sqlite_files, topic_dump
 from tests.personal_data import Person, people, petition_text
-from tests.support import MONGO, eventually
+from tests.support import MONGO, event_flow, eventually
 
 N = 1000
 STAFF = {"Authorization": "Bearer dev-dispatcher"}  # config/staff-tokens.yaml: the county dispatcher
@@ -93,7 +93,8 @@ def test_a_thousand_petitions_leave_no_personal_data_in_clear_and_keys_rotate(fl
 
     def all_counted() -> None:
         summary = requests.get(f"{stats}/v1/stats/summary", headers=STAFF, timeout=30).json()
-        assert summary["accepted"] == N, summary
+        urls = {name: sp.url for name, sp in fleet.processes.items()}
+        assert summary["accepted"] == N, (summary, event_flow(urls))
 
     eventually(all_counted, timeout_s=300, interval_s=2)
 
