@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+import requests
 from kafka import KafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from petition_devtools.kafka_access import admin_client_config
 
@@ -95,10 +97,7 @@ FLOW_METRICS = (
 
 def event_flow(urls: dict[str, str]) -> dict[str, dict[str, float] | str]:
     """Per service, its published, pending, consumed and lagging counts summed from /metrics: for the
-    message of an `eventually` that waited on events, so a failure says where they stopped."""
-    import requests
-    from prometheus_client.parser import text_string_to_metric_families
-
+    message of a wait on events that timed out, so the failure says where they stopped."""
     out: dict[str, dict[str, float] | str] = {}
     for name, url in urls.items():
         try:
