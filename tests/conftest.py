@@ -82,6 +82,8 @@ def run_env(stack: None) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
         "MONGO_URI": MONGO,
         "LOG_LEVEL": "INFO",
+        # the Kafka client's group joins and coordinator changes, for a failure's diagnosis (tests.support)
+        "KAFKA_LOG_LEVEL": "INFO",
         # staff tokens from the stack's Keycloak (the static development tokens keep working too)
         "OIDC_ISSUER": KEYCLOAK_ISSUER,
         # the web pages' login client that may return to any local port (development only)

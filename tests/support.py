@@ -113,3 +113,39 @@ def event_flow(urls: dict[str, str]) -> dict[str, dict[str, float] | str]:
                     sums[key] = sums.get(key, 0) + sample.value
         out[name] = sums
     return out
+
+
+# log lines worth showing when events stopped: the Kafka client's group membership (services in tests
+# run with KAFKA_LOG_LEVEL=INFO), the consumer loops' and stats' own, and every warning or error
+_TELLING_LOGGERS = ("kafka.coordinator", "petition_common.consumer", "services.stats.write")
+
+
+def telling_lines(log_path: Path, last: int = 40) -> list[str]:
+    """The last `last` telling lines of a service's JSON log (see _TELLING_LOGGERS), shortened."""
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        return [f"no log: {exc}"]
+    telling = []
+    for line in lines:
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            telling.append(line)  # a traceback or the interpreter's own output
+            continue
+        if doc.get("level") not in ("info", "debug") or str(doc.get("logger", "")).startswith(_TELLING_LOGGERS):
+            telling.append(line)
+    return [t[:400] for t in telling[-last:]]
+
+
+def diagnosis(fleet: Any, services: tuple[str, ...] | None = None) -> str:
+    """What a failure message should say about a fleet (petition_devtools.processes.ServiceFleet) whose
+    events stopped: each service's event flow from /metrics, and the telling lines of the logs of
+    `services` (default: all of them)."""
+    flow = event_flow({name: sp.url for name, sp in fleet.processes.items()})
+    parts = [f"event flow per service: {flow}"]
+    for name, sp in fleet.processes.items():
+        if services is None or name in services:
+            parts.append(f"--- {name} ({sp.log_path}), alive={sp.alive()}:")
+            parts.extend(telling_lines(sp.log_path))
+    return "\n".join(parts)

@@ -121,6 +121,9 @@ class Settings:
     db_prefix: str = ""
     http_port: int = 8080
     log_level: str = "INFO"
+    # kafka-python's own logger: it logs every reconnect attempt at WARNING/ERROR, so it is quiet by
+    # default; INFO shows the consumer group's joins, syncs and coordinator changes
+    kafka_log_level: str = "CRITICAL"
     config_dir: Path = field(default=REPO_ROOT / "config")
     contract_dir: Path = field(default=REPO_ROOT / "contract")
     # how long a dependency may take to answer before readiness says 503
@@ -220,6 +223,7 @@ class Settings:
             db_prefix=_env("MONGO_DB_PREFIX", ""),
             http_port=int(_env(f"{prefix}_PORT", str(DEFAULT_PORTS.get(service, 8080)))),
             log_level=_env("LOG_LEVEL", "INFO"),
+            kafka_log_level=_env("KAFKA_LOG_LEVEL", "CRITICAL"),
             config_dir=config_dir,
             contract_dir=Path(_env("CONTRACT_DIR", str(REPO_ROOT / "contract"))),
             dependency_timeout_s=float(_env("DEPENDENCY_TIMEOUT_S", "2.0")),

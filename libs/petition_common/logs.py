@@ -32,11 +32,11 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
-def configure(service: str, level: str = "INFO") -> None:
+def configure(service: str, level: str = "INFO", kafka_level: str = "CRITICAL") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # kafka-python logs every reconnect attempt at WARNING/ERROR; ours say what matters
-    logging.getLogger("kafka").setLevel(logging.CRITICAL if level != "DEBUG" else logging.DEBUG)
+    # kafka-python logs every reconnect attempt at WARNING/ERROR; ours say what matters, unless asked
+    logging.getLogger("kafka").setLevel("DEBUG" if level == "DEBUG" else kafka_level)

@@ -273,7 +273,7 @@ RATE_LIMITS: dict[str, list[Rule]] = {
 
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("intake")
-    logs.configure("intake", settings.log_level)
+    logs.configure("intake", settings.log_level, settings.kafka_log_level)
     runtime = ServiceRuntime(settings)
     tokens = staff_directory(settings)  # refuses public credentials first, naming each of them
     parts = bootstrap(

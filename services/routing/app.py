@@ -241,7 +241,7 @@ def act(petition_id: str, action: str) -> Response:
 
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("routing")
-    logs.configure("routing", settings.log_level)
+    logs.configure("routing", settings.log_level, settings.kafka_log_level)
     runtime = ServiceRuntime(settings)
     # the runtime's stores publish through its producer, off the request path (its flusher thread)
     parts = bootstrap(settings, db=runtime.db, stores=runtime.store)

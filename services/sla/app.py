@@ -103,7 +103,7 @@ def _int(raw: str | None, name: str, low: int, high: int, problems: dict[str, st
 
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("sla")
-    logs.configure("sla", settings.log_level)
+    logs.configure("sla", settings.log_level, settings.kafka_log_level)
     runtime = ServiceRuntime(settings)
     parts = bootstrap(settings, db=runtime.db, stores=runtime.store, registry=runtime.metrics.registry)
     table = parts.handlers

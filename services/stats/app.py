@@ -84,7 +84,7 @@ def status() -> Response:
 
 def create_app(settings: Settings | None = None, start_background: bool = True) -> Flask:
     settings = settings or Settings.from_env("stats")
-    logs.configure("stats", settings.log_level)
+    logs.configure("stats", settings.log_level, settings.kafka_log_level)
     runtime = ServiceRuntime(settings)
     config = load_config(settings)
     metrics = StatsMetrics(runtime.metrics.registry)

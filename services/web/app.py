@@ -45,7 +45,7 @@ PAGE_CSP = (
 
 def create_app(settings: Settings | None = None, backends: Backends | None = None) -> Flask:
     settings = settings or Settings.from_env("web")
-    logs.configure("web", settings.log_level)
+    logs.configure("web", settings.log_level, settings.kafka_log_level)
     if not settings.development and settings.uses_development_key:
         raise InsecureConfiguration(
             "web refuses to start outside development with the development SECRET_KEYS: "

@@ -24,7 +24,7 @@ from pymongo import MongoClient
 from services.intake.contacts import ContactCipher, ContactKeys, KeyUnavailable, generate_key_spec
 from tests.e2e.privacy_dump import database_dump, found_in, sqlite_files, topic_dump
 from tests.personal_data import Person, people, petition_text
-from tests.support import MONGO, event_flow, eventually
+from tests.support import MONGO, diagnosis, eventually
 
 N = 1000
 STAFF = {"Authorization": "Bearer dev-dispatcher"}  # config/staff-tokens.yaml: the county dispatcher
@@ -98,8 +98,7 @@ def test_a_thousand_petitions_leave_no_personal_data_in_clear_and_keys_rotate(fl
     try:
         eventually(all_counted, timeout_s=300, interval_s=2)
     except AssertionError as exc:  # say where the events stopped, read once, when the wait is over
-        flow = event_flow({name: sp.url for name, sp in fleet.processes.items()})
-        raise AssertionError(f"{exc}\nevent flow per service: {flow}") from exc
+        raise AssertionError(f"{exc}\n{diagnosis(fleet, ('stats',))}") from exc
 
     prefix = fleet.env["MONGO_DB_PREFIX"]
     # the search finds what is there: a canary written in clear into the namespace shows up in both dumps
