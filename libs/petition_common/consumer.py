@@ -40,6 +40,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from petition_common import kafka_fixes
 from petition_common.config import Settings
 from petition_common.contract import ContractValidator, SchemaViolation
 from petition_common.dlq import DeadLetterFlood, DeadLetterSink, FloodGuard, FloodHold, StopRequested
@@ -229,6 +230,7 @@ class ConsumerLoop:
             "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
             **self.consumer_options,
         }
+        kafka_fixes.apply()  # a group join that polls can orphan (kafka_fixes.py)
         consumer = KafkaConsumer(**options)
         if self.owner is None:
             consumer.subscribe(topics=self.topics)
