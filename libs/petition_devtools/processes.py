@@ -6,6 +6,7 @@ Each service instance is one `gunicorn` process on 127.0.0.1 with its own port a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -131,17 +132,34 @@ class ServiceFleet:
     def stop(self, instance: str, kill: bool = False, timeout_s: float = 30) -> int | None:
         """SIGTERM (or SIGKILL) and wait; returns the exit code."""
         sp = self.processes.pop(instance)
-        if sp.alive():
-            os.killpg(sp.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                sp.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(sp.proc.pid, signal.SIGKILL)
-                sp.proc.wait(10)
-        return sp.proc.returncode
+        _signal(sp, kill)
+        return _reap(sp, time.monotonic() + timeout_s)
 
-    def stop_all(self, kill: bool = False) -> dict[str, int | None]:
-        return {name: self.stop(name, kill=kill) for name in list(self.processes)}
+    def stop_all(self, kill: bool = False, timeout_s: float = 30) -> dict[str, int | None]:
+        """Stop every instance at once: all are signalled, then each is waited for, so a fleet takes as
+        long to stop as its slowest instance (a graceful stop is 1-2 s each), not the sum."""
+        stopping = [self.processes.pop(name) for name in list(self.processes)]
+        for sp in stopping:
+            _signal(sp, kill)
+        deadline = time.monotonic() + timeout_s
+        return {sp.instance: _reap(sp, deadline) for sp in stopping}
+
+
+def _signal(sp: ServiceProcess, kill: bool) -> None:
+    if sp.alive():
+        with contextlib.suppress(ProcessLookupError):  # it exited just now
+            os.killpg(sp.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+
+
+def _reap(sp: ServiceProcess, deadline: float) -> int | None:
+    """Wait for a signalled instance until `deadline`; past it, SIGKILL. Returns the exit code."""
+    try:
+        sp.proc.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sp.proc.pid, signal.SIGKILL)
+        sp.proc.wait(10)
+    return sp.proc.returncode
 
 
 def ready(url: str) -> bool:
