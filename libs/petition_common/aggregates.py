@@ -80,9 +80,13 @@ class Projection:
         self.collection = collection
         self.store = store
 
-    def put(self, aggregate_id: str, seq: int, doc: dict[str, Any] | None) -> bool:
+    def put(
+        self, aggregate_id: str, seq: int, doc: dict[str, Any] | None, sole: Callable[[], bool] | None = None
+    ) -> bool:
         """Write (or, for None, remove) the document of version `seq`; True if a newer version was
-        committed meanwhile, which the caller must then project."""
+        committed meanwhile, which the caller must then project. `sole`, asked after the write: True
+        when the caller was the aggregate's only writer all along (petition_common.ownership), so
+        nothing newer can exist and the check is skipped."""
         if doc is None:
             self.collection.delete_one({"_id": aggregate_id})
         else:
@@ -90,11 +94,16 @@ class Projection:
                 self.collection.replace_one({"_id": aggregate_id}, doc, upsert=True)
             except DuplicateKeyError:  # two upserts raced to insert; ours is at least as new as theirs
                 self.collection.replace_one({"_id": aggregate_id}, doc, upsert=True)
+        if sole is not None and sole():
+            return False
         return self.newer_exists(aggregate_id, seq)
 
-    def put_many(self, items: Sequence[tuple[str, int, dict[str, Any] | None]]) -> list[str]:
+    def put_many(
+        self, items: Sequence[tuple[str, int, dict[str, Any] | None]], sole: Callable[[str], bool] | None = None
+    ) -> list[str]:
         """`put` for several aggregates in one bulk write (one by one when two upserts raced, as
-        FerretDB may then leave statements of the bulk unapplied); the ids with newer versions."""
+        FerretDB may then leave statements of the bulk unapplied); the ids with newer versions.
+        `sole(aggregate_id)` as in `put`."""
         if not items:
             return []
         ops = [
@@ -104,8 +113,12 @@ class Projection:
         try:
             bulk_update(self.collection, ops)
         except BulkWriteError:
-            return [aid for aid, seq, doc in items if self.put(aid, seq, doc)]
-        return [aid for aid, seq, _ in items if self.newer_exists(aid, seq)]
+            return [aid for aid, seq, doc in items if self.put(aid, seq, doc, _bound(sole, aid))]
+        return [aid for aid, seq, _ in items if not (sole is not None and sole(aid)) and self.newer_exists(aid, seq)]
 
     def newer_exists(self, aggregate_id: str, seq: int) -> bool:
         return self.store.latest_seq(aggregate_id) > seq
+
+
+def _bound(sole: Callable[[str], bool] | None, aggregate_id: str) -> Callable[[], bool] | None:
+    return None if sole is None else lambda: sole(aggregate_id)

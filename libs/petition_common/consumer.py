@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -48,6 +49,7 @@ from petition_common.envelope import EnvelopeError, Event
 from petition_common.kafka_io import EventPublisher, PublishFailed
 from petition_common.metrics import PlatformMetrics
 from petition_common.mongo import TRANSIENT_ERRORS
+from petition_common.ownership import Ownership
 from petition_common.store import Conflict
 
 log = logging.getLogger(__name__)
@@ -111,14 +113,20 @@ class PartitionOwner(Protocol):
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: PartitionOwner, consumer: KafkaConsumer):
-        self.owner, self.consumer = owner, consumer
+    def __init__(self, owner: PartitionOwner | None, ownership: Ownership | None, consumer: KafkaConsumer):
+        self.owner, self.ownership, self.consumer = owner, ownership, consumer
 
     def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        self.owner.revoked(revoked)
+        if self.ownership is not None:  # first: no lease may outlive the partitions
+            self.ownership.revoked(revoked)
+        if self.owner is not None:
+            self.owner.revoked(revoked)
 
     def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        self.owner.assigned(self.consumer, assigned)
+        if self.owner is not None:
+            self.owner.assigned(self.consumer, assigned)
+        if self.ownership is not None:
+            self.ownership.assigned(self.consumer, assigned)
 
 
 def by_petition(events: list[tuple[Event, MessageMeta]]) -> dict[str, list[tuple[Event, MessageMeta]]]:
@@ -188,9 +196,12 @@ class ConsumerLoop:
         owner: PartitionOwner | None = None,
         consumer_options: Mapping[str, Any] | None = None,
         poll_timeout_ms: int = 500,
+        ownership: Ownership | None = None,
     ):
         """`owner`: the partition-assignment hook (module docstring); `consumer_options`: more
-        KafkaConsumer settings (e.g. the partition assignor an owner relies on)."""
+        KafkaConsumer settings (e.g. the partition assignor an owner relies on); `ownership`: kept up
+        to date with this member's partitions, for writers that rely on owning a petition
+        (petition_common.ownership; the loop then uses the range assignor)."""
         if owner is not None and batch_handler is not None:
             raise ValueError("a partition owner's records are handled one by one")
         self.settings = settings
@@ -207,6 +218,9 @@ class ConsumerLoop:
         self.owner = owner
         self.consumer_options = dict(consumer_options or {})
         self.poll_timeout_ms = poll_timeout_ms
+        self.ownership = ownership
+        if ownership is not None:  # partition number p of every topic to one member
+            self.consumer_options.setdefault("partition_assignment_strategy", (RangePartitionAssignor,))
         self.sink = DeadLetterSink.for_settings(publisher, settings, self.group_id, stop)
         self.floods = FloodHold(FloodGuard(limit=deadletter_limit))
         self._logical_topic = {settings.topic(t): t for t in topics}
@@ -232,10 +246,10 @@ class ConsumerLoop:
         }
         kafka_fixes.apply()  # a group join that polls can orphan (kafka_fixes.py)
         consumer = KafkaConsumer(**options)
-        if self.owner is None:
+        if self.owner is None and self.ownership is None:
             consumer.subscribe(topics=self.topics)
         else:
-            consumer.subscribe(topics=self.topics, listener=_Rebalance(self.owner, consumer))
+            consumer.subscribe(topics=self.topics, listener=_Rebalance(self.owner, self.ownership, consumer))
         return consumer
 
     def run(self) -> None:
@@ -265,6 +279,8 @@ class ConsumerLoop:
             while not self.stop.is_set():
                 self._release_due()
                 batch = self.floods.without_held(consumer, consumer.poll(timeout_ms=self.poll_timeout_ms))
+                if self.ownership is not None:
+                    self.ownership.polled(consumer)
                 done: dict[TopicPartition, OffsetAndMetadata] = {}
                 try:
                     if self._process_batch([r for records in batch.values() for r in records]):
@@ -284,6 +300,8 @@ class ConsumerLoop:
                 lag.report(consumer)
             clean = True
         finally:
+            if self.ownership is not None:
+                self.ownership.detached()
             if self.owner is not None:
                 self.owner.closed(clean)
             try:

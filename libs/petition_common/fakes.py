@@ -19,9 +19,11 @@ millisecond.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import bson
@@ -448,3 +450,18 @@ class ManualClock:
     def advance(self, by: timedelta) -> datetime:
         self.now += by
         return self.now
+
+
+class GroupMember:
+    """What `petition_common.ownership.Ownership` reads of a KafkaConsumer: the topics' partition counts
+    and when the group coordinator last answered a heartbeat (`answered_ago` moves it)."""
+
+    def __init__(self, topics: Iterable[str], partitions: int = 4):
+        self.counts = dict.fromkeys(topics, partitions)
+        self._coordinator = SimpleNamespace(heartbeat=SimpleNamespace(last_receive=time.monotonic()))
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return set(range(self.counts[topic])) if topic in self.counts else None
+
+    def answered_ago(self, seconds: float) -> None:
+        self._coordinator.heartbeat.last_receive = time.monotonic() - seconds

@@ -23,6 +23,7 @@ from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
 from petition_common.kafka_io import EventPublisher, ensure_topics, kafka_ping
 from petition_common.metrics import PlatformMetrics
+from petition_common.ownership import Ownership
 from petition_common.store import AggregateStore, Flusher, OutboxRelay, Publisher
 from petition_common.topic_config import TopicMismatch
 from petition_common.topics import ALERTS, DEADLETTER, INTAKE, ROUTING, SLA
@@ -130,6 +131,7 @@ class ServiceRuntime:
         name: str = "consumer",
         group_id: str | None = None,
         batch_handler: BatchHandler | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         def run() -> None:
             # wait for the broker instead of crashing at start-up: the stack may still be booting
@@ -152,6 +154,7 @@ class ServiceRuntime:
                 self.stop,
                 group_id=group_id,
                 batch_handler=batch_handler,
+                ownership=ownership,
             )
             loop.run()
 

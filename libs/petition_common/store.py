@@ -122,6 +122,10 @@ class _Recent:
         with self._lock:
             self._items.pop(key, None)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
 
 class AggregateStore:
     def __init__(
@@ -200,18 +204,28 @@ class AggregateStore:
             self._cache_state(aggregate_id, seq, state)
         return Loaded(aggregate_id, seq, state)
 
-    def load_to_write(self, aggregate_id: str) -> Loaded:
+    def load_to_write(self, aggregate_id: str, new: bool = False) -> Loaded:
         """The state to build the next commit on: the remembered one when there is one, without
-        asking the database whether it is still the newest (module docstring).
+        asking the database whether it is still the newest (module docstring). `new`: the caller
+        creates the aggregate (say on its "submitted" event), so when this store remembers nothing of
+        it, it is taken not to exist yet, again without asking.
 
         For writers only: a stale state costs one Conflict and a retry, because the commit checks.
         A decision NOT to commit taken on it (say "this event was already applied") must hold for
-        any newer state too; anything else needs `load`.
+        any newer state too; anything else needs `load`. A retry after a Conflict must not pass
+        `new` again (the aggregate exists).
         """
         cached = self._states.get(aggregate_id)
         if cached is not None:
             return Loaded(aggregate_id, cached[0], self._decode_state(cached[1]))
+        if new and self._hints.get(aggregate_id) is None:
+            return Loaded(aggregate_id, 0, None)
         return self.load(aggregate_id)
+
+    def forget_states(self) -> None:
+        """Forget every remembered state (not the commit numbers, which only ever grow): another
+        instance may have written these aggregates since (a partition moved, petition_common.ownership)."""
+        self._states.clear()
 
     def _cache_state(self, aggregate_id: str, seq: int, state: dict[str, Any]) -> None:
         self._states.put(aggregate_id, (seq, bson.encode({"s": state}, codec_options=self.commits.codec_options)))
@@ -272,8 +286,9 @@ class AggregateStore:
             {"_id": cids[i], "store": self.name, "aggregate_id": ids[i], "seq": items[i][0].seq + 1, "at": now}
             for i in marked
         ]
-        for k in _duplicates(self.outbox, markers):
-            conflicts[marked[k]] = Conflict(cids[marked[k]])  # another writer is committing this very version
+        markers_lost = {marked[k] for k in _duplicates(self.outbox, markers)}
+        for i in markers_lost:
+            conflicts[i] = Conflict(cids[i])  # another writer is committing this very version
         todo = [i for i in range(len(items)) if i not in conflicts]
         commits = [
             {
@@ -298,6 +313,8 @@ class AggregateStore:
         for i, (loaded, state, events) in enumerate(items):
             if i in conflicts:
                 self._states.forget(loaded.aggregate_id)  # a retry must read the newer version
+                if i not in markers_lost:  # its commit exists: a lower bound for the retry's search
+                    self._remember(loaded.aggregate_id, max(loaded.seq + 1, self._hints.get(loaded.aggregate_id, 0)))
                 results.append(conflicts[i])
                 continue
             seq = loaded.seq + 1

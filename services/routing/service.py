@@ -184,7 +184,16 @@ class RoutingService:
 
     def on_intake_event(self, event: Event, meta: MessageMeta) -> None:
         fact = intake_event(event)
-        loaded = self.orders.load_to_write(fact.petition_id)  # the commit checks it is the newest
+        if fact.type != domain.SUBMITTED:
+            self._apply_intake(fact)
+            return
+        try:  # a submission creates the order: not looked for first when nothing is remembered of it
+            self._apply_intake(fact, new=True)
+        except Conflict:  # it exists (a redelivery this instance does not remember): decide on it
+            self._apply_intake(fact)
+
+    def _apply_intake(self, fact: domain.IntakeEvent, new: bool = False) -> None:
+        loaded = self.orders.load_to_write(fact.petition_id, new=new)  # the commit checks it is the newest
         petition = _petition_of(loaded)  # "applied before" holds on any newer version too
         self.registry.refresh(max_age_s=REGISTRY_MAX_AGE_S)
         step = domain.on_intake_event(petition, fact, self._rules(), now=self.clock())
@@ -205,9 +214,11 @@ class RoutingService:
         changed: dict[str, tuple[domain.WorkOrder, domain.WorkOrder | None]] = {}
         redelivered: list[str] = []
         for pid, petition_events in groups.items():
-            loaded = self.orders.load_to_write(pid)
-            petition = before = _petition_of(loaded)
             facts = [intake_event(event) for event, _ in petition_events]
+            # a submission creates the order: not looked for when nothing is remembered of it (a Conflict
+            # sends the petition's events through on_intake_event, which then reads)
+            loaded = self.orders.load_to_write(pid, new=any(f.type == domain.SUBMITTED for f in facts))
+            petition = before = _petition_of(loaded)
             if before is not None and any(before.applied(fact.id) for fact in facts):
                 redelivered.append(pid)
             self.registry.refresh(max_age_s=REGISTRY_MAX_AGE_S)

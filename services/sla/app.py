@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from petition_common import logs, staff_api
 from petition_common.auth import staff_directory
 from petition_common.config import Settings
+from petition_common.ownership import Ownership
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.topics import INTAKE, ROUTING
@@ -105,7 +106,11 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     settings = settings or Settings.from_env("sla")
     logs.configure("sla", settings.log_level, settings.kafka_log_level)
     runtime = ServiceRuntime(settings)
-    parts = bootstrap(settings, db=runtime.db, stores=runtime.store, registry=runtime.metrics.registry)
+    consumed = [INTAKE, ROUTING]  # intake's first: its partitions say which instance scans a petition
+    ownership = Ownership([settings.topic(t) for t in consumed]) if start_background else None
+    parts = bootstrap(
+        settings, db=runtime.db, stores=runtime.store, registry=runtime.metrics.registry, ownership=ownership
+    )
     table = parts.handlers
     app = create_base_app("sla", runtime.metrics, runtime.checks())
     app.extensions.update(
@@ -118,7 +123,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     )
     staff_api.mount(app, runtime, bp, background=start_background)
     if start_background:
-        runtime.start_consumer([INTAKE, ROUTING], event_handlers(table), batch_handler=table["batch"])
+        runtime.start_consumer(consumed, event_handlers(table), batch_handler=table["batch"], ownership=ownership)
         runtime.start_relay([parts.clocks, parts.notices])
         timings = parts.timings
         scan_s = timings.scan_interval_s

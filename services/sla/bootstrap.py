@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from petition_common import mongo
 from petition_common.config import Settings
+from petition_common.ownership import Ownership
 from petition_common.runtime import store_factory
 from petition_common.store import AggregateStore, Publisher
 from petition_common.timesource import Clock, clock_from_env
@@ -101,13 +102,16 @@ def bootstrap(
     clock: Clock | None = None,
     stores: Callable[[str], AggregateStore] | None = None,
     registry: CollectorRegistry | None = None,
+    ownership: Ownership | None = None,
 ) -> SlaParts:
     """sla, wired. `db`: a pymongo Database (or the fakes' MemoryDatabase), by default the one the
     settings name; `publisher`: where committed events go, by default Kafka; `clock`: by default the
     real one or SLA_FAKE_CLOCK_FILE's; `stores`: how an aggregate store is built by name (the runtime's,
     which publishes through its flusher thread), by default on `db`, publishing through `publisher` as
     it commits (so that is unused when `stores` is given) and checking events against the contract;
-    `registry`: where the service's metrics go, by default a registry of their own."""
+    `registry`: where the service's metrics go, by default a registry of their own; `ownership`: the
+    consumer's partitions, when one runs (the service then relies on being a petition's only writer
+    while its member holds it, petition_common.ownership)."""
     clock = clock or clock_from_env("sla", settings.extra)
     if db is None:
         db = mongo.connect(settings)[settings.database]
@@ -119,7 +123,7 @@ def bootstrap(
     timings = load_timings(settings)
     metrics = SlaMetrics(registry or CollectorRegistry())
     clocks, notices = stores("clocks"), stores("notices")
-    service = SlaService(db, clocks, notices, config, metrics, clock, files, timings.calendar_check_s)
+    service = SlaService(db, clocks, notices, config, metrics, clock, files, timings.calendar_check_s, ownership)
     overdue = OverdueSnapshot(
         db["open_clocks"], clock, refresh_s=timings.overdue_refresh_s, max_age_s=timings.overdue_max_age_s
     )

@@ -14,6 +14,11 @@ projects. Stores (petition_common/store.py: every change is the unique insert of
 - `open_clocks` (plain collection, small): the projection of petitions that still need watching, with
   `recheck_at` (`domain.open_clocks`). The scanner reads it whole each interval; only the petitions
   whose `recheck_at` has come are loaded from `clocks`.
+
+Owning petitions: with an `Ownership` (the consumer's partitions, petition_common.ownership) the scanner
+looks only after the petitions whose intake partition this instance's member holds, so under a lease
+the consumer and the scanner of this instance are a petition's only writers: they build on the record
+the store remembers and skip the projection's check for a newer version. Without a lease they check.
 - `provisional_clocks` (plain, `_id` only): petitions no longer watched whose reply deadline counts days
   of a provisional calendar year, so that importing the year's notice re-derives them too.
 - `calendar_state` (one document): the working-day calendar the deadlines were last derived with, so a
@@ -30,6 +35,7 @@ because the record is marked emitted only for confirmed notices).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +50,7 @@ from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event
 from petition_common.mongo import TRANSIENT_ERRORS
+from petition_common.ownership import Lease, Ownership
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence, Clock, SystemClock
 from petition_kernel.access import Area, may_read
@@ -72,6 +79,7 @@ __all__ = ["NotFound", "ScanStats", "SlaConfig", "SlaService"]
 log = logging.getLogger(__name__)
 
 NOTICE_READ_THREADS = 8
+SUBMITTED = "petition.submitted"
 CALENDAR_STATE_ID = "calendar"
 
 
@@ -98,6 +106,7 @@ class SlaService:
         clock: Clock | None = None,
         calendar_files: CalendarDirectory | None = None,
         calendar_check_s: float = 60.0,
+        ownership: Ownership | None = None,
     ):
         self.clocks = clocks
         self.notices = notices
@@ -114,6 +123,12 @@ class SlaService:
         self._gaps_logged: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._scan_cadence = Cadence(self.clock)
         self._notice_reader = ThreadPoolExecutor(NOTICE_READ_THREADS, thread_name_prefix="notice-read")
+        # with an ownership, this instance's consumer and scanner are the only writers of the petitions
+        # its member holds (module docstring); the lock keeps the two from projecting out of order
+        self.ownership = ownership
+        self._writing = threading.Lock()
+        if ownership is not None:
+            ownership.on_change(clocks.forget_states)
         self._calendar_gauges()
 
     def _calendar_gauges(self) -> None:
@@ -129,31 +144,51 @@ class SlaService:
         data lacks a field the rules need; Conflict only after many lost races (retried by the loop).
         """
         pid = event.data["petition_id"]
-        retry_on_conflict(lambda: self._follow(pid, event), pid)
+        creates = [event.type == SUBMITTED]  # only the first attempt may take the record as new
 
-    def _follow(self, pid: str, event: Event) -> None:
-        # the commit checks this is the newest version; the duplicate path's _project re-reads
-        loaded = self.clocks.load_to_write(pid)
-        old = _record(loaded)
-        followed = follow(old, [event])
-        if not followed.changed:
-            # a duplicate: its commit is there, but a crash may have cost the projection
-            self._project(followed.record, loaded.seq, self.clock())
-            return
-        commit = self.clocks.commit(loaded, followed.record.to_dict())
-        self._count_met(old, followed.record)
-        self._project(followed.record, commit.seq, self.clock(), report_gap=True)
+        def attempt() -> None:
+            new, creates[0] = creates[0], False
+            self._follow(pid, event, new)
+
+        retry_on_conflict(attempt, pid)
+
+    def _follow(self, pid: str, event: Event, new: bool = False) -> None:
+        lease = self._lease(pid)
+        with self._writing:
+            # the commit checks this is the newest version; the duplicate path's _project re-reads
+            loaded = self.clocks.load_to_write(pid, new=new)
+            old = _record(loaded)
+            followed = follow(old, [event])
+            if not followed.changed:
+                # a duplicate: its commit is there, but a crash may have cost the projection
+                self._project(followed.record, loaded.seq, self.clock(), lease=lease)
+                return
+            commit = self.clocks.commit(loaded, followed.record.to_dict())
+            self._count_met(old, followed.record)
+            self._project(followed.record, commit.seq, self.clock(), report_gap=True, lease=lease)
 
     def on_events(self, events: list[tuple[Event, MessageMeta]]) -> None:
         """A poll batch at once (the consumer's batch handler): every petition's events applied in
         order, the changed records committed in one insert, their projections written in one bulk
         write. A petition whose commit lost a race goes through `on_event`, event by event."""
         groups = by_petition(events)
+        leases = {pid: self._lease(pid) for pid in groups}
+        with self._writing:
+            lost = self._follow_batch(groups, leases)
+        for pid in lost:
+            for event, meta in groups[pid]:
+                self.on_event(event, meta)
+
+    def _follow_batch(
+        self, groups: dict[str, list[tuple[Event, MessageMeta]]], leases: dict[str, Lease | None]
+    ) -> list[str]:
+        """`on_events` but for the petitions whose commit lost a race, which it returns."""
         changed: dict[str, tuple[SlaRecord | None, SlaRecord]] = {}
         items: list[Item] = []
         unchanged: list[tuple[SlaRecord, int]] = []
         for pid, petition_events in groups.items():
-            loaded = self.clocks.load_to_write(pid)
+            # a petition's submission creates its record: not looked for when nothing is remembered of it
+            loaded = self.clocks.load_to_write(pid, new=any(e.type == SUBMITTED for e, _ in petition_events))
             old = _record(loaded)
             followed = follow(old, [event for event, _ in petition_events])
             if followed.changed:
@@ -168,15 +203,22 @@ class SlaService:
             self._count_met(old, new)
             committed.append((new, commit.seq))
         now = self.clock()
-        self._project_many(committed, now, report_gap=True)
-        self._project_many(unchanged, now)
-        for pid in batch.lost_ids:
-            for event, meta in groups[pid]:
-                self.on_event(event, meta)
+        self._project_many(committed, now, report_gap=True, leases=leases)
+        self._project_many(unchanged, now, leases=leases)
+        return batch.lost_ids
 
     def _count_met(self, old: SlaRecord | None, new: SlaRecord) -> None:
         for clock, on_time in newly_met(old, new, self.config):
             self.metrics.met.labels(clock, "true" if on_time else "false").inc()
+
+    # ---- owning petitions
+
+    def _lease(self, petition_id: str) -> Lease | None:
+        return self.ownership.lease(petition_id) if self.ownership is not None else None
+
+    def _sole(self, lease: Lease | None) -> bool:
+        """Whether this instance was the petition's only writer since `lease` was taken."""
+        return self.ownership is not None and self.ownership.holds(lease)
 
     # ---- the projection
 
@@ -190,18 +232,29 @@ class SlaService:
             self.provisional_clocks.replace_one({"_id": record.petition_id}, {"_id": record.petition_id}, upsert=True)
         return watched
 
-    def _project(self, record: SlaRecord, seq: int, now: datetime, report_gap: bool = False) -> dict[str, Any] | None:
+    def _project(
+        self, record: SlaRecord, seq: int, now: datetime, report_gap: bool = False, lease: Lease | None = None
+    ) -> dict[str, Any] | None:
         """Write the record's open_clocks document (or remove it); returns what was written, which is
-        the newest version's document when a newer version was committed meanwhile (`Projection`)."""
+        the newest version's document when a newer version was committed meanwhile (`Projection`).
+        Under a lease that still holds after the write, nobody else can have committed: no check."""
         doc = self._watch(record, seq, now, report_gap).doc
-        if self.projection.put(record.petition_id, seq, doc):
+        if self.projection.put(record.petition_id, seq, doc, sole=lambda: self._sole(lease)):
             return self.reproject(record.petition_id, now)
         return doc
 
-    def _project_many(self, records: list[tuple[SlaRecord, int]], now: datetime, report_gap: bool = False) -> None:
-        """`_project` for several petitions: one bulk write, then each one's check for a newer version."""
+    def _project_many(
+        self,
+        records: list[tuple[SlaRecord, int]],
+        now: datetime,
+        report_gap: bool = False,
+        leases: dict[str, Lease | None] | None = None,
+    ) -> None:
+        """`_project` for several petitions: one bulk write, then each one's check for a newer version
+        (none for a petition whose lease held)."""
+        leases = leases or {}
         items = [(record.petition_id, seq, self._watch(record, seq, now, report_gap).doc) for record, seq in records]
-        for pid in self.projection.put_many(items):
+        for pid in self.projection.put_many(items, sole=lambda pid: self._sole(leases.get(pid))):
             self.reproject(pid, now)
 
     def reproject(self, petition_id: str, now: datetime | None = None) -> dict[str, Any] | None:
@@ -245,9 +298,13 @@ class SlaService:
         for pid, doc in list(docs.items()):
             if not needs_attention(doc, now, self.config.calendar):
                 continue
+            lease = self._lease(pid)
+            if self.ownership is not None and lease is None and not self.ownership.primary(pid):
+                continue  # another instance's member holds it: its scanner looks after it
             stats.processed += 1
             try:
-                emitted, new_doc = self.process(pid, now)
+                with self._writing:
+                    emitted, new_doc = self.process(pid, now, lease)
             except TRANSIENT_ERRORS:
                 raise  # the database is away: end this scan, the next one starts over
             except Exception:
@@ -278,9 +335,12 @@ class SlaService:
             self.check_calendar()
         return self.scan() if self._scan_cadence.due(interval_s) else None
 
-    def process(self, petition_id: str, now: datetime) -> tuple[list[str], dict[str, Any] | None]:
-        """Emit the petition's due notices; returns the keys confirmed emitted and its new projection."""
-        loaded = self.clocks.load(petition_id)
+    def process(
+        self, petition_id: str, now: datetime, lease: Lease | None = None
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """Emit the petition's due notices; returns the keys confirmed emitted and its new projection.
+        Under a lease the remembered state is the newest (it is forgotten whenever partitions move)."""
+        loaded = self.clocks.load_to_write(petition_id) if self._sole(lease) else self.clocks.load(petition_id)
         if loaded.state is None:
             self.open_clocks.delete_one({"_id": petition_id})  # a projection without a record
             return [], None
@@ -292,7 +352,7 @@ class SlaService:
         seq = loaded.seq
         if confirmed:
             record, seq = self._mark_emitted(petition_id, confirmed)
-        return confirmed, self._project(record, seq, now)
+        return confirmed, self._project(record, seq, now, lease=lease)
 
     def _emit_notice(self, notice: Notice, now: datetime) -> bool:
         """Commit the notice (and its event) unless it exists; True once it is known to exist."""

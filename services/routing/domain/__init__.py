@@ -15,7 +15,7 @@ from .decide import (
     route,
 )
 from .events import WorkOrderEvent
-from .intake import CONSUMED, IntakeEvent, NeverSubmitted, RoutedPetition, Step, on_intake_event
+from .intake import CONSUMED, SUBMITTED, IntakeEvent, NeverSubmitted, RoutedPetition, Step, on_intake_event
 from .model import Grid, RosterMember, Village
 from .names import MIN_MARGIN, MIN_SCORE, VillageLookup
 from .registry import GridRegistry, RegistryInvalid, VillageMatch
@@ -47,6 +47,7 @@ __all__ = [
     "DISPATCH_CENTRE",
     "MIN_MARGIN",
     "MIN_SCORE",
+    "SUBMITTED",
     "Assignee",
     "Assignment",
     "FieldError",

@@ -248,6 +248,29 @@ def test_a_redelivered_submission_changes_nothing_and_restores_a_lost_projection
     assert world.types(P1) == ["petition.assigned"] and world.service.load(P1)[1].assignment.grid_id == "T01V01G001"
 
 
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_submission_is_routed_without_looking_for_its_order_first(world: World, batch: bool) -> None:
+    """Issue #23: a submission creates the order, so an instance that remembers nothing of the petition
+    reads nothing before committing; the commit's unique insert is the check."""
+    world.db.commands.clear()
+    world.deliver(submitted(P1), submitted(P2), batch=batch)
+    assert world.db.commands[("insert", "workorders_commits")] == (1 if batch else 2)
+    # the check after projecting each order is the one read left
+    assert world.db.commands[("find", "workorders_commits")] == 2
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_submission_redelivered_to_an_instance_that_does_not_remember_it_changes_nothing(
+    world: World, batch: bool
+) -> None:
+    world.deliver(submitted(P1))
+    other = World.__new__(World)  # a restarted instance: same database, nothing remembered
+    other.__dict__.update(world.__dict__, parts=world.other)
+    other.deliver(submitted(P1), submitted(P2), batch=batch)
+    assert world.types(P1) == ["petition.assigned"] and world.types(P2) == ["petition.assigned"]
+    assert world.service.load(P1)[0].seq == 1 and world.open_order(P1)["seq"] == 1  # type: ignore[index]
+
+
 # ---- petition.feedback_received and petition.withdrawn --------------------------------------------
 
 

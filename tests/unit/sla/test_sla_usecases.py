@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from petition_common.auth import Staff
 from petition_common.config import REPO_ROOT, Settings
 from petition_common.consumer import MessageMeta
 from petition_common.envelope import Event
-from petition_common.fakes import ManualClock, MemoryDatabase, RecordingPublisher
+from petition_common.fakes import GroupMember, ManualClock, MemoryDatabase, RecordingPublisher
+from petition_common.ownership import Ownership, partition_of
 from petition_common.store import Conflict, commit_id
 from petition_kernel.calendar import WorkCalendar, load_year_overrides
 from petition_kernel.sla.record import HANDLED_EVENTS, EventDataError, SlaRecord
@@ -79,9 +82,18 @@ class Sla:
         return SlaRecord.from_dict(state)
 
 
-def build(db: MemoryDatabase, clock: ManualClock, settings: Settings | None = None) -> Sla:
+def build(
+    db: MemoryDatabase, clock: ManualClock, settings: Settings | None = None, ownership: Ownership | None = None
+) -> Sla:
     published, registry = RecordingPublisher(), CollectorRegistry()
-    parts = bootstrap(settings or Settings(service="sla"), db=db, publisher=published, clock=clock, registry=registry)
+    parts = bootstrap(
+        settings or Settings(service="sla"),
+        db=db,
+        publisher=published,
+        clock=clock,
+        registry=registry,
+        ownership=ownership,
+    )
     return Sla(parts, db, published, clock, registry)
 
 
@@ -475,6 +487,108 @@ def test_a_projection_written_for_an_older_version_is_followed_by_the_newest() -
     doc = a.open_doc(pid)
     assert doc is not None and doc["seq"] == 2  # ... finds version 2 committed meanwhile and projects it
     assert [c["clock"] for c in doc["clocks"]] == ["reply"]  # the contact clock is met
+
+
+# ---- owning petitions (petition_common.ownership) ---------------------------------------------
+
+TOPICS = ("intake", "routing")
+
+
+def owner_of(numbers: Iterable[int]) -> tuple[Ownership, GroupMember]:
+    """An ownership whose member holds these partition numbers of both topics (4 partitions each)."""
+    ownership, member = Ownership(TOPICS), GroupMember(TOPICS)
+    ownership.assigned(member, [TopicPartition(t, n) for t in TOPICS for n in numbers])  # type: ignore[arg-type]
+    ownership.polled(member)  # type: ignore[arg-type]
+    return ownership, member
+
+
+def pid_on(number: int, start: int = 0) -> str:
+    """A petition id whose events the producers put on partition `number` of 4."""
+    return next(
+        pid for pid in (f"JZ20260309{n:06d}" for n in range(start, start + 1000)) if partition_of(pid, 4) == number
+    )
+
+
+def test_an_owner_follows_and_scans_its_petitions_without_reading_them() -> None:
+    """Issue #23: the owner of a petition's partitions is its only writer, so it builds on the state it
+    remembers and skips the projection's check for a newer version."""
+    ownership, _ = owner_of(range(4))
+    sla = build(MemoryDatabase(), ManualClock(T0), ownership=ownership)
+    pid = pid_on(1, start=100)
+    sla.consume(submitted(pid))  # a submission creates the record: nothing looked for
+    assert sla.db.commands[("find", "clocks_commits")] == 0
+    sla.clock.advance(timedelta(hours=5))
+    assert sla.service.scan().emitted == [notice_id(pid, "contact.0:warning:1")]
+    meta = MessageMeta("routing", 1, 0, None)
+    sla.handle("batch", [(assigned(pid, 5.1), meta), (contacted(pid, 5.2), meta)])
+    assert sla.db.commands[("find", "clocks_commits")] == 0
+    doc = sla.open_doc(pid)
+    assert doc is not None and doc["seq"] == sla.parts.clocks.load(pid).seq == 3
+    assert sla.record(pid).contacted_at is not None
+
+
+def test_a_petition_another_member_holds_is_left_to_that_members_scanner() -> None:
+    db, clock = MemoryDatabase(), ManualClock(T0)
+    a = build(db, clock, ownership=owner_of([0, 1])[0])
+    b = build(db, clock, ownership=owner_of([2, 3])[0])
+    mine, theirs = pid_on(0, start=200), pid_on(2, start=200)
+    a.consume(submitted(mine))
+    b.consume(submitted(theirs))
+    clock.advance(timedelta(hours=5))
+    assert a.service.scan().emitted == [notice_id(mine, "contact.0:warning:1")]
+    assert b.service.scan().emitted == [notice_id(theirs, "contact.0:warning:1")]
+
+
+class _Interrupted:
+    """The projection collection, with something happening just before the next replace_one."""
+
+    def __init__(self, collection: Any, meanwhile: Any):
+        self._collection, self._meanwhile = collection, meanwhile
+
+    def replace_one(self, *args: Any, **kwargs: Any) -> Any:
+        meanwhile, self._meanwhile = self._meanwhile, None
+        if meanwhile is not None:
+            meanwhile()
+        return self._collection.replace_one(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+
+def test_a_lease_lost_while_writing_makes_the_writer_check_and_project_the_newest() -> None:
+    db, clock = MemoryDatabase(), ManualClock(T0)
+    ownership, _ = owner_of(range(4))
+    a, b = build(db, clock, ownership=ownership), build(db, clock)
+    pid = pid_on(3, start=300)
+    a.consume(submitted(pid))
+
+    def partitions_move() -> None:  # a rebalance, and the new owner commits version 3 and projects it
+        ownership.revoked([TopicPartition(t, n) for t in TOPICS for n in range(4)])
+        b.consume(contacted(pid, 0.05))
+
+    a.service.projection.collection = _Interrupted(a.service.projection.collection, partitions_move)  # type: ignore[assignment]
+    a.consume(assigned(pid, 0.1))  # a commits version 2; its projection lands after b's version 3
+    doc = db["open_clocks"].find_one({"_id": pid})
+    assert doc is not None and doc["seq"] == 3
+    assert doc == b.service.reproject(pid)  # what the newest version projects to
+
+
+def test_a_change_of_assignment_forgets_the_states_an_owner_remembers() -> None:
+    db, clock = MemoryDatabase(), ManualClock(T0)
+    ownership, member = owner_of(range(4))
+    a, b = build(db, clock, ownership=ownership), build(db, clock)
+    pid = pid_on(2, start=400)
+    a.consume(submitted(pid))  # a remembers version 1
+    first = a.open_doc(pid)
+    ownership.revoked([TopicPartition(t, n) for t in TOPICS for n in range(4)])
+    b.consume(contacted(pid, 1))  # meanwhile the petition's next owner records the contact ...
+    db["open_clocks"].replace_one({"_id": pid}, first)  # ... whose projection is still to come
+    ownership.assigned(member, [TopicPartition(t, n) for t in TOPICS for n in range(4)])  # type: ignore[arg-type]
+    ownership.polled(member)  # type: ignore[arg-type]
+    clock.advance(timedelta(hours=5))
+    # on the remembered version 1, a would warn of a contact that was made
+    assert a.service.scan().emitted == []
+    assert a.published.types() == []
 
 
 # ---- the working-day calendar ------------------------------------------------------------------
