@@ -202,9 +202,15 @@ class IntakeService:
         """
         # the masked text: the index is stored, and a phone written twice is the same mask twice
         content = domain.masked_content(sub)
+        first_attempt = [True]
 
         def attempt() -> tuple[str | None, bool]:
-            loaded = self.duplicates.load(key)
+            # most phones have no index for this category yet: the first attempt does not look for one
+            # when this instance remembers none (the commit's unique insert checks; a retry reads). The
+            # "a retry of this very petition" decision below holds on any newer version: only this
+            # request writes or takes back its own entry
+            new, first_attempt[0] = first_attempt[0], False
+            loaded = self.duplicates.load_to_write(key, new=new)
             recent = [{**e, "at": from_bson(e["at"])} for e in (loaded.state or {}).get("recent", [])]
             mine = domain.entry_of(recent, pid)
             if mine is not None:  # a retry of this very petition
@@ -240,11 +246,13 @@ class IntakeService:
 
     # ---- read
 
-    def load(self, petition_id: str) -> dict[str, Any]:
-        state = self.petitions.load(petition_id).state
-        if state is None:
+    def load(self, petition_id: str, remembered: bool = False) -> dict[str, Any]:
+        """The petition's newest state; `remembered`: the state this instance remembers, if any, which
+        may be older (for deciding what never changes, such as whose tracking code it is)."""
+        loaded = self.petitions.load_to_write(petition_id) if remembered else self.petitions.load(petition_id)
+        if loaded.state is None:
             raise NotFound(petition_id)
-        return state
+        return loaded.state
 
     def read(self, petition_id: str, tracking_code: str | None) -> dict[str, Any]:
         """What the holder of this code sees: the citizen's view for the submitter, the follower's for a
@@ -263,19 +271,21 @@ class IntakeService:
 
     def authorize_citizen(self, petition_id: str, tracking_code: str | None) -> dict[str, Any]:
         """The petition if `tracking_code` is its submitter's; NotFound otherwise (never reveal that it
-        exists). Only the submitter may act on a petition (withdraw, rate); see `authorize_reader`."""
-        access = self.authorize_reader(petition_id, tracking_code)
+        exists). Only the submitter may act on a petition (withdraw, rate); see `authorize_reader`.
+        Decided on the state this instance remembers: a petition's codes never change (the action that
+        follows is decided on the newest state)."""
+        access = self.authorize_reader(petition_id, tracking_code, remembered=True)
         if access.role != SUBMITTER:
             raise NotFound(petition_id)
         return access.state
 
-    def authorize_reader(self, petition_id: str, tracking_code: str | None) -> Access:
+    def authorize_reader(self, petition_id: str, tracking_code: str | None, remembered: bool = False) -> Access:
         """The petition and who presents the code: its submitter, or a follower who joined it."""
         if not tracking_code:
             raise NotFound(petition_id)
         if is_follower_credential(tracking_code):
             return Access(self._follower_state(petition_id, tracking_code), FOLLOWER)
-        state = self.load(petition_id)
+        state = self.load(petition_id, remembered)
         if self.codes.is_tracking_code(state["tracking_digest"], tracking_code):
             return Access(state, SUBMITTER)
         # followers of petitions joined before followers had their own credentials: follow-only now
@@ -320,17 +330,26 @@ class IntakeService:
         return domain.citizen_view(self._act(petition_id, change))
 
     def _act(self, petition_id: str, change: Callable[[dict[str, Any]], domain.Change]) -> dict[str, Any]:
-        """Load the petition, apply `change`, commit; again on fresh state when another writer was first."""
+        """Load the petition, apply `change`, commit; again on fresh state when another writer was first.
 
-        def attempt() -> dict[str, Any]:
-            loaded = self.petitions.load(petition_id)
+        On the version this instance remembers, without asking the database for a newer one (the
+        commit checks it is the newest); a refusal must hold for the newest, so it is decided again."""
+
+        def attempt(to_write: bool) -> dict[str, Any]:
+            loaded = self.petitions.load_to_write(petition_id) if to_write else self.petitions.load(petition_id)
             if loaded.state is None:
                 raise NotFound(petition_id)
             new, events = change(loaded.state)
             self.petitions.commit(loaded, new, events)
             return new
 
-        return retry_on_conflict(attempt, petition_id)
+        def act() -> dict[str, Any]:
+            try:
+                return attempt(to_write=True)
+            except (NotFound, domain.ActionRefused, domain.PetitionClosed):
+                return attempt(to_write=False)
+
+        return retry_on_conflict(act, petition_id)
 
     # ---- following routing (the consumer's handlers)
 
@@ -373,7 +392,8 @@ class IntakeService:
                 self.on_routing_event(event, meta)
 
     def _leave_nearby_if_ended(self, state: dict[str, Any]) -> None:
-        if not domain.is_open(state):
+        # only a petition with a map point was ever put in the index (_after_submit)
+        if not domain.is_open(state) and "lat" in (state.get("location") or {}):
             self.open_points.delete_one({"_id": state["petition_id"]})
 
     # ---- near me, and joining an open petition instead of filing again

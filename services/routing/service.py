@@ -365,20 +365,32 @@ class RoutingService:
             if now - parse_time(replied_at) < self.config.feedback_window:
                 continue
             try:
-                loaded, petition = self._load(doc["_id"])
-                transition = domain.close_by_timeout(
-                    petition.order, now=now, feedback_window=self.config.feedback_window
-                )
-                self._commit(loaded, replace(petition, order=transition.order), transition.events)
+                self._close_timed_out(doc["_id"], now)
                 closed += 1
-            except (Conflict, domain.InvalidTransition):
+            except (Conflict, domain.InvalidTransition, NotFound):
                 continue  # another instance or the citizen got there first
         return closed
 
+    def _close_timed_out(self, petition_id: str, now: datetime) -> None:
+        """On the version this instance remembers (the commit checks it is the newest); a refusal is
+        decided again on the newest, as for staff actions."""
+        window = self.config.feedback_window
+        loaded, petition = self._load(petition_id, to_write=True)
+        try:
+            transition = domain.close_by_timeout(petition.order, now=now, feedback_window=window)
+        except domain.InvalidTransition:
+            loaded, petition = self._load(petition_id)
+            transition = domain.close_by_timeout(petition.order, now=now, feedback_window=window)
+        self._commit(loaded, replace(petition, order=transition.order), transition.events)
+
     def _forget(self, petition_id: str) -> None:
-        """A finished order leaves the lists: its areas first, so no list names an order it cannot find."""
+        """A finished order leaves the lists: its areas first, so no list names an order it cannot find.
+        A finished order never changes again, so a remembered finished version is the newest."""
         with contextlib.suppress(NotFound):
-            self.areas.apply([Move.leaving(self.load(petition_id)[1])])
+            order = self._load(petition_id, to_write=True)[1].order
+            if not (order.closed_at or order.withdrawn_at):
+                order = self.load(petition_id)[1]
+            self.areas.apply([Move.leaving(order)])
         self.open_orders.collection.delete_one({"_id": petition_id})
 
 

@@ -328,21 +328,47 @@ def test_joining_an_absent_or_ended_petition_is_not_found_alike(intake: Intake) 
 
 
 def test_a_join_counted_nowhere_leaves_no_follower_behind(intake: Intake, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The petition closes between the open check and the count: the follower and their details go."""
+    """The petition closes between the open check and the count (another instance applies routing's
+    close): the follower and their details go."""
     pid = intake.submit()["petition_id"]
-    load = intake.service.petitions.load
+    other = bootstrap(Settings(service="intake"), db=intake.db, publisher=intake.published, clock=intake.clock)
+    followers = intake.service.followers
+    insert_one = followers.insert_one
 
-    def closing_meanwhile(aggregate_id: str) -> Any:
-        loaded = load(aggregate_id)
-        if loaded.state is not None and intake.db["followers"].count_documents({}):
-            return type(loaded)(aggregate_id, loaded.seq, {**loaded.state, "status": "closed"})
-        return loaded
+    def closing_meanwhile(doc: dict[str, Any]) -> Any:
+        result = insert_one(doc)
+        other.handlers["petition.closed"](_routing_event("petition.closed", pid, intake.clock()), _meta())
+        return result
 
-    monkeypatch.setattr(intake.service.petitions, "load", closing_meanwhile)
+    monkeypatch.setattr(followers, "insert_one", closing_meanwhile)
     with pytest.raises(NotFound):
         intake.handlers["join"](pid, domain.Follower("王芳", "13912345678", "web", None))
     assert intake.db["followers"].count_documents({}) == 0
     assert intake.db["contacts"].count_documents({}) == 1  # the submitter's only
+
+
+def test_a_rating_reads_nothing_before_its_commit(intake: Intake) -> None:
+    """Issue #23: the code is checked and the rating decided on the state this instance remembers (the
+    commit checks it is the newest); the one petition read left is none."""
+    receipt = intake.submit()
+    pid, code = receipt["petition_id"], receipt["tracking_code"]
+    _replied(intake, pid)
+    intake.db.commands.clear()
+    intake.handlers["feedback"](pid, code, "satisfied", None)
+    assert intake.db.commands[("find", "petitions_commits")] == 0
+    assert intake.db.commands[("insert", "petitions_commits")] == 1
+
+
+def test_a_rating_refused_on_a_stale_remembered_state_is_decided_again_on_the_newest(intake: Intake) -> None:
+    receipt = intake.submit()
+    pid, code = receipt["petition_id"], receipt["tracking_code"]
+    other = bootstrap(Settings(service="intake"), db=intake.db, publisher=intake.published, clock=intake.clock)
+    for event_type in ("petition.assigned", "petition.replied"):  # applied by another instance
+        other.handlers[event_type](_routing_event(event_type, pid, intake.clock()), _meta())
+    # this instance remembers the petition as submitted, with nothing to rate
+    view = intake.handlers["feedback"](pid, code, "satisfied", None)
+    assert view["feedback"]["satisfaction"] == "satisfied"
+    assert intake.published_types(pid)[-1] == "petition.feedback_received"
 
 
 def test_nearby_finds_open_petitions_of_the_category_in_bands(intake: Intake) -> None:
@@ -519,17 +545,17 @@ def test_every_published_event_is_the_contracts() -> None:
         Intake().service.petitions.check([bad])
 
 
-def test_a_submission_costs_seven_database_commands_and_reads_only_the_duplicate_index(intake):
+def test_a_submission_costs_six_database_commands_and_reads_nothing(intake):
     """Issue #23's budget, held on the fakes (which count as a real client does): a new petition
-    number has nothing stored under it, so it is not read; the one read is the citizen's duplicate
-    index. Writes: the Idempotency-Key's claim, the index, the contact details, the commit and its
-    outbox marker, and the marker's delete once published."""
+    number has nothing stored under it, so it is not read, and a phone's first petition of a category
+    has no duplicate index to read (its commit's unique insert checks). Writes: the Idempotency-Key's
+    claim, the index, the contact details, the commit and its outbox marker, and the marker's delete
+    once published."""
     intake.submit(phone="13800000001")  # the instance's first block of petition numbers is claimed
     intake.db.commands.clear()
     intake.submit(phone="13800000002", key="k-1")
     assert intake.db.commands == {
         ("insert", "idempotency"): 1,
-        ("find", "duplicates_commits"): 1,
         ("insert", "duplicates_commits"): 1,
         ("insert", "contacts"): 1,
         ("insert", "outbox"): 1,
