@@ -138,9 +138,9 @@ def withdrawn(pid: str) -> Event:
     return Event(type="petition.withdrawn", source="petitions/intake", subject=pid, data=data, id=f"{pid}-w")
 
 
-def handled_to_reply(world: World, pid: str, staff: Staff) -> None:
-    world.act(pid, staff, "contact")
-    world.act(pid, staff, "reply", resolution="resolved", summary="已修复")
+def handled_to_reply(world: World, pid: str, staff: Staff, parts: RoutingParts | None = None) -> None:
+    world.act(pid, staff, "contact", parts=parts)
+    world.act(pid, staff, "reply", parts=parts, resolution="resolved", summary="已修复")
 
 
 # ---- the table ------------------------------------------------------------------------------------
@@ -553,6 +553,29 @@ def test_a_reply_without_a_rating_closes_when_the_window_passes_and_later_leaves
     world.service.close_timed_out()
     assert world.open_order(P1) is None and world.listed(grid_leader) == [P2]
     assert world.service.load(P1)[1].status == "closed"  # the order itself stays
+
+
+def test_the_timeout_scanner_builds_on_the_orders_it_remembers(world: World) -> None:
+    """Issue #23: closing a timed-out order and forgetting a finished one read no order first (the
+    close's commit checks it is the newest; a finished order never changes again)."""
+    world.deliver(submitted(P1))
+    handled_to_reply(world, P1, leader("T01V01G001"))
+    world.clock.advance(world.parts.config.feedback_window)
+    world.db.commands.clear()
+    assert world.service.close_timed_out() == 1
+    assert world.db.commands[("find", "workorders_commits")] == 1  # the projection's check after writing
+    world.clock.advance(world.parts.config.keep_finished + timedelta(seconds=1))
+    world.db.commands.clear()
+    world.service.close_timed_out()
+    assert world.open_order(P1) is None and world.db.commands[("find", "workorders_commits")] == 0
+
+
+def test_a_timeout_close_refused_on_a_stale_remembered_order_is_decided_again_on_the_newest(world: World) -> None:
+    world.deliver(submitted(P1))
+    handled_to_reply(world, P1, leader("T01V01G001"), parts=world.other)  # this instance remembers version 1
+    world.clock.advance(world.parts.config.feedback_window)
+    assert world.service.close_timed_out() == 1
+    assert world.service.load(P1)[1].status == "closed"
 
 
 def test_the_scanner_runs_when_due_by_the_services_clock(world: World) -> None:
