@@ -6,9 +6,8 @@ record's `_id` is its sequence number, and inserting an `_id` that exists fails 
 concurrent appenders (threads here, other processes or instances elsewhere) race on inserting
 `_id = seq(tail + 1)`; the loser finds the new tail by point reads galloping forward from the
 winner's record and tries the number after it (stepping one record a retry, measured with
-bench/audit_chain.py, never caught up with two busy appenders). Threads of one process do not race
-each other: entries that arrive while an insert is on its way are chained one after another and stored
-by the next insert, in order (a group commit: one command for many records under load).
+bench/audit_chain.py, never caught up with two busy appenders). Threads of one process take a
+lock first, so they do not race each other.
 The tail is found once per process by point reads only (a gallop, then a binary search over which
 numbers exist: ~2·log2(n) reads), then kept in memory; there is no head document to trust or to
 keep in step. Nothing here reads anything but single `_id`s, except `query` (the auditor's filters,
@@ -20,17 +19,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from petition_common.audit import GENESIS, chained, seq_id
-from petition_common.group_insert import DUPLICATE_KEY, GroupCommit, Pending
 from petition_kernel.times import format_time, utc_now
 
 log = logging.getLogger(__name__)
@@ -38,14 +35,6 @@ log = logging.getLogger(__name__)
 COLLECTION = "audit"
 # appenders losing more races than this in a row: something else is wrong (a runaway writer)
 MAX_RACES = 1000
-# entries chained into one insert at most
-MAX_GROUP = 100
-
-
-@dataclass
-class _Pending(Pending):
-    entry: Mapping[str, Any] = field(default_factory=dict)
-    record: dict[str, Any] | None = field(default=None, init=False)
 
 
 class AuditUnavailable(RuntimeError):
@@ -66,69 +55,28 @@ class AuditLog:
         self.on_append = on_append
         self._lock = threading.Lock()
         self._tail: tuple[int, str] | None = None  # (seq, hash) of the last record this process knows
-        self._group: GroupCommit[_Pending] = GroupCommit(self._append_group, MAX_GROUP)
 
     def append(self, entry: Mapping[str, Any]) -> dict[str, Any]:
         """Store `entry` (who, what, which petition, ...) as the chain's next record, stamped with
         this service and the time; returns the record. Raises AuditUnavailable (or the database's
-        error) when it could not be stored.
-
-        Group commit: entries that arrive while this process's last insert is on its way are chained
-        after one another and sent as one ordered insert when it returns (each request still waits
-        for its own record to be stored)."""
-        pending = _Pending(entry=entry)
-        self._group.submit(pending)
-        assert pending.record is not None
-        if self.on_append is not None:
-            self.on_append(pending.record)
-        return pending.record
-
-    def _append_group(self, group: list[_Pending]) -> None:
-        """Chain the group's entries after the tail and insert them in order; on a lost race (another
-        appender took a number) the ones stored stand and the rest go after the new tail."""
-        remaining = list(group)
-        try:
-            with self._lock:
-                for _ in range(MAX_RACES):
-                    seq, prev = self._tail if self._tail is not None else self.find_tail()
-                    records = []
-                    for pending in remaining:
-                        stamped = {**pending.entry, "service": self.service, "at": format_time(self.clock())}
-                        records.append(chained(stamped, seq + 1 + len(records), prev))
-                        prev = records[-1]["hash"]
-                    stored = self._insert_in_order(records)
-                    for pending, record in zip(remaining[:stored], records[:stored], strict=True):
-                        pending.record = record
-                    if stored:
-                        self._tail = (seq + stored, records[stored - 1]["hash"])
-                    remaining = remaining[stored:]
-                    if not remaining:
-                        return
-                    # another appender took the next number, and others may have gone on since: stepping one
+        error) when it could not be stored."""
+        with self._lock:
+            for _ in range(MAX_RACES):
+                seq, prev = self._tail if self._tail is not None else self.find_tail()
+                record = chained({**entry, "service": self.service, "at": format_time(self.clock())}, seq + 1, prev)
+                try:
+                    self.records.insert_one(record)
+                except DuplicateKeyError:
+                    # another appender took seq + 1, and others may have gone on since: stepping one
                     # record a retry never catches up with two busy appenders, so find the tail anew
-                    # (galloping from the number taken)
-                    self._tail = self.find_tail(after=seq + stored + 1)
-            raise AuditUnavailable(f"lost {MAX_RACES} races in a row appending to {self.service}'s audit trail")
-        except BaseException as exc:  # the records stored stand; the others' requests fail
-            for pending in remaining:
-                pending.error = exc
-
-    def _insert_in_order(self, records: list[dict[str, Any]]) -> int:
-        """Insert in order up to the first number someone else took; how many were stored."""
-        if len(records) == 1:
-            try:
-                self.records.insert_one(records[0])
-            except DuplicateKeyError:
-                return 0
-            return 1
-        try:
-            self.records.insert_many(records, ordered=True)
-        except BulkWriteError as exc:
-            first = exc.details.get("writeErrors", [{}])[0]
-            if first.get("code") != DUPLICATE_KEY:
-                raise
-            return int(first["index"])
-        return len(records)
+                    # (galloping from seq + 1)
+                    self._tail = self.find_tail(after=seq + 1)
+                    continue
+                self._tail = (seq + 1, record["hash"])
+                if self.on_append is not None:
+                    self.on_append(record)
+                return record
+        raise AuditUnavailable(f"lost {MAX_RACES} races in a row appending to {self.service}'s audit trail")
 
     def find_tail(self, after: int = 1) -> tuple[int, str]:
         """(seq, hash) of the last record, GENESIS's (0, ...) for an empty chain: the largest n with

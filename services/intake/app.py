@@ -17,7 +17,6 @@ from petition_common import audit_http, logs, ratelimit
 from petition_common.auth import Staff, staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
-from petition_common.group_insert import GroupedDatabase
 from petition_common.ratelimit import STAFF_TOKEN_RULE, Rule, by_address, unless_staff
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
@@ -279,8 +278,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     tokens = staff_directory(settings)  # refuses public credentials first, naming each of them
     parts = bootstrap(
         settings,
-        # concurrent submissions' idempotency claims and contact records go together (group commit)
-        db=GroupedDatabase(runtime.db, runtime.inserts),
+        db=runtime.db,
         publisher=runtime.counting_publisher,
         stores=runtime.store,
         registry=runtime.metrics.registry,

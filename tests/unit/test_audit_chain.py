@@ -6,11 +6,10 @@ tests/integration/test_audit_log.py."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from petition_common.audit import GENESIS, chained, record_hash, seq_id, verify
 from petition_common.audit_log import AuditLog
@@ -91,29 +90,13 @@ class UniqueIds:
         self.docs: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.duplicates = 0
-        self.inserts = 0  # insert commands
-        self.delay_s = 0.0  # how long an insert takes (to let others queue behind it)
 
     def insert_one(self, doc: dict[str, Any]) -> None:
-        self.inserts += 1
-        time.sleep(self.delay_s)
         with self.lock:
             if doc["_id"] in self.docs:
                 self.duplicates += 1
                 raise DuplicateKeyError("E11000 duplicate key")
             self.docs[doc["_id"]] = dict(doc)
-
-    def insert_many(self, docs: list[dict[str, Any]], ordered: bool = True) -> None:
-        """In order, stopping at the first taken `_id`, as pymongo's ordered insert_many."""
-        assert ordered
-        self.inserts += 1
-        time.sleep(self.delay_s)
-        with self.lock:
-            for index, doc in enumerate(docs):
-                if doc["_id"] in self.docs:
-                    self.duplicates += 1
-                    raise BulkWriteError({"writeErrors": [{"index": index, "code": 11000}], "nInserted": index})
-                self.docs[doc["_id"]] = dict(doc)
 
     def find_one(self, query: dict[str, Any], projection: dict[str, int] | None = None) -> dict[str, Any] | None:
         doc = self.docs.get(query["_id"])
@@ -151,34 +134,6 @@ def test_concurrent_appenders_of_several_processes_keep_one_unbroken_chain():
         (f"W{w}", i) for w in range(16) for i in range(per_thread)
     )
     assert db["audit"].duplicates > 0, "the processes never raced; the test proves nothing about the race"
-
-
-def test_appends_arriving_during_an_insert_go_to_the_database_together_in_order():
-    db = Db()
-    db["audit"].delay_s = 0.01
-    logs = [AuditLog(db, "routing") for _ in range(2)]  # two processes racing, eight threads each
-    errors: list[BaseException] = []
-
-    def append(log: AuditLog, worker: int) -> None:
-        try:
-            for i in range(10):
-                record = log.append({"action": "workorder.contact", "staff_id": f"W{worker}", "n": i, "outcome": "ok"})
-                assert (record["staff_id"], record["n"]) == (f"W{worker}", i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=append, args=(logs[w % 2], w)) for w in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
-    stored = db["audit"].docs
-    assert len(stored) == 160 and verify(stored.values()).ok
-    assert sorted((d["staff_id"], d["n"]) for d in stored.values()) == sorted(
-        (f"W{w}", i) for w in range(16) for i in range(10)
-    )
-    assert db["audit"].inserts < 100  # 160 records, far fewer inserts (plus the lost races' retries)
 
 
 def test_a_new_process_finds_the_tail_by_point_reads():

@@ -11,7 +11,7 @@ import pytest
 from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
 
 from petition_common.fakes import MemoryDatabase
-from petition_common.group_insert import GroupedDatabase, GroupInsert, GroupInserts, _Request
+from petition_common.group_insert import GroupInsert, GroupInserts, _Request
 
 
 class Gate:
@@ -54,7 +54,7 @@ def test_requests_arriving_during_an_insert_go_together_in_the_next_one() -> Non
             pool.submit(group.insert_many, docs)
             for docs in ([{"_id": "x1"}, {"_id": "taken"}], [{"_id": "y1"}], [{"_id": "z1"}, {"_id": "z2"}])
         ]
-        while group._group.pending() < 3:  # all three queued behind the first insert
+        while len(group._queue) < 3:  # all three queued behind the first insert
             threading.Event().wait(0.001)
         gate.release.set()
         assert first.result(5) == []
@@ -88,7 +88,7 @@ def test_a_write_error_other_than_a_duplicate_fails_only_its_own_request() -> No
             raise BulkWriteError({"writeErrors": errors, "nInserted": len(docs) - len(errors)})
 
     group = GroupInsert(Refusing())  # type: ignore[arg-type]
-    batch = [_Request(docs=[{"_id": "ok"}]), _Request(docs=[{"_id": "b", "bad": True}])]
+    batch = [_Request([{"_id": "ok"}]), _Request([{"_id": "b", "bad": True}])]
     group._send(batch)
     assert batch[0].error is None
     assert isinstance(batch[1].error, BulkWriteError)
@@ -116,15 +116,3 @@ def test_the_collections_of_one_database_each_have_their_group() -> None:
     assert inserts.of(db["a"]) is inserts.of(db["a"])
     assert inserts.of(db["a"]) is not inserts.of(db["b"])
     assert inserts.of(db["a"]) is not inserts.of(other["a"])
-
-
-def test_a_grouped_database_sends_insert_one_through_the_group_and_leaves_the_rest_alone() -> None:
-    db = MemoryDatabase()
-    inserts = GroupInserts()
-    grouped = GroupedDatabase(db, inserts)  # type: ignore[arg-type]
-    assert grouped["claims"].insert_one({"_id": "k1", "n": 1}).inserted_id == "k1"
-    with pytest.raises(DuplicateKeyError):
-        grouped["claims"].insert_one({"_id": "k1", "n": 2})
-    assert grouped["claims"].find_one({"_id": "k1"}) == {"_id": "k1", "n": 1}
-    assert inserts.of(db["claims"]).commands == 2
-    assert db.commands[("insert", "claims")] == 2
