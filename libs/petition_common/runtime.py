@@ -21,7 +21,6 @@ from petition_common.config import Settings
 from petition_common.consumer import BatchHandler, ConsumerLoop, Handler
 from petition_common.contract import ContractValidator
 from petition_common.envelope import Event
-from petition_common.group_insert import GroupInserts
 from petition_common.kafka_io import EventPublisher, ensure_topics, kafka_ping
 from petition_common.metrics import PlatformMetrics
 from petition_common.ownership import Ownership
@@ -76,8 +75,6 @@ class ServiceRuntime:
         self.threads: list[threading.Thread] = []
         self.crashed: list[str] = []
         self.flusher: Flusher | None = None
-        # one group commit for all of the service's stores: concurrent requests' inserts go together
-        self.inserts = GroupInserts()
         self._kafka_ok_until = 0.0
         _RUNTIMES.append(self)
 
@@ -108,12 +105,7 @@ class ServiceRuntime:
             flusher = self.flusher
             self.start_thread("flusher", lambda: flusher.run(self.stop.is_set))
         return AggregateStore(
-            self.db,
-            name,
-            publisher=self.counting_publisher,
-            validate=self.validator.validate,
-            flusher=self.flusher,
-            inserts=self.inserts,
+            self.db, name, publisher=self.counting_publisher, validate=self.validator.validate, flusher=self.flusher
         )
 
     def ensure_topics(self) -> None:

@@ -55,7 +55,6 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from petition_common.envelope import Event
-from petition_common.group_insert import GroupInserts
 from petition_kernel.times import utc_now
 
 log = logging.getLogger(__name__)
@@ -138,12 +137,8 @@ class AggregateStore:
         flusher: Flusher | None = None,
         hint_capacity: int = 200_000,
         state_capacity: int = 20_000,
-        inserts: GroupInserts | None = None,
     ):
-        """`inserts`: the service's group commit (petition_common.group_insert), shared by its stores, so
-        that concurrent requests' commits and outbox markers go to the database in one insert."""
         self.name = name
-        self._inserts = inserts
         self._validate = validate
         self._flusher = flusher
         self.commits = db[f"{name}_commits"]
@@ -291,7 +286,7 @@ class AggregateStore:
             {"_id": cids[i], "store": self.name, "aggregate_id": ids[i], "seq": items[i][0].seq + 1, "at": now}
             for i in marked
         ]
-        markers_lost = {marked[k] for k in self._insert(self.outbox, markers)}
+        markers_lost = {marked[k] for k in _duplicates(self.outbox, markers)}
         for i in markers_lost:
             conflicts[i] = Conflict(cids[i])  # another writer is committing this very version
         todo = [i for i in range(len(items)) if i not in conflicts]
@@ -307,7 +302,7 @@ class AggregateStore:
             }
             for i in todo
         ]
-        lost = [todo[k] for k in self._insert(self.commits, commits)]
+        lost = [todo[k] for k in _duplicates(self.commits, commits)]
         if lost_markers := [cids[i] for i in lost if items[i][2]]:
             self.outbox.delete_many({"_id": {"$in": lost_markers}})
         for i in lost:
@@ -340,13 +335,6 @@ class AggregateStore:
             except Exception as exc:  # the commits stand; the relay will publish
                 log.warning("publish deferred to the outbox relay", extra={"store": self.name, "error": str(exc)})
         return results
-
-    def _insert(self, collection: Collection, docs: list[dict[str, Any]]) -> list[int]:
-        """One unordered insert (with other requests' documents, under a group commit); the indexes of
-        the documents whose `_id` already existed."""
-        if self._inserts is None or not docs:
-            return _duplicates(collection, docs)
-        return self._inserts.of(collection).insert_many(docs)
 
     # ---- publishing
 
