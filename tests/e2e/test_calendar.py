@@ -149,8 +149,8 @@ def test_a_late_notice_moves_provisional_deadlines_once_and_stats_follows(fleet,
         assert r.status_code == 200, r.text
         return r.json()
 
-    summary = eventually(lambda: _stats(stats_sla(), replied=1, replied_on_time=1, replied_provisional=1))
-    assert summary["sla"]["warned"] == 2
+    # stats reads each partition on its own: the open petition's warning may be counted after the reply
+    eventually(lambda: _stats(stats_sla(), replied=1, replied_on_time=1, replied_provisional=1, warned=2))
 
     # ---- the operator imports the notice: one command, no restart
     done = subprocess.run(
@@ -207,6 +207,8 @@ def _stats(summary: dict, **want: int) -> dict:
         "replied_on_time": summary["replied_on_time"],
         "replied_provisional": summary["sla"]["replied_provisional"],
     }
+    if "warned" in want:
+        got["warned"] = summary["sla"]["warned"]
     assert got == want, got
     return summary
 
