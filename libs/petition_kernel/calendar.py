@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,11 @@ class WorkCalendar:
             digest.update(",".join(sorted(d.isoformat() for d in schedule.holidays)).encode() + b"|")
             digest.update(",".join(sorted(d.isoformat() for d in schedule.workdays)).encode() + b";")
         return digest.hexdigest()[:16]
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """`revision()` of every covered year, computed once per calendar (documents are stamped with it)."""
+        return self.revision()
 
     def to_doc(self, since: int) -> dict[str, Any]:
         """The years from `since` on as a JSON/BSON-ready dict (the sla service stores the calendar its

@@ -13,7 +13,8 @@ projects. Stores (petition_common/store.py: every change is the unique insert of
   scanner stops looking; losing it costs one extra point read.
 - `open_clocks` (plain collection, small): the projection of petitions that still need watching, with
   `recheck_at` (`domain.open_clocks`). The scanner reads it whole each interval; only the petitions
-  whose `recheck_at` has come are loaded from `clocks`.
+  whose `recheck_at` has come are loaded from `clocks`. Each document names the calendar it was derived
+  with; a scanner that finds another one looks at the calendar directory before deriving anything.
 
 Owning petitions: with an `Ownership` (the consumer's partitions, petition_common.ownership) the scanner
 looks only after the petitions whose intake partition this instance's member holds, so under a lease
@@ -70,7 +71,7 @@ from services.sla.domain.notices import (
     notice_entry,
     notice_ids,
 )
-from services.sla.domain.open_clocks import Watch, needs_attention, summarize, watch
+from services.sla.domain.open_clocks import Watch, derived_elsewhere, needs_attention, summarize, watch
 from services.sla.domain.petition_clocks import petition_view
 from services.sla.metrics import CLOCKS, OPEN_STATES, SlaMetrics
 
@@ -295,6 +296,10 @@ class SlaService:
         stats = ScanStats()
         docs = {doc["_id"]: doc for doc in self.open_clocks.find({})}
         stats.examined = len(docs)
+        if any(derived_elsewhere(doc, self.config.calendar) for doc in docs.values()):
+            # another instance may have taken up a calendar file this one has not looked at yet: deriving
+            # its petitions again with the older calendar would undo what it derived, so look first
+            self.check_calendar()
         for pid, doc in list(docs.items()):
             if not needs_attention(doc, now, self.config.calendar):
                 continue

@@ -85,6 +85,9 @@ def projection_doc(
         "uncovered_year": uncovered.year if uncovered else None,
         "clocks": entries,
         "projected_at": format_time(now),
+        # the calendar the times above were derived with: an instance still on an older one must not
+        # overwrite them with its own (the scanner takes a newer calendar up first, `derived_elsewhere`)
+        "calendar": calendar.fingerprint,
     }
 
 
@@ -108,12 +111,21 @@ def watch(record: SlaRecord, seq: int, now: datetime, config: SlaConfig) -> Watc
 
 def needs_attention(doc: Mapping[str, Any], now: datetime, calendar: WorkCalendar) -> bool:
     """Whether the scanner must load this petition now."""
+    if derived_elsewhere(doc, calendar):
+        return True  # derived with another calendar: derive it again with this one
     recheck = doc.get("recheck_at")
     if recheck is not None and parse_time(recheck) <= now:
         return True
     year = doc.get("uncovered_year")
     # the operator added the missing year and restarted: compute the reply clock now
     return year is not None and year in calendar.covered_years()
+
+
+def derived_elsewhere(doc: Mapping[str, Any], calendar: WorkCalendar) -> bool:
+    """Whether the document's times were derived with a calendar other than `calendar` (documents
+    written before the stamp existed carry none: taken as derived with it)."""
+    stamp = doc.get("calendar")
+    return stamp is not None and stamp != calendar.fingerprint
 
 
 # -- one clock entry of a document, read back ------------------------------------------------------

@@ -644,6 +644,37 @@ def test_a_notice_imported_moves_provisional_deadlines_once(tmp_path: Path) -> N
     assert a.service.check_calendar() == 0 and b.service.check_calendar() == 0  # nothing twice
 
 
+def test_an_owner_still_on_the_old_calendar_takes_up_the_one_another_instance_derived_with(
+    tmp_path: Path,
+) -> None:
+    """Found in CI: instance a took the 2027 notice up and derived every deadline again; the owner b,
+    whose scan came before its own look at the directory, derived the late reply with the old calendar,
+    found it on time, and overwrote a's projection: the breach was never sent."""
+    calendar_dir = tmp_path / "calendar"
+    shutil.copytree(REPO_ROOT / "config" / "calendar", calendar_dir)
+    settings = Settings(service="sla", extra={"SLA_CALENDAR_DIR": str(calendar_dir)})
+    db, clock = MemoryDatabase(), ManualClock(cst("2026-12-28", 10))
+    a, b = build(db, clock, settings), build(db, clock, settings, ownership=owner_of(range(4))[0])
+    assert b.service.check_calendar() == 0
+    pid = "JZ20261228000001"
+    b.consume(
+        submitted(pid, at=cst("2026-12-28", 10)),
+        event("petition.contacted", pid, "c", staff_id="S1", contacted_at=iso(cst("2026-12-28", 11))),
+    )
+    clock.now = cst("2027-01-05", 12)  # on time for the provisional deadline (6 January), late for the official one
+    b.consume(
+        event("petition.replied", pid, "r", staff_id="S1", replied_at=iso(clock()), resolution="resolved", summary="好")
+    )
+    clock.now = cst("2027-01-06", 1)
+    assert b.service.scan().emitted == []
+
+    (calendar_dir / "2027.yaml").write_text(NOTICE_2027, encoding="utf-8")
+    assert a.service.check_calendar() == 1  # a publishes the change; b has not looked yet
+    assert b.service.scan().emitted == [notice_id(pid, "reply.0:breached:1")]
+    assert b.service.config.calendar.official_years()[-1] == 2027
+    assert b.service.scan().emitted == [] and b.service.check_calendar() == 0
+
+
 def test_a_year_the_calendar_lacks_costs_only_the_reply_notices(sla: Sla) -> None:
     official = WorkCalendar.from_library(load_year_overrides(REPO_ROOT / "config" / "calendar"))
     sla.service.config = replace(sla.service.config, calendar=official)  # not even a provisional 2027
