@@ -2,6 +2,8 @@
 
 - `retry_on_conflict`: a use case that loads, decides and commits runs again on fresh state when
   another writer committed the same version first (store.py: the unique insert is the check).
+- `act_on_remembered`: the same for an HTTP action that starts from the version the instance
+  remembers and asks the database again only when the action was refused.
 - `commit_batch`: a consumer's poll batch commits each aggregate's next version in one insert; an
   aggregate whose commit lost a race is handed back, and the caller replays its events one by one.
 - `Projection`: a read model of one aggregate store (open work orders, open clocks), written without
@@ -41,6 +43,21 @@ def retry_on_conflict(attempt: Callable[[], T], aggregate_id: str, attempts: int
         except Conflict:
             continue
     raise Conflict(aggregate_id)
+
+
+def act_on_remembered(attempt: Callable[[bool], T], refusals: tuple[type[Exception], ...], aggregate_id: str) -> T:
+    """`attempt(to_write)` under `retry_on_conflict`: first on the version this instance remembers
+    (`to_write=True`: no read of the database, the commit checks it is the newest), then, if that
+    raised one of `refusals`, once more on the newest version (`to_write=False`), because a refusal
+    must hold for the newest and not for a version another instance has since moved on from."""
+
+    def act() -> T:
+        try:
+            return attempt(True)
+        except refusals:
+            return attempt(False)
+
+    return retry_on_conflict(act, aggregate_id)
 
 
 @dataclass

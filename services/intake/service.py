@@ -23,7 +23,7 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from petition_common.aggregates import commit_batch, retry_on_conflict
+from petition_common.aggregates import act_on_remembered, commit_batch, retry_on_conflict
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event
@@ -330,10 +330,8 @@ class IntakeService:
         return domain.citizen_view(self._act(petition_id, change))
 
     def _act(self, petition_id: str, change: Callable[[dict[str, Any]], domain.Change]) -> dict[str, Any]:
-        """Load the petition, apply `change`, commit; again on fresh state when another writer was first.
-
-        On the version this instance remembers, without asking the database for a newer one (the
-        commit checks it is the newest); a refusal must hold for the newest, so it is decided again."""
+        """Load the petition, apply `change`, commit; again on fresh state when another writer was
+        first, and on the newest version when refused (`act_on_remembered`)."""
 
         def attempt(to_write: bool) -> dict[str, Any]:
             loaded = self.petitions.load_to_write(petition_id) if to_write else self.petitions.load(petition_id)
@@ -343,13 +341,7 @@ class IntakeService:
             self.petitions.commit(loaded, new, events)
             return new
 
-        def act() -> dict[str, Any]:
-            try:
-                return attempt(to_write=True)
-            except (NotFound, domain.ActionRefused, domain.PetitionClosed):
-                return attempt(to_write=False)
-
-        return retry_on_conflict(act, petition_id)
+        return act_on_remembered(attempt, (NotFound, domain.ActionRefused, domain.PetitionClosed), petition_id)
 
     # ---- following routing (the consumer's handlers)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from petition_common.aggregates import Projection, commit_batch, retry_on_conflict
+from petition_common.aggregates import Projection, act_on_remembered, commit_batch
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.envelope import Event
@@ -333,15 +333,8 @@ class RoutingService:
             self._commit(loaded, replace(petition, order=transition.order), transition.events)
             return order_to_dict(transition.order)
 
-        def act() -> dict[str, Any]:
-            # on the version this instance remembers, without asking the database for a newer one (the
-            # commit checks it is the newest); a refusal must hold for the newest, so it is asked again
-            try:
-                return attempt(to_write=True)
-            except (NotFound, domain.InvalidTransition, domain.InvalidArgument):
-                return attempt(to_write=False)
-
-        return retry_on_conflict(act, petition_id)
+        refusals = (NotFound, domain.InvalidTransition, domain.InvalidArgument)
+        return act_on_remembered(attempt, refusals, petition_id)
 
     # ---- the timeout scanner
 
