@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from pymongo import MongoClient
 
+from petition_common.mongo import CommandCounter
 from petition_common.store import Conflict
 from services.stats.write.checkpoints import (
     CheckpointStore,
@@ -100,6 +101,44 @@ def test_old_commits_go_below_a_floor_and_the_head_is_still_found(db):
     assert fresh.latest_seq() == 12
     commits_name, _ = collection_names(0)
     assert db[commits_name].count_documents({"ns": namespace(0, "p4"), "seq": {"$lt": 8}}) == 0
+
+
+@pytest.fixture
+def counted(unique_prefix):
+    """The same database through a client that counts the finds it sends."""
+    settings = make_settings("statsckpt", unique_prefix)
+    finds: list[str] = []
+    counter = CommandCounter(lambda command, collection: finds.append(collection) if command == "find" else None)
+    client = MongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[counter])
+    yield client[settings.database], finds
+    client.close()
+
+
+def test_a_reader_asking_for_an_unchanged_head_reads_two_ids_and_still_sees_every_change(db, counted):
+    reader_db, finds = counted
+    writer = CheckpointStore(db, namespace(0, "p6"), keep_commits=3)
+    reader = CheckpointStore(reader_db, namespace(0, "p6"))
+    assert reader.latest_seq() == 0
+    head = writer.commit(None, {"i": 0}, {})
+    assert reader.latest_seq() == 1
+
+    finds.clear()
+    assert reader.latest_seq() == 1  # the refresh's usual case: nothing new
+    assert len(finds) == 2
+
+    for i in range(1, 5):
+        head = writer.commit(head, {"i": i}, {})
+    assert reader.latest_seq() == 5
+    collect([writer])  # a new floor at 5; the commits below it go
+    head = writer.commit(head, {"i": 5}, {})
+    assert reader.latest_seq() == 6 and reader.latest().offsets == {"i": 5}
+    for i in range(6, 10):
+        head = writer.commit(head, {"i": i}, {})
+    collect([writer])  # the floor moves past the reader's hint, whose commit is deleted
+    assert reader.latest_seq() == 10 and reader.latest().offsets == {"i": 9}
+    finds.clear()
+    assert reader.latest_seq() == 10
+    assert len(finds) == 2
 
 
 def test_earlier_generations_are_dropped_and_orphans_swept(db):

@@ -120,6 +120,8 @@ class CheckpointStore:
         self.keep_commits = keep_commits
         self._seq_hint = 0
         self._floor_hint = 0
+        self._hint_floor: int | None = None  # the floor under which `_seq_hint` was found
+        self._floors: dict[int, int] = {}  # floor k -> its from_seq (a floor never changes)
         self._garbage: list[tuple[datetime, str]] = []
 
     # ---- reading
@@ -140,30 +142,46 @@ class CheckpointStore:
         if start == 1 and not exists(1):
             return 0, 1
         k = gallop(exists, start)
-        doc = self.commits.find_one({"_id": self._fid(k)})
-        assert doc is not None  # floors are never deleted
+        if k not in self._floors:
+            doc = self.commits.find_one({"_id": self._fid(k)})
+            assert doc is not None  # floors are never deleted
+            self._floors[k] = int(doc["from_seq"])
         self._floor_hint = k
-        return k, int(doc["from_seq"])
+        return k, self._floors[k]
 
     def _head(self) -> tuple[int, int]:
         """(seq, floor k) of the newest visible commit, (0, 0) for an empty chain; reads no body."""
         exists = lambda s: self._exists(self._cid(s))  # noqa: E731
         for _ in range(20):
             k, base = self._latest_floor()
-            start = self._seq_hint if self._seq_hint >= base and exists(self._seq_hint) else base
-            if not exists(start):
+            hinted = self._seq_hint >= base and exists(self._seq_hint)
+            start = self._seq_hint if hinted else base
+            if not hinted and not exists(start):
                 if k == 0 and start == 1:
                     return 0, 0
                 continue  # a collector is moving the floor right now
             seq = gallop(exists, start)
             if self._exists(self._fid(k + 1)):
                 continue
-            self._seq_hint = seq
+            self._seq_hint, self._hint_floor = seq, k
             return seq, k
         raise RuntimeError(f"checkpoint chain {self.ns}: could not find a stable head")
 
     def latest_seq(self) -> int:
-        """The head's seq without reading it (cheap change detection: a few point reads of ids)."""
+        """The head's seq without reading it (cheap change detection: point reads of ids only).
+
+        Readers ask this every second for every partition, so the usual answer, "still the one I
+        saw", takes two reads: no commit after it, and then no floor after the one it was found
+        under. Commits disappear only below a newer floor and floors are never deleted, so when
+        both are absent the hinted commit is still the head."""
+        k = self._hint_floor
+        if (
+            self._seq_hint
+            and k is not None
+            and not self._exists(self._cid(self._seq_hint + 1))
+            and not self._exists(self._fid(k + 1))
+        ):
+            return self._seq_hint
         return self._head()[0]
 
     def latest(self) -> Checkpoint | None:
