@@ -136,6 +136,8 @@ def test_a_reader_asking_for_an_unchanged_head_reads_two_ids_and_still_sees_ever
         head = writer.commit(head, {"i": i}, {})
     collect([writer])  # the floor moves past the reader's hint, whose commit is deleted
     assert reader.latest_seq() == 10 and reader.latest().offsets == {"i": 9}
+    assert reader.at(10).offsets == {"i": 9}
+    assert reader.at(1) is None  # below the floor: deleted
     finds.clear()
     assert reader.latest_seq() == 10
     assert len(finds) == 2

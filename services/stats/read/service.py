@@ -72,14 +72,19 @@ class TableLoader:
             else:
                 changed = False
             hotspots = self._store(namespace(generation, HOTSPOTS_TASK))
-            if self.hotspots_head is None or hotspots.latest_seq() != self.hotspots_head.seq or changed:
+            if self.hotspots_head is None or changed:
                 self.hotspots_head = hotspots.latest()
+            else:
+                seq = hotspots.latest_seq()
+                if seq != self.hotspots_head.seq:
+                    self.hotspots_head = _newest(hotspots, seq)
             for p in range(self.partitions()):
                 store = self._store(namespace(generation, partition_task(p)))
                 old = self.heads.get(p)
-                if old is not None and store.latest_seq() == old.seq:
-                    continue  # nothing new: a few reads of ids, no document body
-                head = store.latest()
+                seq = store.latest_seq()
+                if old is not None and seq == old.seq:
+                    continue  # nothing new: two reads of ids, no document body
+                head = _newest(store, seq)
                 if head is None or (old is not None and old.seq == head.seq):
                     continue
                 for name, block_id in head.manifest.items():
@@ -100,6 +105,12 @@ class TableLoader:
                     self.metrics.table_rows.set(self.table.rows)
                     self.metrics.table_refresh_seconds.observe(time.perf_counter() - started)
             return changed
+
+
+def _newest(store: CheckpointStore, seq: int) -> Checkpoint | None:
+    """The head `latest_seq` has just found, without looking for it again; if a collector deleted it
+    meanwhile, the head found afresh."""
+    return store.at(seq) or store.latest()
 
 
 @dataclass

@@ -195,6 +195,11 @@ class CheckpointStore:
                 return self._decode(doc)
         raise RuntimeError(f"checkpoint chain {self.ns}: the head keeps disappearing")
 
+    def at(self, seq: int) -> Checkpoint | None:
+        """Checkpoint `seq` (e.g. the head `latest_seq` has just found), None if it was deleted since."""
+        doc = self.commits.find_one({"_id": self._cid(seq)}) if seq > 0 else None
+        return self._decode(doc) if doc is not None else None
+
     def _decode(self, doc: dict[str, Any]) -> Checkpoint:
         body = unpack(doc["body"])
         return Checkpoint(self.ns, int(doc["seq"]), body["offsets"], body["manifest"], body.get("extra", {}), doc["at"])
