@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo import ReplaceOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from petition_common.mongo import bulk_update
 from petition_common.store import AggregateStore
 from petition_common.timesource import Cadence, Clock
 from petition_kernel.times import from_bson
@@ -55,10 +57,22 @@ class RetentionNotes:
 
     def note_if_ended(self, before: dict[str, Any], after: dict[str, Any]) -> None:
         """Remember a petition that the change from `before` to `after` ends; call before its commit."""
-        ended_at = domain.ended_at(before, after)
-        if ended_at is not None:
-            pid = after["petition_id"]
-            self.collection.replace_one({"_id": pid}, {"_id": pid, "ended_at": ended_at}, upsert=True)
+        self.note_many([(before, after)])
+
+    def note_many(self, changes: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """`note_if_ended` for several petitions' changes, in one bulk write (a consumer's poll batch);
+        one by one should two upserts race (FerretDB may then leave statements unapplied)."""
+        notes = []
+        for before, after in changes:
+            ended_at = domain.ended_at(before, after)
+            if ended_at is not None:
+                notes.append({"_id": after["petition_id"], "ended_at": ended_at})
+        try:
+            bulk_update(self.collection, [ReplaceOne({"_id": n["_id"]}, n, upsert=True) for n in notes])
+        except BulkWriteError:
+            for note in notes:
+                with contextlib.suppress(DuplicateKeyError):  # the other upsert stored the same note
+                    self.collection.replace_one({"_id": note["_id"]}, note, upsert=True)
 
     def due(self, period: timedelta, now: datetime) -> dict[str, datetime]:
         """The petitions whose retention period has passed, with when they ended (a full scan: the

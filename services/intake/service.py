@@ -374,8 +374,8 @@ class IntakeService:
             for event, _ in petition_events:
                 state = domain.apply_lifecycle(state, event.type, event.data, event.id, event.time) or state
             if state is not loaded.state:
-                self.notes.note_if_ended(loaded.state, state)
                 items.append((loaded, state, []))
+        self.notes.note_many([(loaded.state, state) for loaded, state, _ in items])  # type: ignore[misc]
         batch = commit_batch(self.petitions, items)
         for (_, state, _), _commit in batch.committed:
             self._leave_nearby_if_ended(state)

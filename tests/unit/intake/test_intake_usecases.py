@@ -480,6 +480,14 @@ def test_a_batch_applies_each_petitions_events_in_order(intake: Intake) -> None:
     assert intake.db["retention"].find_one({"_id": first}) is not None
 
 
+def test_a_batch_that_ends_several_petitions_notes_them_for_retention_in_one_write(intake: Intake) -> None:
+    pids = [intake.submit(f"第{n}号路灯坏了", phone=f"1391234{n:04d}")["petition_id"] for n in range(5)]
+    intake.db.commands.clear()
+    intake.handlers[BATCH]([(_routing_event("petition.closed", pid, START), _meta(n)) for n, pid in enumerate(pids)])
+    assert all(intake.db["retention"].find_one({"_id": pid})["ended_at"] == START for pid in pids)
+    assert intake.db.commands[("update", "retention")] == 1
+
+
 def test_a_batch_commit_that_lost_a_race_is_replayed_event_by_event(intake: Intake) -> None:
     pid = intake.submit()["petition_id"]  # the service's store now remembers version 1
     other = AggregateStore(intake.db, "petitions")  # another instance commits version 2 meanwhile
