@@ -13,7 +13,7 @@ from kafka.errors import KafkaError
 from petition_common.envelope import Event
 from petition_devtools import kafka_access
 from tests.e2e.test_submission_event import BODY
-from tests.support import KAFKA, eventually
+from tests.support import KAFKA, diagnosis, eventually
 
 
 def _as(user: str | None, **kwargs) -> dict:
@@ -63,7 +63,10 @@ def test_strangers_and_other_services_cannot_write_a_services_topic(fleet):
     def assigned() -> None:
         assert status() == "assigned"
 
-    eventually(assigned, timeout_s=60)
+    try:
+        eventually(assigned, timeout_s=60)
+    except AssertionError as exc:  # say where the event stopped (a full CI run once saw it stay submitted)
+        raise AssertionError(f"{exc}\n{diagnosis(fleet)}") from exc
 
     for stranger in (None, "intake", "reader", "sla"):  # no credentials; another service; the reader
         with pytest.raises(KafkaError):
