@@ -126,7 +126,11 @@ def test_a_reader_asking_for_an_unchanged_head_reads_two_ids_and_still_sees_ever
     assert reader.latest_seq() == 1  # the refresh's usual case: nothing new
     assert len(finds) == 2
 
-    for i in range(1, 5):
+    head = writer.commit(head, {"i": 1}, {})
+    finds.clear()
+    assert reader.latest_seq() == 2  # the other usual case: one checkpoint more
+    assert len(finds) == 3
+    for i in range(2, 5):
         head = writer.commit(head, {"i": i}, {})
     assert reader.latest_seq() == 5
     collect([writer])  # a new floor at 5; the commits below it go

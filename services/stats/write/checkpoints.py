@@ -170,18 +170,19 @@ class CheckpointStore:
     def latest_seq(self) -> int:
         """The head's seq without reading it (cheap change detection: point reads of ids only).
 
-        Readers ask this every second for every partition, so the usual answer, "still the one I
-        saw", takes two reads: no commit after it, and then no floor after the one it was found
-        under. Commits disappear only below a newer floor and floors are never deleted, so when
-        both are absent the hinted commit is still the head."""
+        Readers ask this every second for every partition, so the usual answers take two or three
+        reads: "still the one I saw" (no commit after it, then no floor after the one it was found
+        under) and "one or two more" (forward from it, then the same floor check). Commits
+        disappear only below a newer floor and floors are never deleted, so while no newer floor
+        exists the commits from the hinted one on are still there, without gaps."""
         k = self._hint_floor
-        if (
-            self._seq_hint
-            and k is not None
-            and not self._exists(self._cid(self._seq_hint + 1))
-            and not self._exists(self._fid(k + 1))
-        ):
-            return self._seq_hint
+        if self._seq_hint and k is not None:
+            seq = self._seq_hint
+            if self._exists(self._cid(seq + 1)):
+                seq = gallop(lambda s: self._exists(self._cid(s)), seq + 1)
+            if not self._exists(self._fid(k + 1)):
+                self._seq_hint = seq
+                return seq
         return self._head()[0]
 
     def latest(self) -> Checkpoint | None:
