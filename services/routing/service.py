@@ -347,10 +347,11 @@ class RoutingService:
         """Close replied orders whose feedback window has passed; returns how many this call closed."""
         now = self.clock()
         closed = 0
+        spent: list[str] = []
         for doc in list(self.open_orders.collection.find({})):
             if doc.get("finished_at"):
                 if now - parse_time(doc["finished_at"]) > self.config.keep_finished:
-                    self._forget(doc["_id"])
+                    spent.append(doc["_id"])
                 continue
             replied_at = doc.get("replied_at")
             if doc["status"] != domain.Status.REPLIED or not replied_at:
@@ -362,6 +363,7 @@ class RoutingService:
                 closed += 1
             except (Conflict, domain.InvalidTransition, NotFound):
                 continue  # another instance or the citizen got there first
+        self._forget(spent)
         return closed
 
     def _close_timed_out(self, petition_id: str, now: datetime) -> None:
@@ -376,15 +378,23 @@ class RoutingService:
             transition = domain.close_by_timeout(petition.order, now=now, feedback_window=window)
         self._commit(loaded, replace(petition, order=transition.order), transition.events)
 
-    def _forget(self, petition_id: str) -> None:
-        """A finished order leaves the lists: its areas first, so no list names an order it cannot find.
-        A finished order never changes again, so a remembered finished version is the newest."""
-        with contextlib.suppress(NotFound):
-            order = self._load(petition_id, to_write=True)[1].order
-            if not (order.closed_at or order.withdrawn_at):
-                order = self.load(petition_id)[1]
-            self.areas.apply([Move.leaving(order)])
-        self.open_orders.collection.delete_one({"_id": petition_id})
+    def _forget(self, petition_ids: list[str]) -> None:
+        """Finished orders leave the lists: their areas first (one commit per shard for all of them),
+        so no list names an order it cannot find, then open_orders in one delete. A finished order
+        never changes again, so a remembered finished version is the newest. The delete's `$in` reads
+        open_orders whole on FerretDB, as the scan that found them has just done: once per scan instead
+        of one command per order."""
+        if not petition_ids:
+            return
+        moves = []
+        for pid in petition_ids:
+            with contextlib.suppress(NotFound):
+                order = self._load(pid, to_write=True)[1].order
+                if not (order.closed_at or order.withdrawn_at):
+                    order = self.load(pid)[1]
+                moves.append(Move.leaving(order))
+        self.areas.apply(moves)
+        self.open_orders.collection.delete_many({"_id": {"$in": petition_ids}})
 
 
 def _petition_of(loaded: Loaded) -> domain.RoutedPetition | None:

@@ -570,6 +570,25 @@ def test_the_timeout_scanner_builds_on_the_orders_it_remembers(world: World) -> 
     assert world.open_order(P1) is None and world.db.commands[("find", "workorders_commits")] == 0
 
 
+def test_the_scanner_forgets_all_spent_orders_at_once(world: World) -> None:
+    """Issue #23: the finished orders a scan finds past keep_finished leave their areas in one commit per
+    shard and open_orders in one delete, not a command or two per order."""
+    grid_leader = leader("T01V01G001")
+    pids = [f"JZ20260302{n:06d}" for n in range(1, 7)]
+    world.deliver(*(submitted(pid, grid_id="T01V01G001") for pid in pids))
+    for pid in pids:
+        handled_to_reply(world, pid, grid_leader)
+    world.clock.advance(world.parts.config.feedback_window)
+    assert world.service.close_timed_out() == len(pids)
+    assert sorted(world.listed(grid_leader, status="closed")) == sorted(pids)
+    world.clock.advance(world.parts.config.keep_finished + timedelta(seconds=1))
+    world.db.commands.clear()
+    world.service.close_timed_out()
+    assert all(world.open_order(pid) is None for pid in pids) and world.listed(grid_leader) == []
+    assert world.db.commands[("delete", "open_orders")] == 1
+    assert world.db.commands[("insert", "area_index_commits")] == 1  # every changed shard in one insert
+
+
 def test_a_timeout_close_refused_on_a_stale_remembered_order_is_decided_again_on_the_newest(world: World) -> None:
     world.deliver(submitted(P1))
     handled_to_reply(world, P1, leader("T01V01G001"), parts=world.other)  # this instance remembers version 1
