@@ -121,7 +121,7 @@ class CheckpointStore:
         self._seq_hint = 0
         self._floor_hint = 0
         self._hint_floor: int | None = None  # the floor under which `_seq_hint` was found
-        self._floors: dict[int, int] = {}  # floor k -> its from_seq (a floor never changes)
+        self._floor: tuple[int, int] = (0, 1)  # the newest floor read: (k, from_seq); a floor never changes
         self._garbage: list[tuple[datetime, str]] = []
 
     # ---- reading
@@ -142,12 +142,12 @@ class CheckpointStore:
         if start == 1 and not exists(1):
             return 0, 1
         k = gallop(exists, start)
-        if k not in self._floors:
+        if self._floor[0] != k:
             doc = self.commits.find_one({"_id": self._fid(k)})
             assert doc is not None  # floors are never deleted
-            self._floors[k] = int(doc["from_seq"])
+            self._floor = (k, int(doc["from_seq"]))
         self._floor_hint = k
-        return k, self._floors[k]
+        return self._floor
 
     def _head(self) -> tuple[int, int]:
         """(seq, floor k) of the newest visible commit, (0, 0) for an empty chain; reads no body."""
