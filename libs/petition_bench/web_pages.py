@@ -39,8 +39,8 @@ def main() -> None:
     opts = args.parse_args()
     county = demo.demo_county()
     # as the benchmark's platform: the load comes from one address, and it measures speed, not limits
-    run = demo.demo_run("webbench", county, RATE_LIMITS="off")
-    prefix, work, env = run.prefix, run.work, run.env
+    namespace = demo.demo_run("webbench", county, RATE_LIMITS="off")
+    prefix, work, env = namespace.prefix, namespace.work, namespace.env
     fleet = ServiceFleet(env=env, log_dir=work / "logs")
     try:
         urls = fleet.start_platform()
