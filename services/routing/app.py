@@ -166,7 +166,9 @@ def list_workorders() -> Response:
     staff = require_staff()
     args = request.args
     unknown = {
-        k: "unknown filter" for k in args if k not in ("grid_id", "town", "status", "assignee", "triage", "limit")
+        k: "unknown filter"
+        for k in args
+        if k not in ("grid_id", "town", "status", "assignee", "triage", "order", "limit")
     }
     if unknown:
         raise ApiError(400, "invalid_filter", "unknown query parameters", unknown)
@@ -188,6 +190,7 @@ def list_workorders() -> Response:
         args.get("assignee"),
         limit,
         triage=args.get("triage") == "true",
+        oldest_first=args.get("order") == "oldest",
     )
     return json_response({"workorders": orders, "count": len(orders)})
 

@@ -118,9 +118,11 @@ class RoutingService:
         assignee: str | None = None,
         limit: int = 200,
         triage: bool = False,
+        oldest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """Open and recently finished orders that this staff member may see, newest first; with
-        `triage`, only those without a grid (the dispatch centre's triage queue).
+        """Open and recently finished orders that this staff member may see, newest first (or oldest
+        first: a queue worked from its oldest end); with `triage`, only those without a grid (the
+        dispatch centre's triage queue).
 
         One area's list reads that area's index and loads only its orders; the county-wide list of a
         dispatcher or auditor pages through open_orders and loads no more than `limit` of them."""
@@ -133,7 +135,7 @@ class RoutingService:
             candidates = [(d["assigned_at"], d["_id"]) for d in docs]
         else:
             candidates = [(at, pid) for pid, at in self.areas.members(area).items()]
-        candidates.sort(key=lambda c: c[0], reverse=True)
+        candidates.sort(key=lambda c: c[0], reverse=not oldest_first)
         pids = [pid for _, pid in candidates]
         out: list[dict[str, Any]] = []
         while pids and len(out) < limit:

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 OPEN = ("assigned", "in_progress", "reopened", "replied")
 # petitions per call of sla's batch read (its limit)
 SLA_BATCH = 100
+# the triage page shows the orders waiting longest, this many at a time: the next come up as these
+# are assigned (each is a read in routing, so a page of 200 pickers was also the slowest page)
+TRIAGE_PAGE = 50
 # work-order actions and the form fields each sends to routing
 ACTIONS = {
     "contact": ("note",),
@@ -191,12 +194,16 @@ def act(petition_id: str, action: str) -> Any:
 @bp.get("/triage")
 @staff_required("triage")
 def triage() -> str:
-    orders = _call("GET", "routing", "/v1/workorders", params={"triage": "true", "limit": 200})
-    orders = orders.body.get("workorders", [])
+    params = {"triage": "true", "order": "oldest", "limit": TRIAGE_PAGE}
+    orders = _call("GET", "routing", "/v1/workorders", params=params).body.get("workorders", [])
     pending = [o for o in orders if o["status"] in OPEN and o["route"] == "triage" and not o["assignment"]["grid_id"]]
     pending.sort(key=lambda o: o["assigned_at"])
     return render_template(
-        "triage.html", orders=pending, towns=current_areas().get().towns, done=request.args.get("done")
+        "triage.html",
+        orders=pending,
+        more=len(orders) >= TRIAGE_PAGE,
+        towns=current_areas().get().towns,
+        done=request.args.get("done"),
     )
 
 

@@ -24,6 +24,7 @@ def test_staff_list_filters_are_checked_against_the_document(fleet, county, tmp_
         ("routing", "/v1/workorders", {"town": "镇" * 101}, "town"),  # maxLength 100: was 200
         ("routing", "/v1/workorders", {"limit": "5000"}, "limit"),  # maximum 1000: was clamped, 200
         ("routing", "/v1/workorders", {"assignee": "S" * 65}, "assignee"),
+        ("routing", "/v1/workorders", {"order": "random"}, "order"),  # enum newest|oldest
         ("sla", "/v1/sla/overdue", {"grid_id": "G" * 65}, "grid_id"),  # maxLength 64: was 200
         ("sla", "/v1/sla/overdue", {"town": ""}, "town"),  # minLength 1: was "no filter", 200
     ]
@@ -32,8 +33,9 @@ def test_staff_list_filters_are_checked_against_the_document(fleet, county, tmp_
         assert resp.status_code == 400, (service, params, resp.status_code, resp.text[:200])
         assert resp.json()["error"]["code"] == "invalid_filter"
         assert field in resp.json()["error"]["fields"], resp.text
-    good = http.get(f"{world.urls['routing']}/v1/workorders", params={"limit": "1000"}, headers=world.dispatcher)
-    assert good.status_code == 200, good.text
+    for params in ({"limit": "1000"}, {"order": "oldest", "triage": "true"}):
+        good = http.get(f"{world.urls['routing']}/v1/workorders", params=params, headers=world.dispatcher)
+        assert good.status_code == 200, (params, good.text)
 
 
 def test_the_grid_import_takes_geojson_and_declares_its_404(fleet, county, tmp_path):

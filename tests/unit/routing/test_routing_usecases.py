@@ -436,6 +436,16 @@ def test_a_transfer_out_of_triage_leaves_the_triage_queue(world: World) -> None:
     assert world.listed(DISPATCHER, triage=True) == [] and world.listed(leader("T01V01G001")) == [P1]
 
 
+def test_a_queue_worked_from_its_oldest_end_keeps_the_oldest_orders_within_its_limit(world: World) -> None:
+    pids = [f"JZ20250310{n:06d}" for n in range(5)]
+    for pid in pids:
+        world.deliver(submitted(pid, address="不详"))
+        world.clock.advance(timedelta(minutes=1))
+    assert world.listed(DISPATCHER, triage=True, limit=2) == [pids[4], pids[3]]  # newest first by default
+    assert world.listed(DISPATCHER, triage=True, limit=2, oldest_first=True) == pids[:2]
+    assert world.listed(DISPATCHER, triage=True, oldest_first=True) == pids
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
