@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import zlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,15 +91,17 @@ class _ShardChange:
 
 
 class AreaIndex:
-    def __init__(self, store: AggregateStore, meta: Collection):
+    def __init__(self, store: AggregateStore, meta: Collection, loader: Executor | None = None):
         self.store = store
         self.meta = meta
+        # reads an area's shards at once: each is a read or two, and a town has eight
+        self._map = loader.map if loader is not None else map
 
     def members(self, key: str) -> dict[str, str]:
         """{petition_id: sort key} of the orders listed for an area (may include some it no longer holds)."""
         out: dict[str, str] = {}
-        for shard in shard_ids(key):
-            for entry in (self.store.load(shard).state or {}).get("orders", []):
+        for shard in self._map(self.store.load, shard_ids(key)):
+            for entry in (shard.state or {}).get("orders", []):
                 out[entry["p"]] = entry["at"]
         return out
 

@@ -85,13 +85,14 @@ def bootstrap(
     clock = clock or clock_from_env("routing", settings.extra)
     config = config or load_config(settings)
     orders = stores("workorders")
+    loader = ThreadPoolExecutor(LIST_LOAD_THREADS, thread_name_prefix="list-load")
     service = RoutingService(
         orders,
         Projection(db["open_orders"], orders),
-        AreaIndex(AggregateStore(db, "area_index"), db["area_index_meta"]),
+        AreaIndex(AggregateStore(db, "area_index"), db["area_index_meta"], loader=loader),
         RegistryHolder(stores("registry")),
         config,
-        loader=ThreadPoolExecutor(LIST_LOAD_THREADS, thread_name_prefix="list-load"),
+        loader=loader,
         clock=clock,
     )
     return RoutingParts(service=service, handlers=handlers(service), orders=orders, config=config)
