@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 SESSION_TTL_S = 8 * 3600  # one working day
@@ -68,3 +69,28 @@ class SessionTable:
     def close(self, sid: str | None) -> None:
         with self._lock:
             self._by_id.pop(sid or "", None)
+
+
+class LastQueues:
+    """The petition ids each session's queue showed last (at most `capacity` sessions, the least
+    recently used forgotten first). The queue's next load asks sla for their clocks while routing is
+    still listing, so the page waits for the slower of the two reads, not for one after the other."""
+
+    def __init__(self, capacity: int = 2000) -> None:
+        self._ids: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def get(self, sid: str) -> tuple[str, ...]:
+        with self._lock:
+            ids = self._ids.get(sid, ())
+            if ids:
+                self._ids.move_to_end(sid)
+            return ids
+
+    def put(self, sid: str, ids: list[str]) -> None:
+        with self._lock:
+            self._ids[sid] = tuple(ids)
+            self._ids.move_to_end(sid)
+            while len(self._ids) > self._capacity:
+                self._ids.popitem(last=False)

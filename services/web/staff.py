@@ -88,9 +88,20 @@ def home() -> Any:
 @bp.get("/queue")
 @staff_required("queue")
 def queue() -> str:
-    orders = _call("GET", "routing", "/v1/workorders", params={"limit": 200}).body.get("workorders", [])
-    orders = [o for o in orders if o["status"] in OPEN]
-    clocks = _clocks_of([o["petition_id"] for o in orders])
+    last_queues = current_app.extensions["last_queues"]
+    sid = session["sid"]
+    # the clocks of the orders the queue showed last are asked for with routing's list, at once; only
+    # orders new since then wait for a second sla read
+    shown_before = last_queues.get(sid)
+    listed, *known = current_backends().get_all(
+        [("routing", "/v1/workorders?limit=200"), *_clock_reads(list(shown_before))], token=_me().token
+    )
+    orders = [o for o in listed.body.get("workorders", []) if o["status"] in OPEN]
+    ids = [o["petition_id"] for o in orders]
+    clocks = _clocks_in(known)
+    asked = set(shown_before)
+    clocks.update(_clocks_of([i for i in ids if i not in asked]))
+    last_queues.put(sid, ids)
     rows = [{"order": o, "clock": _running_clock(clocks.get(o["petition_id"], {}))} for o in orders]
     # nearest deadline first; orders waiting for the citizen's rating (no clock running) last
     rows.sort(key=lambda r: (r["clock"] is None, (r["clock"] or {}).get("deadline") or ""))
@@ -100,11 +111,16 @@ def queue() -> str:
 def _clocks_of(petition_ids: list[str]) -> dict[str, dict[str, Any]]:
     """sla's views of these petitions by id, in batches of SLA_BATCH (one call each, at once); a
     petition sla does not know (yet) or does not show this token is simply not there."""
+    reads = _clock_reads(petition_ids)
+    return _clocks_in(current_backends().get_all(reads, token=_me().token) if reads else [])
+
+
+def _clock_reads(petition_ids: list[str]) -> list[tuple[str, str]]:
     batches = [petition_ids[i : i + SLA_BATCH] for i in range(0, len(petition_ids), SLA_BATCH)]
-    answers = current_backends().get_all(
-        [("sla", f"/v1/sla/petitions?ids={quote(','.join(batch), safe=',')}") for batch in batches],
-        token=_me().token,
-    )
+    return [("sla", f"/v1/sla/petitions?ids={quote(','.join(batch), safe=',')}") for batch in batches]
+
+
+def _clocks_in(answers: list[Answer]) -> dict[str, dict[str, Any]]:
     return {item["petition_id"]: item for a in answers if a.ok for item in a.body.get("items", [])}
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
+from flask.testing import FlaskClient
 
 from petition_common.auth import InsecureConfiguration
 from petition_common.config import Settings
@@ -111,6 +113,16 @@ def test_roles_see_what_they_may_do() -> None:
     assert session("county_dispatcher").can("triage") and session("town_supervisor").can("escalations")
 
 
+def logged_in(backends: Backends, staff: StaffSession) -> FlaskClient:
+    """A test client of the web app over `backends`, logged in as `staff`."""
+    app = create_app(Settings(service="web", environment="development"), backends=backends)
+    sid = app.extensions["sessions"].open(staff)
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["sid"] = sid
+    return client
+
+
 class QueueBackends(Backends):
     """Routing lists 150 open orders; sla answers its batch read for the ids asked, and records them."""
 
@@ -133,16 +145,14 @@ class QueueBackends(Backends):
             ]
             for n, i in enumerate(reversed(ids))
         }
-        return Answer(200, {"items": [{"petition_id": i, "clocks": clocks[i]} for i in asked if i != ids[0]]})
+        return Answer(
+            200, {"items": [{"petition_id": i, "clocks": clocks[i]} for i in asked if i != ids[0] and i in clocks]}
+        )
 
 
 def test_the_queue_reads_its_clocks_in_batches_of_at_most_a_hundred() -> None:
     backends = QueueBackends()
-    app = create_app(Settings(service="web", environment="development"), backends=backends)
-    sid = app.extensions["sessions"].open(StaffSession("tok-S1", "S1", "张三", "grid_leader", "某村", None))
-    client = app.test_client()
-    with client.session_transaction() as session:
-        session["sid"] = sid
+    client = logged_in(backends, StaffSession("tok-S1", "S1", "张三", "grid_leader", "某村", None))
     page = client.get("/staff/queue")
     assert page.status_code == 200
     assert sorted(len(a) for a in backends.asked) == [50, 100]  # two calls, not one per order
@@ -152,3 +162,77 @@ def test_the_queue_reads_its_clocks_in_batches_of_at_most_a_hundred() -> None:
     # nearest deadline first (the last id has the earliest), the order sla does not know last, without a clock
     assert shown[0] == "JZ20250310000149" and shown[-1] == "JZ20250310000000"
     assert html.count("data-deadline=") == 149
+
+
+class SlowListBackends(QueueBackends):
+    """Routing answers its list only once sla has been asked for clocks (or after 5 s), so a page that
+    asks sla after routing's answer waits out the 5 s; `extra` orders are listed beyond the 150."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sla_asked = threading.Event()
+        self.routing_waited: list[bool] = []
+        self.extra: list[str] = []
+
+    def call(self, service, method, path, **kw):  # type: ignore[no-untyped-def,override]
+        if service == "routing":
+            self.routing_waited.append(self.sla_asked.wait(5))
+            answer = super().call(service, method, path, **kw)
+            extra = [{"petition_id": i, "status": "assigned", "assignment": {}} for i in self.extra]
+            return Answer(200, {"workorders": answer.body["workorders"] + extra})
+        self.sla_asked.set()
+        return super().call(service, method, path, **kw)
+
+
+def test_the_queue_asks_for_the_clocks_it_showed_last_while_routing_lists() -> None:
+    backends = SlowListBackends()
+    client = logged_in(backends, StaffSession("tok-S1", "S1", "张三", "grid_leader", "某村", None))
+    first = client.get("/staff/queue")  # nothing shown before: sla is asked after routing's answer
+    assert first.status_code == 200 and backends.routing_waited == [False]
+    backends.asked.clear()
+    backends.sla_asked.clear()
+    backends.extra = ["JZ20250311000001"]
+    second = client.get("/staff/queue")
+    assert second.status_code == 200 and backends.routing_waited[-1] is True  # asked at once
+    # the 150 shown before in the first calls, then only the order new since
+    assert sorted(len(a) for a in backends.asked) == [1, 50, 100] and backends.asked[-1] == ["JZ20250311000001"]
+    assert len(re.findall(r'data-order="([^"]+)"', second.get_data(as_text=True))) == 151
+
+
+class TriageBackends(Backends):
+    """Routing's triage list: as many orders as asked for, oldest first when asked; records the params."""
+
+    def __init__(self) -> None:
+        super().__init__({s: "http://127.0.0.1:9" for s in ("intake", "routing", "sla", "stats")})
+        self.params: list[dict[str, object]] = []
+
+    def call(self, service, method, path, **kw):  # type: ignore[no-untyped-def,override]
+        if path == "/v1/areas":
+            return Answer(200, {"towns": [{"town_id": "T01", "name": "东镇", "villages": []}]})
+        assert service == "routing" and path == "/v1/workorders", (service, path)
+        params = kw["params"]
+        self.params.append(params)
+        orders = [
+            {
+                "petition_id": f"JZ20250310{n:06d}",
+                "status": "assigned",
+                "route": "triage",
+                "category": "roads",
+                "assigned_at": f"2025-03-10T{n // 60:02d}:{n % 60:02d}:00Z",
+                "assignment": {"grid_id": None},
+            }
+            for n in range(int(params["limit"]))
+        ]
+        return Answer(200, {"workorders": orders})
+
+
+def test_the_triage_page_shows_the_orders_waiting_longest_a_page_at_a_time() -> None:
+    backends = TriageBackends()
+    client = logged_in(backends, StaffSession("tok-D", "D", "李四", "county_dispatcher", "全县", None))
+    page = client.get("/staff/triage")
+    assert page.status_code == 200
+    assert backends.params == [{"triage": "true", "order": "oldest", "limit": 50}]
+    html = page.get_data(as_text=True)
+    shown = re.findall(r'data-triage="([^"]+)"', html)
+    assert len(shown) == 50 and shown[0] == "JZ20250310000000"
+    assert "data-more" in html and "最多显示等待最久的 50 件" in html
