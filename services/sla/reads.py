@@ -2,11 +2,13 @@
 without a full read of `open_clocks` per request.
 
 - `GET /v1/sla/petitions?ids=A,B,...` (`ClockReader`): a grid leader's queue needs the running clock
-  of every open order; one HTTP call per order made the page 20-90 calls. The batch reads each record
-  by `_id` (FerretDB v1 scans the whole collection for `{_id: {$in: ...}}`), a few at a time, and keeps
-  only what the one access rule lets the caller read; an unknown or unreadable id is simply absent,
-  as the single read answers 404 for both. The items are the single read's view without `notices`
-  (up to eight more point reads per petition; read one petition for them).
+  of every open order; one HTTP call per order made the page 20-90 calls. The batch takes each record
+  as `SlaService.read_record` does: the one remembered when this instance is the petition's only writer
+  (it owns the petition's partitions), else read by `_id` (FerretDB v1 scans the whole collection for
+  `{_id: {$in: ...}}`), a few at a time. It keeps only what the one access rule lets the caller
+  read; an unknown or unreadable id is simply absent, as the single read answers 404 for both. The
+  items are the single read's view without `notices` (up to eight more point reads per petition;
+  read one petition for them).
 - `GET /v1/sla/overdue` (`OverdueSnapshot`): the list needs every open clock of the county, and
   `open_clocks` can only be read whole. So each instance keeps the documents that are overdue, or will
   be within the snapshot's life, from its last whole read, and answers from them, computing levels
@@ -84,7 +86,7 @@ class ClockReader:
 
     def petitions(self, ids: list[str], staff: Staff) -> dict[str, Any]:
         service = self.service
-        loaded = list(self._loader.map(service.clocks.load, ids))
+        loaded = list(self._loader.map(service.read_record, ids))
         records = [SlaRecord.from_dict(x.state) for x in loaded if x.state is not None]
         now = service.clock()
         config = service.config  # taken once: a calendar reload replaces it

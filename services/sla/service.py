@@ -221,6 +221,18 @@ class SlaService:
         """Whether this instance was the petition's only writer since `lease` was taken."""
         return self.ownership is not None and self.ownership.holds(lease)
 
+    def read_record(self, petition_id: str) -> Loaded:
+        """The petition's newest record for a reader (a staff page): the one this instance remembers
+        when it is the petition's only writer (as its writers build on it), otherwise as read from the
+        database. The lease must still hold after the read, or the remembered record may be older than
+        what a new owner has written meanwhile."""
+        lease = self._lease(petition_id)
+        if lease is not None:
+            loaded = self.clocks.load_to_write(petition_id)
+            if self._sole(lease):
+                return loaded
+        return self.clocks.load(petition_id)
+
     # ---- the projection
 
     def _watch(self, record: SlaRecord, seq: int, now: datetime, report_gap: bool) -> Watch:
@@ -506,7 +518,7 @@ class SlaService:
 
     def petition(self, petition_id: str, staff: Staff) -> dict[str, Any]:
         """The petition's clocks, pauses and emitted notices; NotFound if unknown or not covered."""
-        loaded = self.clocks.load(petition_id)
+        loaded = self.read_record(petition_id)
         if loaded.state is None:
             raise NotFound(petition_id)
         record = SlaRecord.from_dict(loaded.state)

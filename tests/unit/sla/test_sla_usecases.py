@@ -36,6 +36,7 @@ from services.sla.bootstrap import SlaParts, bootstrap
 from services.sla.domain.notices import notice_id
 from services.sla.domain.overdue_list import OverdueFilter
 from services.sla.handlers import event_handlers
+from services.sla.reads import ClockReader
 from services.sla.service import NotFound, SlaService
 
 T0 = datetime(2026, 3, 9, 1, 0, tzinfo=UTC)  # Monday 09:00 in Beijing
@@ -589,6 +590,51 @@ def test_a_change_of_assignment_forgets_the_states_an_owner_remembers() -> None:
     # on the remembered version 1, a would warn of a contact that was made
     assert a.service.scan().emitted == []
     assert a.published.types() == []
+
+
+def _contact_state(reader: ClockReader, pid: str) -> str:
+    items = reader.petitions([pid], COUNTY)["items"]
+    return next(c["state"] for c in items[0]["clocks"] if c["clock"] == "contact")
+
+
+def test_an_owner_answers_staff_reads_from_the_records_it_remembers() -> None:
+    """Issue #20: a grid leader's queue reads every open order's clocks; the owner of a petition is its
+    only writer, so what it remembers is the newest record, as for its writers."""
+    db, clock = MemoryDatabase(), ManualClock(T0)
+    ownership, _ = owner_of(range(4))
+    a, b = build(db, clock, ownership=ownership), build(db, clock)
+    pid = pid_on(1, start=500)
+    a.consume(submitted(pid))
+    a.consume(assigned(pid, 0.1))
+    finds = db.commands[("find", "clocks_commits")]
+    assert _contact_state(ClockReader(a.service), pid) == "on_track"
+    assert a.service.petition(pid, COUNTY)["petition_id"] == pid
+    assert db.commands[("find", "clocks_commits")] == finds  # nothing read
+    assert _contact_state(ClockReader(b.service), pid) == "on_track"  # b holds nothing: it reads
+    assert db.commands[("find", "clocks_commits")] > finds
+    # once the partitions move, the next owner's writes are read, not a's memory
+    ownership.revoked([TopicPartition(t, n) for t in TOPICS for n in range(4)])
+    b.consume(contacted(pid, 0.2))
+    assert _contact_state(ClockReader(a.service), pid) == "met"
+
+
+def test_a_lease_lost_during_a_staff_read_makes_the_reader_read_the_database() -> None:
+    db, clock = MemoryDatabase(), ManualClock(T0)
+    ownership, _ = owner_of(range(4))
+    a, b = build(db, clock, ownership=ownership), build(db, clock)
+    pid = pid_on(2, start=600)
+    a.consume(submitted(pid))
+    a.consume(assigned(pid, 0.1))
+    remembered = a.parts.clocks.load_to_write
+
+    def remembered_then_partitions_move(petition_id: str, new: bool = False) -> Any:
+        loaded = remembered(petition_id, new)
+        ownership.revoked([TopicPartition(t, n) for t in TOPICS for n in range(4)])
+        b.consume(contacted(pid, 0.2))  # the next owner writes just after a took what it remembers
+        return loaded
+
+    a.parts.clocks.load_to_write = remembered_then_partitions_move  # type: ignore[method-assign]
+    assert _contact_state(ClockReader(a.service), pid) == "met"
 
 
 # ---- the working-day calendar ------------------------------------------------------------------
