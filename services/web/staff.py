@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 OPEN = ("assigned", "in_progress", "reopened", "replied")
 # petitions per call of sla's batch read (its limit)
 SLA_BATCH = 100
+# the queue lists at most this many orders, the most recently assigned (routing's default limit); a
+# page that reached it says so
+QUEUE_LIMIT = 200
 # the triage page shows the orders waiting longest, this many at a time: the next come up as these
 # are assigned (each is a read in routing, so a page of 200 pickers was also the slowest page)
 TRIAGE_PAGE = 50
@@ -94,9 +97,10 @@ def queue() -> str:
     # orders new since then wait for a second sla read
     shown_before = last_queues.get(sid)
     listed, *known = current_backends().get_all(
-        [("routing", "/v1/workorders?limit=200"), *_clock_reads(list(shown_before))], token=_me().token
+        [("routing", f"/v1/workorders?limit={QUEUE_LIMIT}"), *_clock_reads(list(shown_before))], token=_me().token
     )
-    orders = [o for o in listed.body.get("workorders", []) if o["status"] in OPEN]
+    listed_orders = listed.body.get("workorders", [])
+    orders = [o for o in listed_orders if o["status"] in OPEN]
     ids = [o["petition_id"] for o in orders]
     clocks = _clocks_in(known)
     asked = set(shown_before)
@@ -105,7 +109,7 @@ def queue() -> str:
     rows = [{"order": o, "clock": _running_clock(clocks.get(o["petition_id"], {}))} for o in orders]
     # nearest deadline first; orders waiting for the citizen's rating (no clock running) last
     rows.sort(key=lambda r: (r["clock"] is None, (r["clock"] or {}).get("deadline") or ""))
-    return render_template("queue.html", rows=rows)
+    return render_template("queue.html", rows=rows, cut=len(listed_orders) >= QUEUE_LIMIT and QUEUE_LIMIT)
 
 
 def _clocks_of(petition_ids: list[str]) -> dict[str, dict[str, Any]]:

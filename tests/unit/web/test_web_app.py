@@ -236,3 +236,23 @@ def test_the_triage_page_shows_the_orders_waiting_longest_a_page_at_a_time() -> 
     shown = re.findall(r'data-triage="([^"]+)"', html)
     assert len(shown) == 50 and shown[0] == "JZ20250310000000"
     assert "data-more" in html and "最多显示等待最久的 50 件" in html
+
+
+class FullQueueBackends(QueueBackends):
+    """Routing lists as many orders as the queue asks for."""
+
+    def call(self, service, method, path, **kw):  # type: ignore[no-untyped-def,override]
+        if service != "routing":
+            return super().call(service, method, path, **kw)
+        limit = int(path.split("limit=")[1])
+        orders = [{"petition_id": f"JZ20250312{n:06d}", "status": "assigned", "assignment": {}} for n in range(limit)]
+        return Answer(200, {"workorders": orders})
+
+
+def test_a_queue_that_reached_its_limit_says_it_lists_only_the_most_recent_orders() -> None:
+    supervisor = StaffSession("tok-T", "T", "王五", "town_supervisor", "城关镇", "T01")
+    full = logged_in(FullQueueBackends(), supervisor).get("/staff/queue").get_data(as_text=True)
+    assert len(re.findall(r'data-order="', full)) == 200
+    assert "data-cut" in full and "只列出最近派发的 200 件工单" in full and "/staff/escalations" in full
+    short = logged_in(QueueBackends(), supervisor).get("/staff/queue").get_data(as_text=True)
+    assert "data-cut" not in short
