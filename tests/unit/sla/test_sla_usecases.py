@@ -597,15 +597,21 @@ def _contact_state(reader: ClockReader, pid: str) -> str:
     return next(c["state"] for c in items[0]["clocks"] if c["clock"] == "contact")
 
 
-def test_an_owner_answers_staff_reads_from_the_records_it_remembers() -> None:
-    """Issue #20: a grid leader's queue reads every open order's clocks; the owner of a petition is its
-    only writer, so what it remembers is the newest record, as for its writers."""
+def _assigned_on_owner(pid: str) -> tuple[MemoryDatabase, Ownership, Sla, Sla]:
+    """Instance a owns every partition and has followed `pid` until its assignment; b owns nothing."""
     db, clock = MemoryDatabase(), ManualClock(T0)
     ownership, _ = owner_of(range(4))
     a, b = build(db, clock, ownership=ownership), build(db, clock)
-    pid = pid_on(1, start=500)
     a.consume(submitted(pid))
     a.consume(assigned(pid, 0.1))
+    return db, ownership, a, b
+
+
+def test_an_owner_answers_staff_reads_from_the_records_it_remembers() -> None:
+    """Issue #20: a grid leader's queue reads every open order's clocks; the owner of a petition is its
+    only writer, so what it remembers is the newest record, as for its writers."""
+    pid = pid_on(1, start=500)
+    db, ownership, a, b = _assigned_on_owner(pid)
     finds = db.commands[("find", "clocks_commits")]
     assert _contact_state(ClockReader(a.service), pid) == "on_track"
     assert a.service.petition(pid, COUNTY)["petition_id"] == pid
@@ -619,12 +625,8 @@ def test_an_owner_answers_staff_reads_from_the_records_it_remembers() -> None:
 
 
 def test_a_lease_lost_during_a_staff_read_makes_the_reader_read_the_database() -> None:
-    db, clock = MemoryDatabase(), ManualClock(T0)
-    ownership, _ = owner_of(range(4))
-    a, b = build(db, clock, ownership=ownership), build(db, clock)
     pid = pid_on(2, start=600)
-    a.consume(submitted(pid))
-    a.consume(assigned(pid, 0.1))
+    _, ownership, a, b = _assigned_on_owner(pid)
     remembered = a.parts.clocks.load_to_write
 
     def remembered_then_partitions_move(petition_id: str, new: bool = False) -> Any:
