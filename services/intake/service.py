@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from petition_common.envelope import Event
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Clock
 from petition_kernel.access import may_read
+from petition_kernel.petition_ids import PETITION_ID
 from petition_kernel.times import format_time, from_bson, local_date
 from services.intake import domain
 from services.intake.codes import Codes, is_follower_credential
@@ -40,7 +40,6 @@ from services.intake.retention import RetentionNotes
 log = logging.getLogger(__name__)
 
 SUBMITTER, FOLLOWER = "submitter", "follower"
-_PETITION_ID = re.compile(r"^[A-Z]{2}[0-9]{14}$")
 
 
 class NotFound(Exception):
@@ -453,7 +452,7 @@ class IntakeService:
         return self._joined(state, follower_id)
 
     def _open_petition(self, petition_id: str) -> dict[str, Any]:
-        state = self.petitions.load(petition_id).state if _PETITION_ID.match(petition_id) else None
+        state = self.petitions.load(petition_id).state if PETITION_ID.fullmatch(petition_id) else None
         if state is None or not domain.is_open(state):
             raise NotFound(petition_id)
         return state

@@ -27,6 +27,7 @@ from petition_common.web import (
     require_staff,
     validated,
 )
+from petition_kernel import petition_ids
 from petition_kernel.access import Area, may_manage_registry, may_read, may_read_registry
 from services.routing import domain
 from services.routing.bootstrap import RoutingParts, bootstrap
@@ -34,6 +35,8 @@ from services.routing.handlers import ACTIONS, BATCH, REGISTRY_IMPORT, Handlers,
 from services.routing.service import NotFound, RoutingService
 
 bp = Blueprint("routing", __name__)
+# work orders `GET /v1/workorders?ids=` loads at most (a page of a queue)
+MAX_LISTED_IDS = 100
 # the contract's schema of each action's body (contract/openapi/routing.yaml)
 ACTION_SCHEMAS = {
     "contact": "ContactRequest",
@@ -164,35 +167,59 @@ def list_village_grids(village_id: str) -> Response:
 @bp.get("/v1/workorders")
 def list_workorders() -> Response:
     staff = require_staff()
-    args = request.args
-    unknown = {
-        k: "unknown filter"
-        for k in args
-        if k not in ("grid_id", "town", "status", "assignee", "triage", "order", "limit")
-    }
-    if unknown:
-        raise ApiError(400, "invalid_filter", "unknown query parameters", unknown)
-    # the document's types and bounds, before any is compared with what is stored
-    invalid = current_app.extensions["schemas"].query_errors("/v1/workorders", "get", args)
-    if invalid:
-        raise ApiError(400, "invalid_filter", "invalid query parameters", invalid)
+    args = _list_query("/v1/workorders", ("grid_id", "town", "status", "assignee", "triage", "order", "limit", "ids"))
     if args.get("status") and args["status"] not in {str(s) for s in domain.Status}:
         raise ApiError(400, "invalid_filter", "unknown status", {"status": "unknown status"})
-    try:
-        limit = min(1000, max(1, int(args.get("limit", 200))))
-    except ValueError as exc:
-        raise ApiError(400, "invalid_filter", "limit must be a number", {"limit": "must be a number"}) from exc
+    ids = None
+    if "ids" in args:
+        ids, problem = petition_ids.parse_ids(args["ids"], MAX_LISTED_IDS)
+        if len(request.args.getlist("ids")) > 1:
+            problem = "give ids once, separated by commas"
+        if problem:
+            raise ApiError(400, "invalid_filter", "invalid query parameters", {"ids": problem})
     orders = _service().list_orders(
         staff,
         args.get("grid_id"),
         args.get("town"),
         args.get("status"),
         args.get("assignee"),
-        limit,
+        _limit(args),
         triage=args.get("triage") == "true",
         oldest_first=args.get("order") == "oldest",
+        ids=ids,
     )
     return json_response({"workorders": orders, "count": len(orders)})
+
+
+@bp.get("/v1/workorders/ids")
+def list_workorder_ids() -> Response:
+    staff = require_staff()
+    args = _list_query("/v1/workorders/ids", ("assignee", "triage", "order", "limit"))
+    listed = _service().listed_ids(
+        staff, args.get("assignee"), args.get("triage") == "true", _limit(args), args.get("order") == "oldest"
+    )
+    return json_response({"petition_ids": listed, "count": len(listed)})
+
+
+def _list_query(path: str, known: tuple[str, ...]) -> dict[str, str]:
+    """The query of a list: 400 for a parameter it does not know (a misspelt filter is never silently
+    ignored) and for a value its OpenAPI document refuses, each under its name."""
+    args = request.args
+    unknown = {k: "unknown filter" for k in args if k not in known}
+    if unknown:
+        raise ApiError(400, "invalid_filter", "unknown query parameters", unknown)
+    # the document's types and bounds, before any is compared with what is stored
+    invalid = current_app.extensions["schemas"].query_errors(path, "get", args)
+    if invalid:
+        raise ApiError(400, "invalid_filter", "invalid query parameters", invalid)
+    return args.to_dict()
+
+
+def _limit(args: dict[str, str]) -> int:
+    try:
+        return min(1000, max(1, int(args.get("limit", 200))))
+    except ValueError as exc:
+        raise ApiError(400, "invalid_filter", "limit must be a number", {"limit": "must be a number"}) from exc
 
 
 @bp.get("/v1/workorders/<petition_id>")

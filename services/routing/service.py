@@ -122,24 +122,23 @@ class RoutingService:
         limit: int = 200,
         triage: bool = False,
         oldest_first: bool = False,
+        ids: list[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Open and recently finished orders that this staff member may see, newest first (or oldest
         first: a queue worked from its oldest end); with `triage`, only those without a grid (the
-        dispatch centre's triage queue).
+        dispatch centre's triage queue); with `ids`, only these, in their order (a page of a queue the
+        caller sorted itself, from `listed_ids`).
 
         One area's list reads that area's index and loads only its orders; the county-wide list of a
         dispatcher or auditor pages through open_orders and loads no more than `limit` of them."""
         filters = {"grid_id": grid_id, "town": town, "status": status, "assignee": assignee, "triage": triage}
-        area = _area_of(staff, assignee, triage)
-        if area == "":
-            return []  # a role that sees no order, or a supervisor without a town
-        if area is None:
-            docs = [d for d in self.open_orders.collection.find({}) if _matches(d, **filters)]
-            candidates = [(d["assigned_at"], d["_id"]) for d in docs]
+        if ids is not None:
+            pids = list(ids)
         else:
-            candidates = [(at, pid) for pid, at in self.areas.members(area).items()]
-        candidates.sort(key=lambda c: c[0], reverse=not oldest_first)
-        pids = [pid for _, pid in candidates]
+            area = _area_of(staff, assignee, triage)
+            if area == "":
+                return []  # a role that sees no order, or a supervisor without a town
+            pids = self._candidates(area, filters, oldest_first)
         out: list[dict[str, Any]] = []
         while pids and len(out) < limit:
             n = max(limit - len(out), LIST_LOAD_THREADS)
@@ -149,6 +148,35 @@ class RoutingService:
                 if order is not None and self._covers(staff, order) and _matches(open_order_doc(order, 0), **filters):
                     out.append(order_to_dict(order))
         return out[:limit]
+
+    def listed_ids(
+        self,
+        staff: Staff,
+        assignee: str | None = None,
+        triage: bool = False,
+        limit: int = 200,
+        oldest_first: bool = False,
+    ) -> list[str]:
+        """The ids of the orders listed for the caller's area, newest assignment first (or oldest),
+        without loading any: the area index's shards, one or two reads each. For a caller that sorts by
+        something routing does not know (sla's deadlines) and then loads one page (`ids`). Like the
+        index, it may still name an order that has just left the area; loading it tells."""
+        area = _area_of(staff, assignee, triage)
+        if area == "":
+            return []
+        filters = {"grid_id": None, "town": None, "status": None, "assignee": assignee, "triage": triage}
+        return self._candidates(area, filters, oldest_first)[:limit]
+
+    def _candidates(self, area: str | None, filters: dict[str, Any], oldest_first: bool) -> list[str]:
+        """The ids an area's list may show, in list order: from its index, or for the county-wide
+        list (area None) from open_orders with the filters applied."""
+        if area is None:
+            docs = [d for d in self.open_orders.collection.find({}) if _matches(d, **filters)]
+            candidates = [(d["assigned_at"], d["_id"]) for d in docs]
+        else:
+            candidates = [(at, pid) for pid, at in self.areas.members(area).items()]
+        candidates.sort(key=lambda c: c[0], reverse=not oldest_first)
+        return [pid for _, pid in candidates]
 
     def _current(self, petition_id: str) -> domain.WorkOrder | None:
         try:

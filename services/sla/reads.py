@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +35,7 @@ from pymongo.collection import Collection
 
 from petition_common.auth import Staff
 from petition_common.timesource import Clock
+from petition_kernel import petition_ids
 from petition_kernel.access import Area, may_read
 from petition_kernel.sla.record import SlaRecord
 from petition_kernel.times import format_time, parse_time
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 
 MAX_IDS = 100
 LOAD_THREADS = 8
-# a petition id: two letters, the date and a daily sequence (contract/schemas/common.json)
-PETITION_ID = re.compile(r"[A-Z]{2}[0-9]{14}")
 
 
 # -- several petitions' clocks ---------------------------------------------------------------------
@@ -56,14 +54,7 @@ PETITION_ID = re.compile(r"[A-Z]{2}[0-9]{14}")
 
 def parse_ids(raw: str | None) -> tuple[list[str], str | None]:
     """The distinct ids of an `ids` parameter in their order, or the field error that refuses it."""
-    if not raw:
-        return [], "required: petition ids separated by commas"
-    ids = list(dict.fromkeys(raw.split(",")))
-    if len(raw.split(",")) > MAX_IDS:
-        return [], f"at most {MAX_IDS} petition ids"
-    if not all(PETITION_ID.fullmatch(i) for i in ids):
-        return [], "petition ids (two capital letters and 14 digits) separated by commas"
-    return ids, None
+    return petition_ids.parse_ids(raw, MAX_IDS)
 
 
 def readable_views(

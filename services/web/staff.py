@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 OPEN = ("assigned", "in_progress", "reopened", "replied")
 # petitions per call of sla's batch read (its limit)
 SLA_BATCH = 100
-# the queue lists at most this many orders, the most recently assigned (routing's default limit); a
-# page that reached it says so
+# the queue sorts at most this many orders, the most recently assigned (routing's default limit); a
+# queue that reached it says so
 QUEUE_LIMIT = 200
+# orders per page of the queue, each a read in routing (at most 100, its `ids` limit)
+QUEUE_PAGE = 50
 # the triage page shows the orders waiting longest, this many at a time: the next come up as these
 # are assigned (each is a read in routing, so a page of 200 pickers was also the slowest page)
 TRIAGE_PAGE = 50
@@ -91,25 +93,39 @@ def home() -> Any:
 @bp.get("/queue")
 @staff_required("queue")
 def queue() -> str:
+    """The orders by nearest deadline, a page at a time: routing names the area's orders without
+    loading them, sla's clocks sort them, and only the page shown is loaded from routing (a load per
+    order, which made a queue of 150 orders the slowest page under load)."""
     last_queues = current_app.extensions["last_queues"]
     sid = session["sid"]
-    # the clocks of the orders the queue showed last are asked for with routing's list, at once; only
+    # the clocks of the orders the queue listed last are asked for with routing's ids, at once; only
     # orders new since then wait for a second sla read
-    shown_before = last_queues.get(sid)
+    listed_before = last_queues.get(sid)
     listed, *known = current_backends().get_all(
-        [("routing", f"/v1/workorders?limit={QUEUE_LIMIT}"), *_clock_reads(list(shown_before))], token=_me().token
+        [("routing", f"/v1/workorders/ids?limit={QUEUE_LIMIT}"), *_clock_reads(list(listed_before))],
+        token=_me().token,
     )
-    listed_orders = listed.body.get("workorders", [])
-    orders = [o for o in listed_orders if o["status"] in OPEN]
-    ids = [o["petition_id"] for o in orders]
+    ids = listed.body.get("petition_ids", [])
     clocks = _clocks_in(known)
-    asked = set(shown_before)
+    asked = set(listed_before)
     clocks.update(_clocks_of([i for i in ids if i not in asked]))
     last_queues.put(sid, ids)
-    rows = [{"order": o, "clock": _running_clock(clocks.get(o["petition_id"], {}))} for o in orders]
-    # nearest deadline first; orders waiting for the citizen's rating (no clock running) last
-    rows.sort(key=lambda r: (r["clock"] is None, (r["clock"] or {}).get("deadline") or ""))
-    return render_template("queue.html", rows=rows, cut=len(listed_orders) >= QUEUE_LIMIT and QUEUE_LIMIT)
+    running = {i: _running_clock(clocks.get(i, {})) for i in ids}
+    # nearest deadline first; orders waiting for the citizen's rating (no clock running) last, newest first
+    ranked = sorted(ids, key=lambda i: (running[i] is None, (running[i] or {}).get("deadline") or ""))
+    pages = max(1, -(-len(ranked) // QUEUE_PAGE))
+    number = min(_page_number(request.args.get("page")), pages)
+    shown = ranked[(number - 1) * QUEUE_PAGE : number * QUEUE_PAGE]
+    loaded = _call("GET", "routing", "/v1/workorders", params={"ids": ",".join(shown)}) if shown else None
+    orders = {o["petition_id"]: o for o in (loaded.body.get("workorders", []) if loaded else []) if o["status"] in OPEN}
+    rows = [{"order": orders[i], "clock": running[i]} for i in shown if i in orders]
+    cut = len(ids) >= QUEUE_LIMIT and QUEUE_LIMIT
+    return render_template("queue.html", rows=rows, cut=cut, page=number, pages=pages, listed=len(ids))
+
+
+def _page_number(raw: str | None) -> int:
+    """A `page` parameter as a page number from 1; anything else is the first page."""
+    return int(raw) if raw and raw.isdigit() and 0 < int(raw) < 10_000 else 1
 
 
 def _clocks_of(petition_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -25,6 +25,9 @@ def test_staff_list_filters_are_checked_against_the_document(fleet, county, tmp_
         ("routing", "/v1/workorders", {"limit": "5000"}, "limit"),  # maximum 1000: was clamped, 200
         ("routing", "/v1/workorders", {"assignee": "S" * 65}, "assignee"),
         ("routing", "/v1/workorders", {"order": "random"}, "order"),  # enum newest|oldest
+        ("routing", "/v1/workorders", {"ids": "JZ2025031000000"}, "ids"),  # a digit short
+        ("routing", "/v1/workorders/ids", {"limit": "0"}, "limit"),
+        ("routing", "/v1/workorders/ids", {"town": "T01"}, "town"),  # the ids list takes no town
         ("sla", "/v1/sla/overdue", {"grid_id": "G" * 65}, "grid_id"),  # maxLength 64: was 200
         ("sla", "/v1/sla/overdue", {"town": ""}, "town"),  # minLength 1: was "no filter", 200
     ]
@@ -33,8 +36,13 @@ def test_staff_list_filters_are_checked_against_the_document(fleet, county, tmp_
         assert resp.status_code == 400, (service, params, resp.status_code, resp.text[:200])
         assert resp.json()["error"]["code"] == "invalid_filter"
         assert field in resp.json()["error"]["fields"], resp.text
-    for params in ({"limit": "1000"}, {"order": "oldest", "triage": "true"}):
-        good = http.get(f"{world.urls['routing']}/v1/workorders", params=params, headers=world.dispatcher)
+    for path, params in (
+        ("/v1/workorders", {"limit": "1000"}),
+        ("/v1/workorders", {"order": "oldest", "triage": "true"}),
+        ("/v1/workorders", {"ids": "JZ20250310000000,JZ20250310000001"}),
+        ("/v1/workorders/ids", {"order": "oldest", "triage": "true", "limit": "1000"}),
+    ):
+        good = http.get(f"{world.urls['routing']}{path}", params=params, headers=world.dispatcher)
         assert good.status_code == 200, (params, good.text)
 
 

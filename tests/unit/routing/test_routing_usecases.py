@@ -446,6 +446,26 @@ def test_a_queue_worked_from_its_oldest_end_keeps_the_oldest_orders_within_its_l
     assert world.listed(DISPATCHER, triage=True, oldest_first=True) == pids
 
 
+def test_a_queue_sorted_elsewhere_takes_its_ids_and_loads_one_page(world: World) -> None:
+    """The ids of an area come from its index without loading an order; loading a page by id keeps the
+    given order and shows only what the caller may see now (an id that left the area is absent)."""
+    pids = [f"JZ20250310{n:06d}" for n in range(4)]
+    for pid in pids:
+        world.deliver(submitted(pid))
+        world.clock.advance(timedelta(minutes=1))
+    grid_leader = leader("T01V01G001")
+    assert world.service.listed_ids(grid_leader) == pids[::-1]
+    assert world.service.listed_ids(grid_leader, limit=2, oldest_first=True) == pids[:2]
+    assert world.service.listed_ids(Staff("X", "helper")) == []  # a role that sees no order
+    world.act(pids[1], DISPATCHER, "transfer", grid_id="T02V01G001", reason="属柳河镇")
+    assert pids[1] not in world.service.listed_ids(grid_leader)
+    page = [pids[2], pids[1], pids[0], P2]  # P2: no such order
+    assert world.listed(grid_leader, ids=page) == [pids[2], pids[0]]
+    assert world.listed(leader("T02V01G001"), ids=page) == [pids[1]]
+    assert world.listed(grid_leader, ids=page, limit=1) == [pids[2]]
+    assert world.listed(Staff("X", "helper"), ids=page) == []
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

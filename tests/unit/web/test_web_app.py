@@ -124,16 +124,24 @@ def logged_in(backends: Backends, staff: StaffSession) -> FlaskClient:
 
 
 class QueueBackends(Backends):
-    """Routing lists 150 open orders; sla answers its batch read for the ids asked, and records them."""
+    """Routing names 150 open orders and loads those asked for by id (recorded); sla answers its batch
+    read for the ids asked, and records them."""
 
     def __init__(self) -> None:
         super().__init__({s: "http://127.0.0.1:9" for s in ("intake", "routing", "sla", "stats")})
         self.asked: list[list[str]] = []
+        self.loaded: list[list[str]] = []
+        self.listed = [f"JZ20250310{n:06d}" for n in range(150)]
 
     def call(self, service, method, path, **kw):  # type: ignore[no-untyped-def,override]
-        ids = [f"JZ20250310{n:06d}" for n in range(150)]
+        ids = self.listed
+        if service == "routing" and path.startswith("/v1/workorders/ids?"):
+            return Answer(200, {"petition_ids": ids[: int(path.split("limit=")[1])]})
         if service == "routing":
-            orders = [{"petition_id": i, "status": "assigned", "assignment": {"village": "东村"}} for i in ids]
+            assert path == "/v1/workorders", path
+            wanted = kw["params"]["ids"].split(",")
+            self.loaded.append(wanted)
+            orders = [{"petition_id": i, "status": "assigned", "assignment": {"village": "东村"}} for i in wanted]
             return Answer(200, {"workorders": orders})
         assert service == "sla" and path.startswith("/v1/sla/petitions?ids="), path
         asked = path.split("=", 1)[1].split(",")
@@ -150,7 +158,7 @@ class QueueBackends(Backends):
         )
 
 
-def test_the_queue_reads_its_clocks_in_batches_of_at_most_a_hundred() -> None:
+def test_the_queue_sorts_every_order_by_its_clock_and_loads_only_the_page_shown() -> None:
     backends = QueueBackends()
     client = logged_in(backends, StaffSession("tok-S1", "S1", "张三", "grid_leader", "某村", None))
     page = client.get("/staff/queue")
@@ -158,29 +166,31 @@ def test_the_queue_reads_its_clocks_in_batches_of_at_most_a_hundred() -> None:
     assert sorted(len(a) for a in backends.asked) == [50, 100]  # two calls, not one per order
     html = page.get_data(as_text=True)
     shown = re.findall(r'data-order="([^"]+)"', html)
-    assert len(shown) == 150
-    # nearest deadline first (the last id has the earliest), the order sla does not know last, without a clock
-    assert shown[0] == "JZ20250310000149" and shown[-1] == "JZ20250310000000"
-    assert html.count("data-deadline=") == 149
+    # nearest deadline first (the last id has the earliest): 50 of 150, and only those were loaded
+    assert len(shown) == 50 and shown[0] == "JZ20250310000149" and backends.loaded == [shown]
+    assert html.count("data-deadline=") == 50 and "第 1/3 页，共 150 件" in html and "page=2" in html
+    last = client.get("/staff/queue?page=3").get_data(as_text=True)
+    shown = re.findall(r'data-order="([^"]+)"', last)
+    # the order sla does not know comes last, without a clock
+    assert len(shown) == 50 and shown[-1] == "JZ20250310000000" and last.count("data-deadline=") == 49
+    assert "page=2" in last and "data-next" not in last
+    assert client.get("/staff/queue?page=x").get_data(as_text=True).count("data-order=") == 50  # the first
 
 
 class SlowListBackends(QueueBackends):
-    """Routing answers its list only once sla has been asked for clocks (or after 5 s), so a page that
-    asks sla after routing's answer waits out the 5 s; `extra` orders are listed beyond the 150."""
+    """Routing names the orders only once sla has been asked for clocks (or after 5 s), so a page that
+    asks sla after routing's answer waits out the 5 s."""
 
     def __init__(self) -> None:
         super().__init__()
         self.sla_asked = threading.Event()
         self.routing_waited: list[bool] = []
-        self.extra: list[str] = []
 
     def call(self, service, method, path, **kw):  # type: ignore[no-untyped-def,override]
-        if service == "routing":
+        if service == "routing" and path.startswith("/v1/workorders/ids"):
             self.routing_waited.append(self.sla_asked.wait(5))
-            answer = super().call(service, method, path, **kw)
-            extra = [{"petition_id": i, "status": "assigned", "assignment": {}} for i in self.extra]
-            return Answer(200, {"workorders": answer.body["workorders"] + extra})
-        self.sla_asked.set()
+        if service == "sla":
+            self.sla_asked.set()
         return super().call(service, method, path, **kw)
 
 
@@ -191,12 +201,12 @@ def test_the_queue_asks_for_the_clocks_it_showed_last_while_routing_lists() -> N
     assert first.status_code == 200 and backends.routing_waited == [False]
     backends.asked.clear()
     backends.sla_asked.clear()
-    backends.extra = ["JZ20250311000001"]
+    backends.listed = [*backends.listed, "JZ20250311000001"]
     second = client.get("/staff/queue")
     assert second.status_code == 200 and backends.routing_waited[-1] is True  # asked at once
-    # the 150 shown before in the first calls, then only the order new since
+    # the 150 listed before in the first calls, then only the order new since
     assert sorted(len(a) for a in backends.asked) == [1, 50, 100] and backends.asked[-1] == ["JZ20250311000001"]
-    assert len(re.findall(r'data-order="([^"]+)"', second.get_data(as_text=True))) == 151
+    assert "共 151 件" in second.get_data(as_text=True)
 
 
 class TriageBackends(Backends):
@@ -239,20 +249,17 @@ def test_the_triage_page_shows_the_orders_waiting_longest_a_page_at_a_time() -> 
 
 
 class FullQueueBackends(QueueBackends):
-    """Routing lists as many orders as the queue asks for."""
+    """Routing names as many orders as the queue asks for."""
 
-    def call(self, service, method, path, **kw):  # type: ignore[no-untyped-def,override]
-        if service != "routing":
-            return super().call(service, method, path, **kw)
-        limit = int(path.split("limit=")[1])
-        orders = [{"petition_id": f"JZ20250312{n:06d}", "status": "assigned", "assignment": {}} for n in range(limit)]
-        return Answer(200, {"workorders": orders})
+    def __init__(self) -> None:
+        super().__init__()
+        self.listed = [f"JZ20250312{n:06d}" for n in range(1000)]
 
 
 def test_a_queue_that_reached_its_limit_says_it_lists_only_the_most_recent_orders() -> None:
     supervisor = StaffSession("tok-T", "T", "王五", "town_supervisor", "城关镇", "T01")
     full = logged_in(FullQueueBackends(), supervisor).get("/staff/queue").get_data(as_text=True)
-    assert len(re.findall(r'data-order="', full)) == 200
+    assert len(re.findall(r'data-order="', full)) == 50 and "共 200 件" in full
     assert "data-cut" in full and "只列出最近派发的 200 件工单" in full and "/staff/escalations" in full
     short = logged_in(QueueBackends(), supervisor).get("/staff/queue").get_data(as_text=True)
     assert "data-cut" not in short
