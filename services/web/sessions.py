@@ -71,26 +71,35 @@ class SessionTable:
             self._by_id.pop(sid or "", None)
 
 
+@dataclass(frozen=True)
+class LastQueue:
+    """What a session's queue listed (routing's ids) and showed (one page of them) last."""
+
+    listed: tuple[str, ...] = ()
+    shown: tuple[str, ...] = ()
+
+
 class LastQueues:
-    """The petition ids each session's queue showed last (at most `capacity` sessions, the least
-    recently used forgotten first). The queue's next load asks sla for their clocks while routing is
-    still listing, so the page waits for the slower of the two reads, not for one after the other."""
+    """What each session's queue listed and showed last (at most `capacity` sessions, the least
+    recently used forgotten first). The queue's next load asks sla for the listed orders' clocks, and
+    routing for the shown orders, while routing is still naming the orders: the page waits for the
+    slowest of these reads, not for one after the other."""
 
     def __init__(self, capacity: int = 2000) -> None:
-        self._ids: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._seen: OrderedDict[str, LastQueue] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def get(self, sid: str) -> tuple[str, ...]:
+    def get(self, sid: str) -> LastQueue:
         with self._lock:
-            ids = self._ids.get(sid, ())
-            if ids:
-                self._ids.move_to_end(sid)
-            return ids
+            seen = self._seen.get(sid)
+            if seen is not None:
+                self._seen.move_to_end(sid)
+            return seen or LastQueue()
 
-    def put(self, sid: str, ids: list[str]) -> None:
+    def put(self, sid: str, seen: LastQueue) -> None:
         with self._lock:
-            self._ids[sid] = tuple(ids)
-            self._ids.move_to_end(sid)
-            while len(self._ids) > self._capacity:
-                self._ids.popitem(last=False)
+            self._seen[sid] = seen
+            self._seen.move_to_end(sid)
+            while len(self._seen) > self._capacity:
+                self._seen.popitem(last=False)

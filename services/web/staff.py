@@ -18,7 +18,7 @@ from flask import Blueprint, abort, current_app, g, redirect, render_template, r
 from services.web import labels
 from services.web.areas import current_areas
 from services.web.backends import Answer, current_backends
-from services.web.sessions import StaffSession
+from services.web.sessions import LastQueue, StaffSession
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 log = logging.getLogger(__name__)
@@ -95,32 +95,75 @@ def home() -> Any:
 def queue() -> str:
     """The orders by nearest deadline, a page at a time: routing names the area's orders without
     loading them, sla's clocks sort them, and only the page shown is loaded from routing (a load per
-    order, which made a queue of 150 orders the slowest page under load)."""
-    last_queues = current_app.extensions["last_queues"]
-    sid = session["sid"]
-    # the clocks of the orders the queue listed last are asked for with routing's ids, at once; only
-    # orders new since then wait for a second sla read
-    listed_before = last_queues.get(sid)
-    listed, *known = current_backends().get_all(
-        [("routing", f"/v1/workorders/ids?limit={QUEUE_LIMIT}"), *_clock_reads(list(listed_before))],
-        token=_me().token,
+    order, which made a queue of 150 orders the slowest page under load).
+
+    Three reads one after the other would be slow, so the page reads what it showed last at once:
+    while routing names the orders, sla is asked for the clocks of those it listed last and routing
+    loads the page it showed last. Then only orders new since (their clocks) and a page that differs
+    (its orders) are read, and both at once."""
+    last_queues, sid = current_app.extensions["last_queues"], session["sid"]
+    backends, token = current_backends(), _me().token
+    number = _page_number(request.args.get("page"))
+    last = last_queues.get(sid)
+    page_reads, clock_reads = _order_reads(last.shown), _clock_reads(list(last.listed))
+    listed, *answers = backends.get_all(
+        [("routing", f"/v1/workorders/ids?limit={QUEUE_LIMIT}"), *page_reads, *clock_reads], token=token
     )
-    ids = listed.body.get("petition_ids", [])
-    clocks = _clocks_in(known)
-    asked = set(listed_before)
-    clocks.update(_clocks_of([i for i in ids if i not in asked]))
-    last_queues.put(sid, ids)
-    running = {i: _running_clock(clocks.get(i, {})) for i in ids}
-    # nearest deadline first; orders waiting for the citizen's rating (no clock running) last, newest first
-    ranked = sorted(ids, key=lambda i: (running[i] is None, (running[i] or {}).get("deadline") or ""))
-    pages = max(1, -(-len(ranked) // QUEUE_PAGE))
-    number = min(_page_number(request.args.get("page")), pages)
-    shown = ranked[(number - 1) * QUEUE_PAGE : number * QUEUE_PAGE]
-    loaded = _call("GET", "routing", "/v1/workorders", params={"ids": ",".join(shown)}) if shown else None
-    orders = {o["petition_id"]: o for o in (loaded.body.get("workorders", []) if loaded else []) if o["status"] in OPEN}
-    rows = [{"order": orders[i], "clock": running[i]} for i in shown if i in orders]
+    ids: list[str] = listed.body.get("petition_ids", [])
+    loaded = _QueueOrders(last.shown, answers[: len(page_reads)])
+    clocks = _clocks_in(answers[len(page_reads) :])
+    # the page as the orders listed before sort, loaded while sla reads the clocks of the new ones
+    guess = loaded.missing(_queue_page([i for i in ids if i in set(last.listed)], clocks, number)[0])
+    new = [i for i in ids if i not in set(last.listed)]
+    clock_reads = _clock_reads(new)
+    answers = backends.get_all([*clock_reads, *_order_reads(guess)], token=token) if new or guess else []
+    clocks.update(_clocks_in(answers[: len(clock_reads)]))
+    loaded.add(guess, answers[len(clock_reads) :])
+    shown, running = _queue_page(ids, clocks, number)
+    still = loaded.missing(shown)  # a new order whose deadline comes before those guessed
+    loaded.add(still, backends.get_all(_order_reads(still), token=token) if still else [])
+    last_queues.put(sid, LastQueue(tuple(ids), tuple(shown)))
+    rows = [{"order": loaded.orders[i], "clock": running[i]} for i in shown if i in loaded.orders]
+    pages = max(1, -(-len(ids) // QUEUE_PAGE))
     cut = len(ids) >= QUEUE_LIMIT and QUEUE_LIMIT
-    return render_template("queue.html", rows=rows, cut=cut, page=number, pages=pages, listed=len(ids))
+    return render_template("queue.html", rows=rows, cut=cut, page=min(number, pages), pages=pages, listed=len(ids))
+
+
+def _queue_page(
+    ids: list[str], clocks: dict[str, dict[str, Any]], number: int
+) -> tuple[list[str], dict[str, dict[str, Any] | None]]:
+    """Page `number` (the last if beyond) of the ids sorted by their running clocks, nearest deadline
+    first, orders waiting for the citizen's rating (no clock running) last; and each id's clock."""
+    running = {i: _running_clock(clocks.get(i, {})) for i in ids}
+    ranked = sorted(ids, key=lambda i: (running[i] is None, (running[i] or {}).get("deadline") or ""))
+    number = min(number, max(1, -(-len(ids) // QUEUE_PAGE)))
+    return ranked[(number - 1) * QUEUE_PAGE : number * QUEUE_PAGE], running
+
+
+class _QueueOrders:
+    """The open orders the queue has loaded from routing, and which ids it has asked for (an id routing
+    did not answer has left the caller's area: it is not asked for twice)."""
+
+    def __init__(self, asked: tuple[str, ...], answers: list[Answer]) -> None:
+        self.asked: set[str] = set()
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.add(list(asked), answers)
+
+    def missing(self, ids: list[str]) -> list[str]:
+        return [i for i in ids if i not in self.asked]
+
+    def add(self, asked: list[str], answers: list[Answer]) -> None:
+        self.asked.update(asked)
+        for answer in answers:
+            for order in answer.body.get("workorders", []) if answer.ok else []:
+                if order["status"] in OPEN:
+                    self.orders[order["petition_id"]] = order
+
+
+def _order_reads(petition_ids: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """routing's reads of these orders by id, at most a page (50) each."""
+    batches = [petition_ids[i : i + QUEUE_PAGE] for i in range(0, len(petition_ids), QUEUE_PAGE)]
+    return [("routing", f"/v1/workorders?ids={quote(','.join(batch), safe=',')}") for batch in batches]
 
 
 def _page_number(raw: str | None) -> int:

@@ -138,8 +138,8 @@ class QueueBackends(Backends):
         if service == "routing" and path.startswith("/v1/workorders/ids?"):
             return Answer(200, {"petition_ids": ids[: int(path.split("limit=")[1])]})
         if service == "routing":
-            assert path == "/v1/workorders", path
-            wanted = kw["params"]["ids"].split(",")
+            assert path.startswith("/v1/workorders?ids="), path
+            wanted = path.split("=", 1)[1].split(",")
             self.loaded.append(wanted)
             orders = [{"petition_id": i, "status": "assigned", "assignment": {"village": "东村"}} for i in wanted]
             return Answer(200, {"workorders": orders})
@@ -178,35 +178,46 @@ def test_the_queue_sorts_every_order_by_its_clock_and_loads_only_the_page_shown(
 
 
 class SlowListBackends(QueueBackends):
-    """Routing names the orders only once sla has been asked for clocks (or after 5 s), so a page that
-    asks sla after routing's answer waits out the 5 s."""
+    """Routing names the orders only once sla has been asked for clocks and routing for orders (or
+    after 2 s each), so a page that asks either after routing's answer waits out the 2 s."""
 
     def __init__(self) -> None:
         super().__init__()
         self.sla_asked = threading.Event()
-        self.routing_waited: list[bool] = []
+        self.orders_asked = threading.Event()
+        self.routing_waited: list[tuple[bool, bool]] = []
 
     def call(self, service, method, path, **kw):  # type: ignore[no-untyped-def,override]
         if service == "routing" and path.startswith("/v1/workorders/ids"):
-            self.routing_waited.append(self.sla_asked.wait(5))
-        if service == "sla":
+            self.routing_waited.append((self.sla_asked.wait(2), self.orders_asked.wait(2)))
+        elif service == "routing":
+            self.orders_asked.set()
+        else:
             self.sla_asked.set()
         return super().call(service, method, path, **kw)
 
 
-def test_the_queue_asks_for_the_clocks_it_showed_last_while_routing_lists() -> None:
+def test_the_queue_reads_what_it_showed_last_while_routing_names_the_orders() -> None:
     backends = SlowListBackends()
     client = logged_in(backends, StaffSession("tok-S1", "S1", "张三", "grid_leader", "某村", None))
-    first = client.get("/staff/queue")  # nothing shown before: sla is asked after routing's answer
-    assert first.status_code == 200 and backends.routing_waited == [False]
+    first = client.get("/staff/queue")  # nothing shown before: sla and the page are read after routing's ids
+    assert first.status_code == 200 and backends.routing_waited == [(False, False)]
+    shown_first = re.findall(r'data-order="([^"]+)"', first.get_data(as_text=True))
+    for event in (backends.sla_asked, backends.orders_asked):
+        event.clear()
     backends.asked.clear()
-    backends.sla_asked.clear()
+    backends.loaded.clear()
+    # a new order, whose deadline (in QueueBackends) is the nearest of all
     backends.listed = [*backends.listed, "JZ20250311000001"]
     second = client.get("/staff/queue")
-    assert second.status_code == 200 and backends.routing_waited[-1] is True  # asked at once
-    # the 150 listed before in the first calls, then only the order new since
+    assert second.status_code == 200 and backends.routing_waited[-1] == (True, True)  # asked at once
+    # the clocks of the 150 listed before in the first calls, then only the order new since
     assert sorted(len(a) for a in backends.asked) == [1, 50, 100] and backends.asked[-1] == ["JZ20250311000001"]
-    assert "共 151 件" in second.get_data(as_text=True)
+    # the page shown before, with routing's ids; then the new order alone, which comes first
+    assert backends.loaded == [shown_first, ["JZ20250311000001"]]
+    html = second.get_data(as_text=True)
+    shown = re.findall(r'data-order="([^"]+)"', html)
+    assert shown == ["JZ20250311000001", *shown_first[:49]] and "共 151 件" in html
 
 
 class TriageBackends(Backends):
