@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import re
 import threading
 import time
 import uuid
@@ -110,7 +111,7 @@ def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: f
     }
     latencies: dict[str, list[float]] = {name: [] for name in pages}
     statuses: dict[str, set[int]] = {name: set() for name in pages}
-    rows: dict[str, int] = {}
+    rows: dict[str, str] = {}
     threads = [threading.Thread(target=load) for _ in range(concurrency)]
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -128,15 +129,17 @@ def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: f
             continue
         latencies[name].append(time.perf_counter() - started)
         statuses[name].add(resp.status_code)
-        # how many work orders the queues showed: their cost grows with it
-        rows[name] = resp.text.count('data-order="') + resp.text.count('data-triage="')
+        # how many work orders the queues showed (and of how many, for a queue with pages): the cost grows with them
+        shown = resp.text.count('data-order="') + resp.text.count('data-triage="')
+        listed = re.search(r"共 (\d+) 件", resp.text)
+        rows[name] = f"{shown} of {listed[1]}" if listed else str(shown or "")
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
     every = [x for xs in latencies.values() for x in xs]
     return {
         "pages": {
-            n: {**percentiles_ms(xs), "n": len(xs), "statuses": sorted(statuses[n]), "rows": rows.get(n, 0)}
+            n: {**percentiles_ms(xs), "n": len(xs), "statuses": sorted(statuses[n]), "rows": rows.get(n, "")}
             for n, xs in latencies.items()
         },
         "all": {**percentiles_ms(every), "n": len(every)},
@@ -157,10 +160,10 @@ def report(result: dict, opts: argparse.Namespace) -> None:  # type: ignore[type
     )
     print("| page | requests | p50 ms | p95 ms | p99 ms | statuses | orders shown at the end |")
     print("|---|---|---|---|---|---|---|")
-    for name, r in [*result["pages"].items(), ("all pages", {**result["all"], "statuses": [], "rows": 0})]:
+    for name, r in [*result["pages"].items(), ("all pages", {**result["all"], "statuses": [], "rows": ""})]:
         print(
             f"| {name} | {r['n']} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | "
-            f"{', '.join(map(str, r['statuses']))} | {r['rows'] or ''} |"
+            f"{', '.join(map(str, r['statuses']))} | {r['rows']} |"
         )
 
 
