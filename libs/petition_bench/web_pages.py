@@ -58,6 +58,9 @@ def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: f
     lock = threading.Lock()
     submitted = [0]
     load_statuses: Counter[int] = Counter()
+    # the load's own submissions, straight to intake: what the receipt page (one more submission) is
+    # compared with
+    load_latencies: list[float] = []
     sent = itertools.count()
     stop_at = time.perf_counter() + seconds
 
@@ -71,10 +74,12 @@ def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: f
                 if due >= stop_at:
                     break
                 time.sleep(max(0.0, due - time.perf_counter()))
+            started = time.perf_counter()
             resp = http.post(
                 f"{intake}/v1/petitions", json=g.body, headers={"Idempotency-Key": g.idempotency_key}, timeout=60
             )
             with lock:
+                load_latencies.append(time.perf_counter() - started)
                 load_statuses[resp.status_code] += 1
                 submitted[0] += resp.status_code == 201
 
@@ -146,6 +151,7 @@ def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: f
         "intake_per_s": submitted[0] / wall,
         "submitted": submitted[0],
         "load_statuses": dict(sorted(load_statuses.items())),
+        "load_latency": percentiles_ms(load_latencies),
         # the machine is shared: what else ran shows in its load average (2 cores)
         "loadavg_1m": (load_before, os.getloadavg()[0]),
     }
@@ -153,10 +159,12 @@ def run(county, intake: str, web: str, seconds: float, concurrency: int, rate: f
 
 def report(result: dict, opts: argparse.Namespace) -> None:  # type: ignore[type-arg]
     how = f"paced to {opts.rate:g}/s" if opts.rate else "back to back"
+    own = result["load_latency"]
     print(
         f"intake load: {opts.concurrency} clients {how}, reached {result['intake_per_s']:.1f} submissions/s "
         f"over {opts.seconds:.0f} s; answers {result['load_statuses']}; 1-minute load average "
-        f"{result['loadavg_1m'][0]:.1f} at the start, {result['loadavg_1m'][1]:.1f} at the end\n"
+        f"{result['loadavg_1m'][0]:.1f} at the start, {result['loadavg_1m'][1]:.1f} at the end; the load's own "
+        f"submissions p50 / p95 / p99 {own['p50_ms']:.0f} / {own['p95_ms']:.0f} / {own['p99_ms']:.0f} ms\n"
     )
     print("| page | requests | p50 ms | p95 ms | p99 ms | statuses | orders shown at the end |")
     print("|---|---|---|---|---|---|---|")
