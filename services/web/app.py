@@ -28,7 +28,7 @@ from services.web.devlogin import DemoAccounts
 from services.web.devlogin import bp as login_bp
 from services.web.oidclogin import OidcClient
 from services.web.oidclogin import bp as oidc_bp
-from services.web.sessions import LastQueues, SessionTable
+from services.web.sessions import SessionTable
 from services.web.staff import bp as staff_bp
 from services.web.vendor import bp as vendor_bp
 
@@ -76,7 +76,6 @@ def create_app(settings: Settings | None = None, backends: Backends | None = Non
         areas=AreaCache(backends),
         settings=settings,
         sessions=SessionTable(),
-        last_queues=LastQueues(),
         categories=load_categories(settings.config_dir / "categories.yaml"),
         # the development login's accounts: only in development, never in production
         demo_accounts=DemoAccounts.load(Path(demo_file)) if settings.development and demo_file else None,

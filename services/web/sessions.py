@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 SESSION_TTL_S = 8 * 3600  # one working day
@@ -45,9 +44,22 @@ CAPABILITIES = {
 }
 
 
+@dataclass(frozen=True)
+class LastQueue:
+    """What a session's queue listed (routing's ids) and showed (one page of them) last. The queue's
+    next load asks sla for the listed orders' clocks, and routing for the shown orders, while routing is
+    still naming the orders: the page waits for the slowest of these reads, not for one after the other."""
+
+    listed: tuple[str, ...] = ()
+    shown: tuple[str, ...] = ()
+
+
 class SessionTable:
+    """The logged-in staff sessions by id, with what each one's queue showed last (gone with it)."""
+
     def __init__(self) -> None:
         self._by_id: dict[str, StaffSession] = {}
+        self._queues: dict[str, LastQueue] = {}
         self._lock = threading.Lock()
 
     def open(self, session: StaffSession) -> str:
@@ -55,6 +67,7 @@ class SessionTable:
         with self._lock:
             now = time.monotonic()
             self._by_id = {k: v for k, v in self._by_id.items() if v.expires > now}
+            self._queues = {k: v for k, v in self._queues.items() if k in self._by_id}
             self._by_id[sid] = session
         return sid
 
@@ -69,37 +82,12 @@ class SessionTable:
     def close(self, sid: str | None) -> None:
         with self._lock:
             self._by_id.pop(sid or "", None)
+            self._queues.pop(sid or "", None)
 
+    def last_queue(self, sid: str) -> LastQueue:
+        return self._queues.get(sid) or LastQueue()
 
-@dataclass(frozen=True)
-class LastQueue:
-    """What a session's queue listed (routing's ids) and showed (one page of them) last."""
-
-    listed: tuple[str, ...] = ()
-    shown: tuple[str, ...] = ()
-
-
-class LastQueues:
-    """What each session's queue listed and showed last (at most `capacity` sessions, the least
-    recently used forgotten first). The queue's next load asks sla for the listed orders' clocks, and
-    routing for the shown orders, while routing is still naming the orders: the page waits for the
-    slowest of these reads, not for one after the other."""
-
-    def __init__(self, capacity: int = 2000) -> None:
-        self._seen: OrderedDict[str, LastQueue] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
-
-    def get(self, sid: str) -> LastQueue:
+    def remember_queue(self, sid: str, seen: LastQueue) -> None:
         with self._lock:
-            seen = self._seen.get(sid)
-            if seen is not None:
-                self._seen.move_to_end(sid)
-            return seen or LastQueue()
-
-    def put(self, sid: str, seen: LastQueue) -> None:
-        with self._lock:
-            self._seen[sid] = seen
-            self._seen.move_to_end(sid)
-            while len(self._seen) > self._capacity:
-                self._seen.popitem(last=False)
+            if sid in self._by_id:  # not for a session closed meanwhile
+                self._queues[sid] = seen

@@ -101,10 +101,10 @@ def queue() -> str:
     while routing names the orders, sla is asked for the clocks of those it listed last and routing
     loads the page it showed last. Then only orders new since (their clocks) and a page that differs
     (its orders) are read, and both at once."""
-    last_queues, sid = current_app.extensions["last_queues"], session["sid"]
+    sessions, sid = current_app.extensions["sessions"], session["sid"]
     backends, token = current_backends(), _me().token
     number = _page_number(request.args.get("page"))
-    last = last_queues.get(sid)
+    last = sessions.last_queue(sid)
     page_reads, clock_reads = _order_reads(last.shown), _clock_reads(list(last.listed))
     listed, *answers = backends.get_all(
         [("routing", f"/v1/workorders/ids?limit={QUEUE_LIMIT}"), *page_reads, *clock_reads], token=token
@@ -122,7 +122,7 @@ def queue() -> str:
     shown, running = _queue_page(ids, clocks, number)
     still = loaded.missing(shown)  # a new order whose deadline comes before those guessed
     loaded.add(still, backends.get_all(_order_reads(still), token=token) if still else [])
-    last_queues.put(sid, LastQueue(tuple(ids), tuple(shown)))
+    sessions.remember_queue(sid, LastQueue(tuple(ids), tuple(shown)))
     rows = [{"order": loaded.orders[i], "clock": running[i]} for i in shown if i in loaded.orders]
     pages = max(1, -(-len(ids) // QUEUE_PAGE))
     cut = len(ids) >= QUEUE_LIMIT and QUEUE_LIMIT

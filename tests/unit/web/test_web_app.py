@@ -13,7 +13,7 @@ from petition_common.config import Settings
 from services.web import labels
 from services.web.app import create_app
 from services.web.backends import Answer, Backends
-from services.web.sessions import SessionTable, StaffSession
+from services.web.sessions import LastQueue, SessionTable, StaffSession
 
 # nothing listens here: a page that needs a service answers the "try again" page
 NOWHERE = Backends({s: "http://127.0.0.1:9" for s in ("intake", "routing", "sla", "stats")})
@@ -218,6 +218,21 @@ def test_the_queue_reads_what_it_showed_last_while_routing_names_the_orders() ->
     html = second.get_data(as_text=True)
     shown = re.findall(r'data-order="([^"]+)"', html)
     assert shown == ["JZ20250311000001", *shown_first[:49]] and "共 151 件" in html
+
+
+def test_what_a_queue_showed_is_forgotten_at_logout() -> None:
+    """The petition ids a session's queue listed are kept for its next load only while it lasts."""
+    backends = QueueBackends()
+    client = logged_in(backends, StaffSession("tok-S1", "S1", "张三", "grid_leader", "某村", None))
+    assert client.get("/staff/queue").status_code == 200
+    with client.session_transaction() as cookie:
+        sid = cookie["sid"]
+    sessions = client.application.extensions["sessions"]
+    assert len(sessions.last_queue(sid).listed) == 150 and len(sessions.last_queue(sid).shown) == 50
+    assert client.post("/staff/logout").status_code == 303
+    assert sessions.last_queue(sid) == LastQueue()
+    sessions.remember_queue(sid, LastQueue(("JZ20250310000001",), ()))  # a load that ended after the logout
+    assert sessions.last_queue(sid) == LastQueue()
 
 
 class TriageBackends(Backends):
