@@ -110,9 +110,21 @@ def act(action: str) -> Call:
 
 
 def listed_orders(urls, headers, case):
-    resp = get(f"{urls['routing']}/v1/workorders", headers)
+    """Whether the list shows the case's order; asked for by id (a queue's page), it must answer alike."""
+    listed = []
+    for params in ({}, {"ids": case.petition_id}):
+        resp = get(f"{urls['routing']}/v1/workorders", headers, **params)
+        assert resp.status_code == 200, resp.text
+        listed.append(case.petition_id in {o["petition_id"] for o in resp.json()["workorders"]})
+    assert listed[0] == listed[1], (case, listed)
+    return listed[0]
+
+
+def listed_ids(urls, headers, case):
+    """Whether the ids a list would consider name the case's order."""
+    resp = get(f"{urls['routing']}/v1/workorders/ids", headers)
     assert resp.status_code == 200, resp.text
-    return case.petition_id in {o["petition_id"] for o in resp.json()["workorders"]}
+    return case.petition_id in resp.json()["petition_ids"]
 
 
 def read_grid(urls, headers, case):
@@ -183,6 +195,7 @@ def scoped_list(service: str, path: str, key: str) -> Call:
 PROBES: dict[tuple[str, str, str], tuple[str, Call]] = {
     ("intake", "GET", "/v1/petitions/{id}"): ("read", read_object("intake", "/v1/petitions/{id}")),
     ("routing", "GET", "/v1/workorders"): ("read", listed_orders),
+    ("routing", "GET", "/v1/workorders/ids"): ("read", listed_ids),
     ("routing", "GET", "/v1/workorders/{id}"): ("read", read_object("routing", "/v1/workorders/{id}")),
     **{("routing", "POST", f"/v1/workorders/{{id}}/{a}"): ("act", act(a)) for a in ACTIONS},
     ("routing", "GET", "/v1/grids/{grid_id}"): ("read", read_grid),

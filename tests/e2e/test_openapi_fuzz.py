@@ -3,10 +3,11 @@ against the four services running as real processes over the local Kafka and Fer
 
 Each operation is fuzzed in both of Schemathesis' modes: positive (data the document allows) and
 negative (data it forbids). Staff operations get a valid bearer token, an auditor's token (valid,
-but it may act on nothing) or none at all, drawn per example; a negative example whose headers are the
-invalid part is sent with its own headers only (a token added would make it valid again). Positive examples are steered towards
-the service's real data some of the time (real petition ids and their tracking codes, categories,
-phone numbers, grid ids), so that they get past "not found" and into the code that writes.
+but it may act on nothing) or none at all, drawn per example; a negative example whose headers are
+the invalid part is sent with its own headers only (a token added would make it valid again).
+Positive examples are steered towards the service's real data some of the time (real petition ids
+and their tracking codes, categories, phone numbers, grid ids), so that they get past "not found"
+and into the code that writes.
 
 Every answer must be:
 - never a 5xx (nothing is down, so not even a 503);
