@@ -132,13 +132,10 @@ class RoutingService:
         One area's list reads that area's index and loads only its orders; the county-wide list of a
         dispatcher or auditor pages through open_orders and loads no more than `limit` of them."""
         filters = {"grid_id": grid_id, "town": town, "status": status, "assignee": assignee, "triage": triage}
-        if ids is not None:
-            pids = list(ids)
-        else:
-            area = _area_of(staff, assignee, triage)
-            if area == "":
-                return []  # a role that sees no order, or a supervisor without a town
-            pids = self._candidates(area, filters, oldest_first)
+        area = _area_of(staff, assignee, triage)
+        if area == "":
+            return []  # a role that sees no order, or a supervisor without a town: nothing to load
+        pids = list(ids) if ids is not None else self._candidates(area, filters, oldest_first)
         out: list[dict[str, Any]] = []
         while pids and len(out) < limit:
             n = max(limit - len(out), LIST_LOAD_THREADS)
