@@ -18,6 +18,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from petition_devtools import demo
 from petition_devtools.tokens import token_for
+from services.web.staff import QUEUE_PAGE
 from tests.browser.conftest import DESKTOP, PHONE, Browser, Platform
 from tests.support import eventually, read_topic
 
@@ -32,11 +33,12 @@ def until(driver: WebDriver, check: Callable[[WebDriver], object], timeout_s: fl
     return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(check)
 
 
-def reload_until(driver: WebDriver, selector: str, timeout_s: float = 30) -> None:
-    """Reload the page until `selector` is on it: the services learn of each change over Kafka."""
+def reload_until(driver: WebDriver, selector: str, timeout_s: float = 30, text: str = "") -> None:
+    """Reload the page until `selector` is on it (with `text` in it): the services learn of each change
+    over Kafka."""
 
     def present(d: WebDriver) -> bool:
-        if d.find_elements(By.CSS_SELECTOR, selector):
+        if any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, selector)):
             return True
         d.refresh()
         return False
@@ -187,6 +189,47 @@ def test_a_dispatcher_assigns_a_triaged_petition_to_a_grid(platform: Platform, b
     order = requests.get(f"{platform.urls['routing']}/v1/workorders/{petition_id}", headers=dispatcher, timeout=10)
     assert order.json()["assignment"]["grid_id"] == grid
     browser.viewport(PHONE)
+
+
+def test_a_long_queue_shows_the_nearest_deadlines_a_page_at_a_time(platform: Platform, browser: Browser) -> None:
+    """More open orders than a page: the grid leader's queue shows the first 50 by nearest deadline, says
+    how many there are, and the next page shows the rest."""
+    county = platform.county
+    village = county.villages[2]  # a village of its own: the other tests' leaders keep short queues
+    town = next(t for t in county.towns if t.town_id == village.town_id)
+    grid = min((g for g in county.grids if g.village_id == village.village_id), key=lambda g: g.grid_id)
+    hotline = {"Authorization": f"Bearer {token_for(demo.dispatcher_of(county))}"}  # counted per token
+    submitted = set()
+    for n in range(QUEUE_PAGE + 3):
+        resp = requests.post(
+            f"{platform.urls['intake']}/v1/petitions",
+            json={
+                "channel": "hotline",
+                "category": "drainage",
+                "content": f"排水沟堵塞，第{n}处",
+                "location": {"town": town.name, "village": village.name},
+                "citizen": {"name": "赵敏", "phone": f"139{n:08d}"},
+            },
+            headers=hotline,
+            timeout=10,
+        )
+        assert resp.status_code == 201, resp.text
+        submitted.add(resp.json()["petition_id"])
+    d = browser.driver
+    browser.viewport(PHONE)
+    login(browser, platform, grid.leader_id)
+    d.get(f"{platform.web}/staff/queue")
+    reload_until(d, "[data-page]", timeout_s=60, text=f"共 {len(submitted)} 件")  # routing has assigned them all
+    first = [e.get_attribute("data-order") for e in d.find_elements(By.CSS_SELECTOR, "[data-order]")]
+    deadlines = [e.get_attribute("data-deadline") for e in d.find_elements(By.CSS_SELECTOR, "[data-deadline]")]
+    assert len(first) == QUEUE_PAGE and "第 1/2 页" in css(d, "[data-page]").text
+    assert deadlines == sorted(deadlines)  # nearest first (orders whose clock sla has not yet come last)
+    browser.axe("staff-queue-pages")
+    css(d, "[data-next]").click()
+    until(d, lambda d: "第 2/2 页" in css(d, "[data-page]").text)
+    second = [e.get_attribute("data-order") for e in d.find_elements(By.CSS_SELECTOR, "[data-order]")]
+    assert set(first) | set(second) == submitted and not set(first) & set(second)
+    assert not d.find_elements(By.CSS_SELECTOR, "[data-next]")
 
 
 def test_a_field_error_shows_next_to_its_field(platform: Platform, browser: Browser) -> None:
