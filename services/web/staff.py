@@ -112,9 +112,10 @@ def queue() -> str:
     ids: list[str] = listed.body.get("petition_ids", [])
     loaded = _QueueOrders(last.shown, answers[: len(page_reads)])
     clocks = _clocks_in(answers[len(page_reads) :])
+    before = set(last.listed)
     # the page as the orders listed before sort, loaded while sla reads the clocks of the new ones
-    guess = loaded.missing(_queue_page([i for i in ids if i in set(last.listed)], clocks, number)[0])
-    new = [i for i in ids if i not in set(last.listed)]
+    guess = loaded.missing(_queue_page([i for i in ids if i in before], clocks, number)[0])
+    new = [i for i in ids if i not in before]
     clock_reads = _clock_reads(new)
     answers = backends.get_all([*clock_reads, *_order_reads(guess)], token=token) if new or guess else []
     clocks.update(_clocks_in(answers[: len(clock_reads)]))
@@ -124,7 +125,7 @@ def queue() -> str:
     loaded.add(still, backends.get_all(_order_reads(still), token=token) if still else [])
     sessions.remember_queue(sid, LastQueue(tuple(ids), tuple(shown)))
     rows = [{"order": loaded.orders[i], "clock": running[i]} for i in shown if i in loaded.orders]
-    pages = max(1, -(-len(ids) // QUEUE_PAGE))
+    pages = _pages(len(ids))
     cut = len(ids) >= QUEUE_LIMIT and QUEUE_LIMIT
     return render_template("queue.html", rows=rows, cut=cut, page=min(number, pages), pages=pages, listed=len(ids))
 
@@ -136,8 +137,13 @@ def _queue_page(
     first, orders waiting for the citizen's rating (no clock running) last; and each id's clock."""
     running = {i: _running_clock(clocks.get(i, {})) for i in ids}
     ranked = sorted(ids, key=lambda i: (running[i] is None, (running[i] or {}).get("deadline") or ""))
-    number = min(number, max(1, -(-len(ids) // QUEUE_PAGE)))
+    number = min(number, _pages(len(ids)))
     return ranked[(number - 1) * QUEUE_PAGE : number * QUEUE_PAGE], running
+
+
+def _pages(orders: int) -> int:
+    """How many pages of the queue `orders` fill (an empty queue is one empty page)."""
+    return max(1, -(-orders // QUEUE_PAGE))
 
 
 class _QueueOrders:
