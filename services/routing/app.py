@@ -172,9 +172,7 @@ def list_workorders() -> Response:
         raise ApiError(400, "invalid_filter", "unknown status", {"status": "unknown status"})
     ids = None
     if "ids" in args:
-        ids, problem = petition_ids.parse_ids(args["ids"], MAX_LISTED_IDS)
-        if len(request.args.getlist("ids")) > 1:
-            problem = "give ids once, separated by commas"
+        ids, problem = petition_ids.ids_param(request.args.getlist("ids"), MAX_LISTED_IDS)
         if problem:
             raise ApiError(400, "invalid_filter", "invalid query parameters", {"ids": problem})
     orders = _service().list_orders(

@@ -42,9 +42,7 @@ def get_petitions() -> Response:
     """Several petitions' clocks at once (reads.ClockReader)."""
     staff = require_staff()
     problems = {k: "unknown parameter" for k in request.args if k != "ids"}
-    ids, problem = reads.parse_ids(request.args.get("ids"))
-    if len(request.args.getlist("ids")) > 1:
-        problem = "give ids once, separated by commas"
+    ids, problem = reads.ids_param(request.args.getlist("ids"))
     if problem:
         problems["ids"] = problem
     if problems:

@@ -57,6 +57,11 @@ def parse_ids(raw: str | None) -> tuple[list[str], str | None]:
     return petition_ids.parse_ids(raw, MAX_IDS)
 
 
+def ids_param(values: list[str]) -> tuple[list[str], str | None]:
+    """The same for every occurrence of `ids` in a query (it must be given once)."""
+    return petition_ids.ids_param(values, MAX_IDS)
+
+
 def readable_views(
     records: Iterable[SlaRecord], staff: Staff, view: Callable[[SlaRecord], dict[str, Any]]
 ) -> list[dict[str, Any]]:
