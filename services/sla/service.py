@@ -15,6 +15,8 @@ projects. Stores (petition_common/store.py: every change is the unique insert of
   `recheck_at` (`domain.open_clocks`). The scanner reads it whole each interval; only the petitions
   whose `recheck_at` has come are loaded from `clocks`. Each document names the calendar it was derived
   with; a scanner that finds another one looks at the calendar directory before deriving anything.
+  The due petitions are handled in groups (`SCAN_GROUP`), with one insert for all of a group's notices,
+  one for the records' marks and one bulk write for the projections.
 
 Owning petitions: with an `Ownership` (the consumer's partitions, petition_common.ownership) the scanner
 looks only after the petitions whose intake partition this instance's member holds, so under a lease
@@ -80,6 +82,8 @@ __all__ = ["NotFound", "ScanStats", "SlaConfig", "SlaService"]
 log = logging.getLogger(__name__)
 
 NOTICE_READ_THREADS = 8
+# petitions a scan handles with one group of writes (the lock on this instance's writers is held that long)
+SCAN_GROUP = 64
 SUBMITTED = "petition.submitted"
 CALENDAR_STATE_ID = "calendar"
 
@@ -262,13 +266,15 @@ class SlaService:
         now: datetime,
         report_gap: bool = False,
         leases: dict[str, Lease | None] | None = None,
-    ) -> None:
+    ) -> dict[str, dict[str, Any] | None]:
         """`_project` for several petitions: one bulk write, then each one's check for a newer version
-        (none for a petition whose lease held)."""
+        (none for a petition whose lease held); returns each one's document as `_project` does."""
         leases = leases or {}
         items = [(record.petition_id, seq, self._watch(record, seq, now, report_gap).doc) for record, seq in records]
+        docs = {pid: doc for pid, _, doc in items}
         for pid in self.projection.put_many(items, sole=lambda pid: self._sole(leases.get(pid))):
-            self.reproject(pid, now)
+            docs[pid] = self.reproject(pid, now)
+        return docs
 
     def reproject(self, petition_id: str, now: datetime | None = None) -> dict[str, Any] | None:
         """Recompute one petition's open_clocks document from its record (repairs a stale or lost one)."""
@@ -312,28 +318,22 @@ class SlaService:
             # another instance may have taken up a calendar file this one has not looked at yet: deriving
             # its petitions again with the older calendar would undo what it derived, so look first
             self.check_calendar()
-        for pid, doc in list(docs.items()):
+        wanted: list[tuple[str, Lease | None]] = []
+        for pid, doc in docs.items():
             if not needs_attention(doc, now, self.config.calendar):
                 continue
             lease = self._lease(pid)
             if self.ownership is not None and lease is None and not self.ownership.primary(pid):
                 continue  # another instance's member holds it: its scanner looks after it
-            stats.processed += 1
-            try:
-                with self._writing:
-                    emitted, new_doc = self.process(pid, now, lease)
-            except TRANSIENT_ERRORS:
-                raise  # the database is away: end this scan, the next one starts over
-            except Exception:
-                stats.failed += 1
-                self.metrics.scan_errors.inc()
-                log.exception("scan failed for a petition; retried next scan", extra={"petition_id": pid})
-                continue
-            stats.emitted += [f"{pid}|{key}" for key in emitted]
-            if new_doc is None:
-                docs.pop(pid)
-            else:
-                docs[pid] = new_doc
+            wanted.append((pid, lease))
+        stats.processed = len(wanted)
+        for start in range(0, len(wanted), SCAN_GROUP):
+            for pid, (emitted, new_doc) in self._process_group(wanted[start : start + SCAN_GROUP], now, stats).items():
+                stats.emitted += [f"{pid}|{key}" for key in emitted]
+                if new_doc is None:
+                    docs.pop(pid, None)
+                else:
+                    docs[pid] = new_doc
         self._refresh_gauges(docs.values(), now)
         self.metrics.scan_seconds.observe(time.perf_counter() - started)
         self.metrics.last_scan.set(now.timestamp())
@@ -351,6 +351,70 @@ class SlaService:
         if self._calendar_check_due():
             self.check_calendar()
         return self.scan() if self._scan_cadence.due(interval_s) else None
+
+    def _process_group(
+        self, group: list[tuple[str, Lease | None]], now: datetime, stats: ScanStats
+    ) -> dict[str, tuple[list[str], dict[str, Any] | None]]:
+        """`process` for several petitions at once: their notices committed in one insert (and one for
+        the markers), the records marked in one more, the projections in one bulk write. If that fails
+        for a reason other than the database being away, the group is processed petition by petition,
+        so one petition's failure is counted and logged alone, as before."""
+        try:
+            with self._writing:
+                return self.process_many(group, now)
+        except TRANSIENT_ERRORS:
+            raise  # the database is away: end this scan, the next one starts over
+        except Exception:
+            log.info("a scan group failed; processing it petition by petition", exc_info=True)
+        out: dict[str, tuple[list[str], dict[str, Any] | None]] = {}
+        for pid, lease in group:
+            try:
+                with self._writing:
+                    out[pid] = self.process(pid, now, lease)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception:
+                stats.failed += 1
+                self.metrics.scan_errors.inc()
+                log.exception("scan failed for a petition; retried next scan", extra={"petition_id": pid})
+        return out
+
+    def process_many(
+        self, group: list[tuple[str, Lease | None]], now: datetime
+    ) -> dict[str, tuple[list[str], dict[str, Any] | None]]:
+        """`process` for a group of petitions, with a few writes for all of them (`_process_group`)."""
+        out: dict[str, tuple[list[str], dict[str, Any] | None]] = {}
+        records: dict[str, tuple[SlaRecord, int]] = {}
+        emissions: list[tuple[Notice, Emission]] = []
+        for pid, lease in group:
+            loaded = self.clocks.load_to_write(pid) if self._sole(lease) else self.clocks.load(pid)
+            if loaded.state is None:
+                self.open_clocks.delete_one({"_id": pid})  # a projection without a record
+                out[pid] = ([], None)
+                continue
+            record = SlaRecord.from_dict(loaded.state)
+            records[pid] = (record, loaded.seq)
+            found = due(record, now, self.config)
+            if found.uncovered_year is not None:
+                self._calendar_gap(pid, found.uncovered_year)
+            emissions += [(notice, notice_emission(notice, now)) for notice in found.notices]
+        confirmed: dict[str, list[str]] = {pid: [] for pid in records}
+        # most notices are new: committed without reading, each one's unique insert is the check
+        firsts: list[Item] = [(Loaded(e.aggregate_id, 0, None), e.state, [e.event]) for _, e in emissions]
+        results = self.notices.commit_many(firsts)
+        for (notice, emission), result in zip(emissions, results, strict=True):
+            if not isinstance(result, Conflict) or self._commit_on_void(emission):
+                self._count_emitted(notice, emission)
+            elif not self._exists(emission):
+                continue  # not known to exist: the next scan tries again
+            confirmed[notice.petition_id].append(notice.key)
+        marked = self._mark_emitted_many({pid: keys for pid, keys in confirmed.items() if keys})
+        records.update(marked)
+        leases = dict(group)
+        docs = self._project_many(list(records.values()), now, leases=leases)
+        for pid in records:
+            out[pid] = (confirmed[pid], docs.get(pid))
+        return out
 
     def process(
         self, petition_id: str, now: datetime, lease: Lease | None = None
@@ -375,15 +439,12 @@ class SlaService:
         """Commit the notice (and its event) unless it exists; True once it is known to exist."""
         emission = notice_emission(notice, now)
         if not self._commit_once(emission):
-            return self.notices.load(emission.aggregate_id).state is not None  # emitted before, or elsewhere
-        self.metrics.notices.labels(notice.event_type, str(notice.level)).inc()
-        if notice.kind == BREACHED and notice.level == 1:
-            self.metrics.breached.labels(notice.clock).inc()
-        log.info(
-            "notice emitted",
-            extra={"petition_id": notice.petition_id, "key": notice.key, "due_at": emission.state["due_at"]},
-        )
+            return self._exists(emission)  # emitted before, or elsewhere
+        self._count_emitted(notice, emission)
         return True
+
+    def _exists(self, emission: Emission) -> bool:
+        return self.notices.load(emission.aggregate_id).state is not None
 
     def _commit_once(self, emission: Emission) -> bool:
         """Commit the notice aggregate's one commit unless it has a state: True if this call committed it.
@@ -394,15 +455,28 @@ class SlaService:
             self.notices.commit(Loaded(emission.aggregate_id, 0, None), emission.state, [emission.event])
             return True
         except Conflict:
-            pass
+            return self._commit_on_void(emission)
+
+    def _commit_on_void(self, emission: Emission) -> bool:
+        """After the first commit met one stored already: commit on top of it if it is the void commit
+        the relay wrote for an attempt that died before committing; True if this call committed."""
         loaded = self.notices.load(emission.aggregate_id)
         if loaded.state is not None:
             return False  # committed before (by us before a crash, or by another instance)
-        try:  # on top of the void commit the relay left for an attempt that died before committing
+        try:
             self.notices.commit(loaded, emission.state, [emission.event])
         except Conflict:
             return False  # another writer took this version
         return True
+
+    def _count_emitted(self, notice: Notice, emission: Emission) -> None:
+        self.metrics.notices.labels(notice.event_type, str(notice.level)).inc()
+        if notice.kind == BREACHED and notice.level == 1:
+            self.metrics.breached.labels(notice.clock).inc()
+        log.info(
+            "notice emitted",
+            extra={"petition_id": notice.petition_id, "key": notice.key, "due_at": emission.state["due_at"]},
+        )
 
     def _mark_emitted(self, petition_id: str, keys: list[str]) -> tuple[SlaRecord, int]:
         def attempt() -> tuple[SlaRecord, int]:
@@ -417,6 +491,25 @@ class SlaService:
             return marked, self.clocks.commit(loaded, marked.to_dict()).seq
 
         return retry_on_conflict(attempt, petition_id)
+
+    def _mark_emitted_many(self, keys: dict[str, list[str]]) -> dict[str, tuple[SlaRecord, int]]:
+        """`_mark_emitted` for several petitions, their marks committed in one insert; a petition whose
+        commit lost a race is marked on its own. Returns each one's record and version after."""
+        out: dict[str, tuple[SlaRecord, int]] = {}
+        items: list[Item] = []
+        for pid, emitted in keys.items():
+            loaded = self.clocks.load_to_write(pid)  # as `_mark_emitted`
+            assert loaded.state is not None
+            record = SlaRecord.from_dict(loaded.state)
+            marked = mark_emitted(record, emitted)
+            if marked == record:
+                out[pid] = (record, loaded.seq)
+            else:
+                items.append((loaded, marked.to_dict(), []))
+                out[pid] = (marked, loaded.seq + 1)
+        for pid in commit_batch(self.clocks, items).lost_ids:
+            out[pid] = self._mark_emitted(pid, keys[pid])
+        return out
 
     def _refresh_gauges(self, docs: Any, now: datetime) -> None:
         summary = summarize(docs, now)

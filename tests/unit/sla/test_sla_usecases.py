@@ -396,6 +396,47 @@ def test_a_scan_emitting_a_notice_reads_the_record_once_and_the_notice_never(sla
     assert sla.db.commands[("insert", "notices_commits")] == 1
 
 
+def test_a_scan_commits_the_notices_of_many_petitions_with_a_few_writes(sla: Sla) -> None:
+    """Issue #23: the notices a scan finds due are committed in one insert (their markers in one
+    more), the records' marks in one, their projections in one bulk write: not four writes each."""
+    pids = [f"JZ2026030900004{n}" for n in range(5)]
+    sla.consume(*[submitted(pid) for pid in pids])
+    sla.clock.advance(timedelta(hours=5))
+    sla.db.commands.clear()
+    stats = sla.service.scan()
+    assert sorted(stats.emitted) == sorted(notice_id(pid, "contact.0:warning:1") for pid in pids)
+    assert sla.db.commands[("insert", "notices_commits")] == 1
+    assert sla.db.commands[("insert", "outbox")] == 1
+    assert sla.db.commands[("insert", "clocks_commits")] == 1
+    assert sla.db.commands[("update", "open_clocks")] == 1
+    assert sorted(e.type for e in sla.published.events) == ["sla.warning"] * 5
+    for pid in pids:  # each record knows its notice is out, and its projection says so
+        assert sla.record(pid).emitted == ("contact.0:warning:1",)
+        assert sla.open_doc(pid)["seq"] == sla.parts.clocks.load(pid).seq  # type: ignore[index]
+    assert sla.service.scan().emitted == []
+
+
+def test_a_petition_that_fails_in_a_scan_group_fails_alone(sla: Sla, monkeypatch: pytest.MonkeyPatch) -> None:
+    import services.sla.service as service_module
+
+    pids = ["JZ20260309000051", "JZ20260309000052", "JZ20260309000053"]
+    sla.consume(*[submitted(pid) for pid in pids])
+    sla.clock.advance(timedelta(hours=5))
+    real_due = service_module.due
+
+    def due(record: SlaRecord, now: datetime, config: Any) -> Any:
+        if record.petition_id == pids[1]:
+            raise RuntimeError("a bug met by one petition")
+        return real_due(record, now, config)
+
+    monkeypatch.setattr(service_module, "due", due)
+    stats = sla.service.scan()
+    assert sorted(stats.emitted) == sorted(notice_id(pid, "contact.0:warning:1") for pid in (pids[0], pids[2]))
+    assert stats.failed == 1 and metric(sla, "petitions_sla_scan_errors_total") == 1
+    monkeypatch.setattr(service_module, "due", real_due)
+    assert sla.service.scan().emitted == [notice_id(pids[1], "contact.0:warning:1")]
+
+
 def test_a_notice_whose_first_attempt_the_relay_voided_is_emitted_on_top_of_the_void(sla: Sla) -> None:
     pid = "JZ20260309000024"
     nid = notice_id(pid, "contact.0:warning:1")
