@@ -263,6 +263,15 @@ class RoutingService:
                 assert petition is not None
                 items.append((loaded, petition_to_state(petition), published))
                 changed[pid] = (petition.order, before.order if before is not None else None)
+        # new orders are projected before they are committed, which needs no check afterwards; one that
+        # then loses (it existed) is projected again by on_intake_event, which finds its event applied
+        self.open_orders.put_first(
+            [
+                (loaded.aggregate_id, open_order_doc(changed[loaded.aggregate_id][0], 1))
+                for loaded, _, _ in items
+                if loaded.seq == 0
+            ]
+        )
         batch = commit_batch(self.orders, items)
         for pid in batch.lost_ids:
             for event, meta in groups[pid]:
@@ -280,27 +289,36 @@ class RoutingService:
     def _commit(
         self, loaded: Loaded, petition: domain.RoutedPetition, events: tuple[domain.WorkOrderEvent, ...]
     ) -> None:
+        if loaded.seq == 0:  # a new order: projected before it is committed (Projection.put_first)
+            self.open_orders.put_first([(petition.order.petition_id, open_order_doc(petition.order, 1))])
         commit = self.orders.commit(loaded, petition_to_state(petition), [to_cloudevent(e) for e in events])
         before = _petition_of(loaded)
-        self._project(petition.order, commit.seq, before.order if before is not None else None)
+        self._project(petition.order, commit.seq, before.order if before is not None else None, first=loaded.seq == 0)
 
     # ---- projecting: open_orders and the area index
 
-    def _project(self, order: domain.WorkOrder, seq: int, before: domain.WorkOrder | None = None) -> None:
+    def _project(
+        self, order: domain.WorkOrder, seq: int, before: domain.WorkOrder | None = None, first: bool = False
+    ) -> None:
         """Keep the area index and open_orders in step with version `seq` (`before` is the version it
         replaced, whose areas it leaves); a slower writer of an older version finds the newer one
-        after both writes and projects it, so the last writes are always of the newest version."""
+        after both writes and projects it, so the last writes are always of the newest version.
+        `first`: a new order's first version, projected before its commit (`_commit`), so only its
+        areas are written here."""
         self.areas.apply([Move.of(order, before)])
-        if self.open_orders.put(order.petition_id, seq, open_order_doc(order, seq)):
+        if not first and self.open_orders.put(order.petition_id, seq, open_order_doc(order, seq)):
             self._project_newest(order)
 
     def _project_many(self, projected: list[tuple[domain.WorkOrder, domain.WorkOrder | None, int]]) -> None:
-        """`_project` for a batch: the area moves in one commit per shard, the documents in one bulk write."""
+        """`_project` for a batch: the area moves in one commit per shard, the documents in one bulk write.
+        A version 1 was projected before its commit (a new order): only its areas are written."""
         if not projected:
             return
         self.areas.apply(Move.of(order, before) for order, before, _ in projected)
         newer = set(
-            self.open_orders.put_many([(o.petition_id, seq, open_order_doc(o, seq)) for o, _, seq in projected])
+            self.open_orders.put_many(
+                [(o.petition_id, seq, open_order_doc(o, seq)) for o, _, seq in projected if seq > 1]
+            )
         )
         for order, _, _ in projected:
             if order.petition_id in newer:

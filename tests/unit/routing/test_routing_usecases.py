@@ -255,8 +255,10 @@ def test_a_submission_is_routed_without_looking_for_its_order_first(world: World
     world.db.commands.clear()
     world.deliver(submitted(P1), submitted(P2), batch=batch)
     assert world.db.commands[("insert", "workorders_commits")] == (1 if batch else 2)
-    # the check after projecting each order is the one read left
-    assert world.db.commands[("find", "workorders_commits")] == 2
+    # nor after: a new order is projected before its commit, so no newer version can be overtaken
+    assert world.db.commands[("find", "workorders_commits")] == 0
+    assert world.open_order(P1)["seq"] == world.open_order(P2)["seq"] == 1  # type: ignore[index]
+    assert world.open_order(P1)["status"] == "assigned"  # type: ignore[index]
 
 
 @pytest.mark.parametrize("batch", [False, True])
@@ -269,6 +271,21 @@ def test_a_submission_redelivered_to_an_instance_that_does_not_remember_it_chang
     other.deliver(submitted(P1), submitted(P2), batch=batch)
     assert world.types(P1) == ["petition.assigned"] and world.types(P2) == ["petition.assigned"]
     assert world.service.load(P1)[0].seq == 1 and world.open_order(P1)["seq"] == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_late_redelivered_submission_leaves_the_newest_order_projected(world: World, batch: bool) -> None:
+    """A new order's projection is written before its commit. A redelivery to an instance that does not
+    remember the order writes the first version's document over the newest one before its commit
+    loses; it then finds the event applied and projects the newest version again."""
+    world.deliver(submitted(P1))
+    world.act(P1, leader("T01V01G001"), "contact")
+    other = World.__new__(World)  # a restarted instance: same database, nothing remembered
+    other.__dict__.update(world.__dict__, parts=world.other)
+    other.deliver(submitted(P1), submitted(P2), batch=batch)
+    assert world.types(P1) == ["petition.assigned", "petition.contacted"]
+    doc = world.open_order(P1)
+    assert doc is not None and doc["seq"] == 2 and doc["status"] == "in_progress"
 
 
 # ---- petition.feedback_received and petition.withdrawn --------------------------------------------
