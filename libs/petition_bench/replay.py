@@ -382,11 +382,17 @@ def _drive(
                 return False
             slot, tasks = schedule[index]
             _write_clock(clock, slot_instant(slot))
+            # sla scans at the new time before the slot's actions: otherwise whether a warning due at
+            # this very instant goes out depends on how far that scan got before the action's event
+            # (a handler contacting "at" the warning's instant), and the count varied from run to run
+            t = time.perf_counter()
+            _barrier(platform, scanned_at=slot_instant(slot))
+            segment.barrier_s += time.perf_counter() - t
             t = time.perf_counter()
             list(pool.map(driver.run, tasks))
             segment.http_s += time.perf_counter() - t
             t = time.perf_counter()
-            _barrier(platform, scanned_at=slot_instant(slot))
+            _barrier(platform)
             segment.barrier_s += time.perf_counter() - t
             state.next_slot = index + 1
             if index >= segment.first_slot + 8:
