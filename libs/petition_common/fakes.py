@@ -182,6 +182,10 @@ class MemoryCollection:
         self._docs: dict[Any, bytes] = {}
         self._lock = threading.RLock()
 
+    @property
+    def full_name(self) -> str:
+        return f"{self.database.name}.{self.name}"
+
     def _sent(self, command: str) -> None:
         with self.database._lock:
             self.database.commands[(command, self.name)] += 1

@@ -99,6 +99,10 @@ def _event_from_doc(doc: dict[str, Any]) -> Event:
     return Event.from_dict(doc["body"], key=doc["key"])
 
 
+# how long the flusher keeps the markers of what it published before deleting them, with others
+MARKER_LINGER_S = 0.1
+
+
 class _Recent:
     """A bounded map that forgets the least recently written key first; safe across threads
     (request threads, the consumer and the flusher share a store)."""
@@ -343,15 +347,20 @@ class AggregateStore:
         return self.flush_many([(aggregate_id, seq)], force=force)
 
     def flush_many(
-        self, commits: Sequence[tuple[str, int]], force: bool = False, known: dict[str, list[Event]] | None = None
+        self,
+        commits: Sequence[tuple[str, int]],
+        force: bool = False,
+        known: dict[str, list[Event]] | None = None,
+        spent: Callable[[Collection, list[str]], None] | None = None,
     ) -> int:
         """Publish several commits' events in one round trip to the broker; returns how many events.
 
         For each commit, older commits of its aggregate that still have a marker go first, found back
         past commits without events (`_unpublished_before`). The events
         are sent in that order and acknowledged together; only then are the markers deleted (in one
-        statement: the outbox is scanned once, not once per marker). `known` holds the events of
-        commits this process just wrote (by commit id), which then need not be read back.
+        statement: the outbox is scanned once, not once per marker), or handed to `spent(outbox,
+        ids)` to delete later with others (the Flusher). `known` holds the events of commits this
+        process just wrote (by commit id), which then need not be read back.
         """
         if self._publisher is None:
             raise RuntimeError(f"store {self.name} has no publisher")
@@ -382,7 +391,10 @@ class AggregateStore:
         if events:
             self._publisher.publish(events, force=force)
         if done:
-            self.outbox.delete_many({"_id": {"$in": done}})
+            if spent is None:
+                self.outbox.delete_many({"_id": {"$in": done}})
+            else:
+                spent(self.outbox, done)
             for cid in done:
                 aggregate_id, _, seq = cid.rpartition(":")
                 if int(seq) > self._published.get(aggregate_id, 0):
@@ -429,38 +441,74 @@ class Flusher:
     A request (or a consumed message) returns as soon as its commit is durable; this thread then
     publishes. If it falls behind (the queue is full) or the broker is down, the markers stay and
     the relay publishes them, so the queue is a fast path, never the only path.
+
+    The markers of what it published are deleted together, `linger_s` after the first of them (or
+    at once when `batch` are waiting): one delete for a burst instead of one per commit. A marker
+    left a moment longer costs nothing but, at worst, one more publication of its events by another
+    instance's writer (consumers de-duplicate by event id); the relay leaves markers younger than
+    its grace period alone.
     """
 
-    def __init__(self, maxsize: int = 10_000):
+    def __init__(
+        self, maxsize: int = 10_000, linger_s: float = MARKER_LINGER_S, clock: Callable[[], float] = time.monotonic
+    ):
         self._queue: queue.Queue[tuple[AggregateStore, str, int, list[Event]]] = queue.Queue(maxsize=maxsize)
+        self.linger_s = linger_s
+        self._clock = clock
+        self._spent: dict[str, tuple[Collection, list[str]]] = {}
+        self._spent_since: float | None = None
 
     def submit(self, store: AggregateStore, aggregate_id: str, seq: int, events: list[Event]) -> None:
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait((store, aggregate_id, seq, events))
 
     def run(self, stop: Callable[[], bool], batch: int = 500) -> None:
-        while not stop() or not self._queue.empty():
-            try:
-                items = [self._queue.get(timeout=0.2)]
-            except queue.Empty:
-                continue
+        try:
+            while not stop() or not self._queue.empty():
+                wait = 0.2 if self._spent_since is None else self._spent_since + self.linger_s - self._clock()
+                if not self.run_once(batch, wait_s=max(0.0, wait)) and stop():
+                    return  # shutting down with the broker away: the relay of the next start publishes
+        finally:
+            self.delete_spent()
+
+    def run_once(self, batch: int = 500, wait_s: float = 0.0) -> bool:
+        """Publish what is queued (waiting up to `wait_s` for the first item), then delete the spent
+        markers if they are due; False if a publication failed (its markers stay for the relay)."""
+        items: list[tuple[AggregateStore, str, int, list[Event]]] = []
+        with contextlib.suppress(queue.Empty):
+            items.append(self._queue.get(timeout=wait_s) if wait_s > 0 else self._queue.get_nowait())
             while len(items) < batch:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            by_store: dict[str, tuple[AggregateStore, list[tuple[str, int]], dict[str, list[Event]]]] = {}
-            for store, aggregate_id, seq, events in items:
-                _, commits, known = by_store.setdefault(store.name, (store, [], {}))
-                commits.append((aggregate_id, seq))
-                known[commit_id(aggregate_id, seq)] = events
-            for store, commits, known in by_store.values():
-                try:
-                    store.flush_many(commits, known=known)
-                except Exception as exc:
-                    log.warning("publish deferred to the outbox relay", extra={"store": store.name, "error": str(exc)})
-                    if stop():
-                        return  # shutting down with the broker away: the relay of the next start publishes
+                items.append(self._queue.get_nowait())
+        by_store: dict[str, tuple[AggregateStore, list[tuple[str, int]], dict[str, list[Event]]]] = {}
+        for store, aggregate_id, seq, events in items:
+            _, commits, known = by_store.setdefault(store.name, (store, [], {}))
+            commits.append((aggregate_id, seq))
+            known[commit_id(aggregate_id, seq)] = events
+        ok = True
+        for store, commits, known in by_store.values():
+            try:
+                store.flush_many(commits, known=known, spent=self._remember_spent)
+            except Exception as exc:
+                ok = False
+                log.warning("publish deferred to the outbox relay", extra={"store": store.name, "error": str(exc)})
+        waiting = sum(len(ids) for _, ids in self._spent.values())
+        if self._spent_since is not None and (waiting >= batch or self._clock() >= self._spent_since + self.linger_s):
+            self.delete_spent()
+        return ok
+
+    def _remember_spent(self, outbox: Collection, ids: list[str]) -> None:
+        self._spent.setdefault(outbox.full_name, (outbox, []))[1].extend(ids)
+        if self._spent_since is None:
+            self._spent_since = self._clock()
+
+    def delete_spent(self) -> None:
+        """Delete the markers of what was published, one statement per outbox."""
+        spent, self._spent, self._spent_since = self._spent, {}, None
+        for outbox, ids in spent.values():
+            try:
+                outbox.delete_many({"_id": {"$in": ids}})
+            except Exception as exc:  # they stay: the relay publishes them once more, harmlessly
+                log.warning("published markers not deleted", extra={"error": str(exc), "markers": len(ids)})
 
 
 # one id per process, stored on each commit: it tells an operator which instance wrote what
