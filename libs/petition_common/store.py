@@ -52,7 +52,7 @@ from typing import Any, Protocol
 import bson
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from petition_common.envelope import Event
 from petition_kernel.times import utc_now
@@ -507,7 +507,7 @@ class Flusher:
         for outbox, ids in spent.values():
             try:
                 outbox.delete_many({"_id": {"$in": ids}})
-            except Exception as exc:  # they stay: the relay publishes them once more, harmlessly
+            except PyMongoError as exc:  # they stay: the relay publishes them once more, harmlessly
                 log.warning("published markers not deleted", extra={"error": str(exc), "markers": len(ids)})
 
 

@@ -365,7 +365,7 @@ class SlaService:
         except TRANSIENT_ERRORS:
             raise  # the database is away: end this scan, the next one starts over
         except Exception:
-            log.info("a scan group failed; processing it petition by petition", exc_info=True)
+            log.warning("a scan group failed; processing it petition by petition", exc_info=True)
         out: dict[str, tuple[list[str], dict[str, Any] | None]] = {}
         for pid, lease in group:
             try:
@@ -382,7 +382,9 @@ class SlaService:
     def process_many(
         self, group: list[tuple[str, Lease | None]], now: datetime
     ) -> dict[str, tuple[list[str], dict[str, Any] | None]]:
-        """`process` for a group of petitions, with a few writes for all of them (`_process_group`)."""
+        """`process` for a group of petitions, with a few writes for all of them (`_process_group`):
+        each one's record (the remembered one under a lease that holds), its due notices committed
+        together, the records of those confirmed emitted marked together, the projections in one write."""
         out: dict[str, tuple[list[str], dict[str, Any] | None]] = {}
         records: dict[str, tuple[SlaRecord, int]] = {}
         emissions: list[tuple[Notice, Emission]] = []
@@ -421,27 +423,7 @@ class SlaService:
     ) -> tuple[list[str], dict[str, Any] | None]:
         """Emit the petition's due notices; returns the keys confirmed emitted and its new projection.
         Under a lease the remembered state is the newest (it is forgotten whenever partitions move)."""
-        loaded = self.clocks.load_to_write(petition_id) if self._sole(lease) else self.clocks.load(petition_id)
-        if loaded.state is None:
-            self.open_clocks.delete_one({"_id": petition_id})  # a projection without a record
-            return [], None
-        record = SlaRecord.from_dict(loaded.state)
-        found = due(record, now, self.config)
-        if found.uncovered_year is not None:
-            self._calendar_gap(petition_id, found.uncovered_year)
-        confirmed = [notice.key for notice in found.notices if self._emit_notice(notice, now)]
-        seq = loaded.seq
-        if confirmed:
-            record, seq = self._mark_emitted(petition_id, confirmed)
-        return confirmed, self._project(record, seq, now, lease=lease)
-
-    def _emit_notice(self, notice: Notice, now: datetime) -> bool:
-        """Commit the notice (and its event) unless it exists; True once it is known to exist."""
-        emission = notice_emission(notice, now)
-        if not self._commit_once(emission):
-            return self._exists(emission)  # emitted before, or elsewhere
-        self._count_emitted(notice, emission)
-        return True
+        return self.process_many([(petition_id, lease)], now)[petition_id]
 
     def _exists(self, emission: Emission) -> bool:
         return self.notices.load(emission.aggregate_id).state is not None
