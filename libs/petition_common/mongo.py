@@ -86,6 +86,21 @@ def get_by_id(collection: Collection, doc_id: str) -> dict[str, Any] | None:
     return collection.find_one({"_id": doc_id})
 
 
+def insert_new(collection: Collection, docs: list[dict[str, Any]]) -> list[int]:
+    """Insert `docs` in one unordered insert; the indexes of those whose `_id` already existed (the
+    others are stored). Any other error is raised."""
+    if not docs:
+        return []
+    try:
+        collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        return sorted(e["index"] for e in errors)
+    return []
+
+
 def bulk_update(collection: Collection, ops: Sequence[ReplaceOne | DeleteOne]) -> None:
     """Unordered bulk write in chunks of BULK_CHUNK statements (module docstring: more at once can
     deadlock FerretDB). Raises BulkWriteError like `bulk_write` (e.g. two upserts raced); statements

@@ -52,9 +52,10 @@ from typing import Any, Protocol
 import bson
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from petition_common.envelope import Event
+from petition_common.mongo import insert_new
 from petition_kernel.times import utc_now
 
 log = logging.getLogger(__name__)
@@ -290,7 +291,7 @@ class AggregateStore:
             {"_id": cids[i], "store": self.name, "aggregate_id": ids[i], "seq": items[i][0].seq + 1, "at": now}
             for i in marked
         ]
-        markers_lost = {marked[k] for k in _duplicates(self.outbox, markers)}
+        markers_lost = {marked[k] for k in insert_new(self.outbox, markers)}
         for i in markers_lost:
             conflicts[i] = Conflict(cids[i])  # another writer is committing this very version
         todo = [i for i in range(len(items)) if i not in conflicts]
@@ -306,7 +307,7 @@ class AggregateStore:
             }
             for i in todo
         ]
-        lost = [todo[k] for k in _duplicates(self.commits, commits)]
+        lost = [todo[k] for k in insert_new(self.commits, commits)]
         if lost_markers := [cids[i] for i in lost if items[i][2]]:
             self.outbox.delete_many({"_id": {"$in": lost_markers}})
         for i in lost:
@@ -419,20 +420,6 @@ class AggregateStore:
                     break  # published (its marker is gone), or not there to read
             n -= 1
         return pending
-
-
-def _duplicates(collection: Collection, docs: list[dict[str, Any]]) -> list[int]:
-    """Insert `docs` in one unordered insert; the indexes of those whose `_id` already existed."""
-    if not docs:
-        return []
-    try:
-        collection.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        return sorted(e["index"] for e in errors)
-    return []
 
 
 class Flusher:
