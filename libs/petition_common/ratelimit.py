@@ -64,6 +64,8 @@ class Rule:
     name: str
     key: Key
     shared: bool = False
+    # what one request weighs: a batch weighs one per item, as the single requests it stands for
+    cost: int | Callable[[], int] = 1
 
 
 def scaled(limits: str, scale: float) -> str:
@@ -187,6 +189,8 @@ def install(app: Flask, runtime: ServiceRuntime, routes: Mapping[str, Sequence[R
         swallow_errors=False,  # the database is down: 503 (web.py), as for any other request
     )
     limiter.init_app(app)
+    app.extensions["limiter"] = limiter
+    app.extensions["rate_limit_values"] = limits
     for endpoint, rules in routes.items():
         view = app.view_functions[endpoint]
         for rule in rules:
@@ -210,13 +214,34 @@ def install(app: Flask, runtime: ServiceRuntime, routes: Mapping[str, Sequence[R
         runtime.start_periodic("rate-limit-sweep", settings.sweep_interval_s, storage.sweep)
 
 
+def over_limit(name: str, endpoint: str, key: str) -> int | None:
+    """Count one hit of the limit `name` for `key`, on the same count as the endpoint `endpoint`'s
+    rule of that name (one item of a batch counts as the single request it stands for); None while
+    within the limit, else the seconds until its window ends."""
+    if not current_app.extensions["rate_limits"].enabled:
+        return None
+    limiter: Limiter = current_app.extensions["limiter"]
+    for item in parse_many(current_app.extensions["rate_limit_values"][name]):
+        if not limiter.limiter.hit(item, key, endpoint):
+            ends = limiter.storage.get_expiry(item.key_for(key, endpoint))
+            runtime: ServiceRuntime = current_app.extensions["runtime"]
+            runtime.metrics.rate_limited.labels(runtime.settings.service, name).inc()
+            return max(1, math.ceil(ends - time.time()))
+    return None
+
+
 def _guard(limiter: Limiter, rule: Rule, limits: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     def key() -> str:
         value = rule.key()
         assert value is not None  # exempt_when below keeps None away
         return value
 
-    options = {"key_func": key, "exempt_when": lambda: rule.key() is None, "error_message": rule.name}
+    options = {
+        "key_func": key,
+        "exempt_when": lambda: rule.key() is None,
+        "error_message": rule.name,
+        "cost": rule.cost,
+    }
     if rule.shared:
         return limiter.shared_limit(limits, scope=rule.name.lower(), **options)  # type: ignore[arg-type]
     return limiter.limit(limits, **options)  # type: ignore[arg-type]
