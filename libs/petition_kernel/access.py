@@ -10,7 +10,7 @@ Every staff endpoint of intake, routing, sla and stats asks these two functions 
 | town_supervisor   | its town               | its town                                               |
 | county_dispatcher | everything             | everything (and the county's triage queue)             |
 | auditor           | everything             | nothing                                                |
-| machine_client    | nothing                | nothing (it may only submit petitions, a public call)  |
+| machine_client    | nothing                | nothing (it may only submit petitions, singly or in batches) |
 
 The grid registry is replaced by the county dispatch centre alone (`may_manage_registry`); a grid's
 record (with its leader's name and phone) is read like any object placed in that grid, and the
@@ -35,6 +35,7 @@ ACT_EVERYWHERE = frozenset({"county_dispatcher"})
 # roles that read inside their own area, and those of them that also act there
 READ_IN_AREA = frozenset({"grid_leader", "village_cadre", "town_supervisor"})
 ACT_IN_AREA = frozenset({"grid_leader", "town_supervisor"})
+BATCH_SUBMITTERS = frozenset({"machine_client", "county_dispatcher"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,12 @@ def may_manage_registry(staff: Staff) -> bool:
 def may_read_registry(staff: Staff) -> bool:
     """Whether this principal may read the whole grid registry (every grid with its 1+1+N roster)."""
     return staff.role in READ_EVERYTHING or staff.role in READ_IN_AREA
+
+
+def may_submit_batches(staff: Staff) -> bool:
+    """Whether this principal may hand over petitions in batches (the hotline, other systems, the
+    county dispatch centre): a batch is up to 500 citizens' petitions, which no one else files."""
+    return staff.role in BATCH_SUBMITTERS
 
 
 def may_audit(staff: Staff) -> bool:

@@ -17,31 +17,37 @@ from petition_common import audit_http, logs, ratelimit
 from petition_common.auth import Staff, staff_directory
 from petition_common.config import Settings
 from petition_common.contract import SchemaViolation
-from petition_common.ratelimit import STAFF_TOKEN_RULE, Rule, by_address, unless_staff
+from petition_common.ratelimit import STAFF_TOKEN_RULE, Rule, by_address, by_staff_token_or_address, unless_staff
 from petition_common.request_schemas import RequestSchemas
 from petition_common.runtime import ServiceRuntime
 from petition_common.topics import ROUTING
 from petition_common.web import (
     ApiError,
+    body_limit,
     create_base_app,
     error_response,
     json_response,
     mount_metrics,
     read_json_object,
+    require_staff,
     validated,
 )
+from petition_kernel.access import may_submit_batches
 from services.intake import domain
 from services.intake.bootstrap import IntakeParts, bootstrap
 from services.intake.contacts import KeyUnavailable
 from services.intake.handlers import Handlers, batch_handler, event_handlers
 from services.intake.retention import audit_entry
-from services.intake.service import IdempotencyMismatch, NotFound
+from services.intake.service import BatchItem, IdempotencyMismatch, NotFound, Outcome
 
 bp = Blueprint("intake", __name__)
 # the audit trail's action for a staff read of a petition's contact details, and what it shows
 CONTACT_READ = "contact.read"
 CONTACT_FIELDS = ("citizen.name", "citizen.phone")
 log = logging.getLogger(__name__)
+# a batch's bounds (contract/openapi/intake.yaml, PetitionBatch): 500 items of at most ~4 KB each
+BATCH_MAX_ITEMS = 500
+BATCH_MAX_BYTES = 2 * 1024 * 1024
 
 
 def _parts() -> IntakeParts:
@@ -107,6 +113,81 @@ def submit() -> Response:
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return json_response(receipt, 201, headers)
+
+
+@bp.post("/v1/petitions/batch")
+@body_limit(BATCH_MAX_BYTES)
+def submit_batch() -> Response:
+    """Many petitions at once, for the hotline and other systems (contract/openapi/intake.yaml): each
+    item validated, limited and stored as `submit` would, one result per item."""
+    staff = require_staff()
+    if not may_submit_batches(staff):
+        raise ApiError(404, "not_found", "only machine clients and the county dispatch centre submit batches")
+    body = read_json_object()
+    validated(_schemas(), "PetitionBatch", body)
+    entries = body["items"]
+    first_of: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if (seen := first_of.setdefault(entry["idempotency_key"], i)) != i:
+            raise ApiError(
+                400,
+                "invalid_request",
+                "an idempotency_key is given twice",
+                {f"items.{i}.idempotency_key": f"repeats items.{seen}.idempotency_key"},
+            )
+    results: list[dict[str, Any]] = [{}] * len(entries)
+    todo: list[tuple[int, BatchItem]] = []
+    for i, entry in enumerate(entries):
+        try:
+            submission = _submission(entry["petition"])
+            if (wait := ratelimit.over_limit("SUBMIT_PHONE", "intake.submit", _phone_key(submission))) is not None:
+                message = f"too many petitions from this phone number; retry in {wait} s"
+                raise ApiError(429, "rate_limited", message, {"citizen.phone": "too many petitions today"})
+        except ApiError as exc:
+            results[i] = _item_refused(i, exc)
+            continue
+        todo.append((i, BatchItem(submission, domain.body_fingerprint(entry["petition"]), entry["idempotency_key"])))
+    outcomes = _handlers()["submit_many"]([item for _, item in todo]) if todo else []
+    for (i, _), outcome in zip(todo, outcomes, strict=True):
+        results[i] = _item_outcome(i, outcome)
+    accepted = sum(1 for r in results if r["status"] == 201)
+    return json_response({"accepted": accepted, "refused": len(results) - accepted, "results": results})
+
+
+def _item_outcome(index: int, outcome: Outcome) -> dict[str, Any]:
+    """An item's result, as `submit` would have answered it."""
+    if isinstance(outcome, SchemaViolation):
+        message = "the petition cannot be published as given"
+        return _item_refused(index, ApiError(422, "invalid_petition", message, outcome.fields))
+    if isinstance(outcome, IdempotencyMismatch):
+        message = "this idempotency_key was used with a different petition"
+        fields = {"idempotency_key": "already used with a different petition"}
+        return _item_refused(index, ApiError(422, "idempotency_key_reused", message, fields))
+    if isinstance(outcome, Exception):  # Conflict: an earlier attempt is between its marker and its commit
+        message = "the petition is being stored by another request; retry shortly"
+        return _item_refused(index, ApiError(503, "busy", message))
+    receipt, replayed = outcome
+    return {"index": index, "status": 201, "replayed": replayed, "petition": receipt}
+
+
+def _item_refused(index: int, exc: ApiError) -> dict[str, Any]:
+    error = {"code": exc.code, "message": exc.message, "fields": exc.fields}
+    return {"index": index, "status": exc.status, "error": error}
+
+
+def _phone_key(submission: domain.Submission) -> str:
+    return "citizen:" + _parts().service.citizen_ref(submission.citizen_phone)
+
+
+def _batch_size() -> int:
+    """A batch's weight on its token's rate limit: one per item (a malformed body weighs one; the view
+    refuses it)."""
+    try:
+        body = orjson.loads(request.get_data(cache=True))  # bounded: web._enforce_body_limit
+    except Exception:
+        return 1
+    items = body.get("items") if isinstance(body, dict) else None
+    return min(len(items), BATCH_MAX_ITEMS) if isinstance(items, list) and items else 1
 
 
 @bp.get("/v1/petitions/nearby")
@@ -258,6 +339,7 @@ RATE_LIMITS: dict[str, list[Rule]] = {
         STAFF_TOKEN_RULE,
         Rule("SUBMIT_PHONE", _citizen_key),
     ],
+    "intake.submit_batch": [Rule("STAFF", by_staff_token_or_address, shared=True, cost=_batch_size)],
     "intake.join": [
         Rule("JOIN_ADDRESS", unless_staff(by_address)),
         STAFF_TOKEN_RULE,

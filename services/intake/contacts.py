@@ -32,6 +32,7 @@ from pymongo.errors import DuplicateKeyError
 
 from petition_common.auth import InsecureConfiguration
 from petition_common.config import Settings
+from petition_common.mongo import insert_new
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -147,6 +148,11 @@ class ContactStore:
         id is derived from the petition, and the request's fingerprint guarantees the same body)."""
         with contextlib.suppress(DuplicateKeyError):
             self.collection.insert_one(self.cipher.seal(contact_id, {k: v for k, v in fields.items() if v}))
+
+    def put_many(self, records: Iterable[tuple[str, Mapping[str, str]]]) -> None:
+        """`put` for several records, in one insert (a batch of submissions)."""
+        docs = [self.cipher.seal(cid, {k: v for k, v in fields.items() if v}) for cid, fields in records]
+        insert_new(self.collection, docs)
 
     def get(self, contact_id: str) -> dict[str, str] | None:
         """The decrypted fields, or None once erased."""

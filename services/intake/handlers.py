@@ -27,6 +27,7 @@ def handlers(service: IntakeService) -> Handlers:
     table: Handlers = {
         # commands (HTTP)
         "submit": service.submit,
+        "submit_many": service.submit_many,
         "join": service.join,
         "feedback": service.give_feedback,
         "withdraw": service.withdraw,

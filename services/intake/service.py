@@ -14,18 +14,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pymongo import ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from petition_common.aggregates import act_on_remembered, commit_batch, retry_on_conflict
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
+from petition_common.contract import SchemaViolation
 from petition_common.envelope import Event
+from petition_common.mongo import bulk_update, insert_new
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Clock
 from petition_kernel.access import may_read
@@ -54,6 +57,41 @@ class IdempotencyMismatch(Exception):
 class Access:
     state: dict[str, Any]
     role: str  # SUBMITTER: may read and act; FOLLOWER: may read the follower's view only
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One petition of a batch: validated, with its body's fingerprint and its Idempotency-Key."""
+
+    submission: domain.Submission
+    fingerprint: str
+    key: str
+
+
+# an item's outcome: (receipt, replayed), or why it was refused
+Outcome = tuple[dict[str, Any], bool] | Exception
+# what refuses one petition of a batch and not the others
+REFUSALS = (IdempotencyMismatch, Conflict, SchemaViolation)
+
+
+@dataclass
+class _Pending:
+    """A petition of a batch on its way: its number, tracking code and claim, then its index entry."""
+
+    index: int
+    item: BatchItem
+    pid: str
+    code: str
+    claim: dict[str, Any]
+    index_key: str = ""
+    duplicate_of: str | None = None
+
+
+def _refused_or(submit: Callable[[], tuple[dict[str, Any], bool]]) -> Outcome:
+    try:
+        return submit()
+    except REFUSALS as exc:
+        return exc
 
 
 class IntakeService:
@@ -104,11 +142,8 @@ class IntakeService:
         self.petitions.check([self._submitted(pid, code, sub, now, duplicate_of=None)[1]])
         if idempotency_key is None:
             return self._create(pid, code, sub, now, fresh=True)
-        key_id = "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
-        # no tracking code in the claim: the nonce it is derived from, useless without the server key;
-        # and the body's fingerprint keyed, as a plain hash of a body is tested by guessing its phone
-        digest = self.codes.fingerprint_digest(fingerprint)
-        claim = {"_id": key_id, "fingerprint": digest, "at": now, "petition_id": pid, "nonce": nonce}
+        claim = self._claim(idempotency_key, fingerprint, pid, nonce, now)
+        key_id = claim["_id"]
         try:
             self.idempotency.insert_one(claim)
             replayed = False
@@ -128,6 +163,113 @@ class IntakeService:
             code = claim["tracking_code"]
         receipt, committed_before = self._create(claim["petition_id"], code, sub, from_bson(claim["at"]), not replayed)
         return receipt, replayed or committed_before
+
+    def _claim(self, idempotency_key: str, fingerprint: str, pid: str, nonce: str, now: datetime) -> dict[str, Any]:
+        """The idempotency record that binds a key to a body and a petition number."""
+        key_id = "idem:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
+        # no tracking code in the claim: the nonce it is derived from, useless without the server key;
+        # and the body's fingerprint keyed, as a plain hash of a body is tested by guessing its phone
+        digest = self.codes.fingerprint_digest(fingerprint)
+        return {"_id": key_id, "fingerprint": digest, "at": now, "petition_id": pid, "nonce": nonce}
+
+    # ---- a batch of submissions (the hotline's and other systems' hand-over)
+
+    def submit_many(self, items: Sequence[BatchItem]) -> list[Outcome]:
+        """Accept several validated petitions, each exactly as `submit` with its Idempotency-Key would,
+        writing each collection once for the whole batch instead of once per petition: the claims, the
+        duplicate-index entries, the contacts records, the outbox markers and the commits.
+
+        Whatever is not the plain case goes through the one-petition path after the batch: a key
+        claimed before (a retry: replayed, or IdempotencyMismatch), a duplicate index another writer
+        holds, or a second petition of the batch for the same phone and category (so that it is linked
+        to the first). The outcome at each index is (receipt, replayed) or the refusal `submit` would
+        have raised (IdempotencyMismatch, Conflict, SchemaViolation). A database error is raised: the
+        client's retry with the same keys completes or replays each petition, never a second one.
+        """
+        now = self.clock()
+        outcomes: list[Outcome | None] = [None] * len(items)
+        pending: list[_Pending] = []
+        for index, item in enumerate(items):
+            pid = self.numbers.next_id(local_date(now))
+            nonce = secrets.token_urlsafe(12)
+            code = self.codes.tracking_code(pid, nonce)
+            try:  # before anything of the batch is written, as in `submit`
+                self.petitions.check([self._submitted(pid, code, item.submission, now, duplicate_of=None)[1]])
+            except SchemaViolation as exc:
+                outcomes[index] = exc
+                continue
+            pending.append(_Pending(index, item, pid, code, self._claim(item.key, item.fingerprint, pid, nonce, now)))
+        claimed_before = set(insert_new(self.idempotency, [p.claim for p in pending]))
+        retries = [p for k, p in enumerate(pending) if k in claimed_before]
+        pending = [p for k, p in enumerate(pending) if k not in claimed_before]
+        indexed, alone = self._index_many(pending, now)
+        for p, outcome in zip(indexed, self._commit_many(indexed, now), strict=True):
+            outcomes[p.index] = outcome
+        # the claims of these are this batch's: the rest of `submit` after its claim
+        for p in alone:
+            outcomes[p.index] = _refused_or(lambda p=p: self._create(p.pid, p.code, p.item.submission, now, True))
+        for p in retries:
+            item = p.item
+            outcomes[p.index] = _refused_or(lambda i=item: self.submit(i.submission, i.fingerprint, i.key))
+        assert all(outcome is not None for outcome in outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    def _index_many(self, pending: list[_Pending], now: datetime) -> tuple[list[_Pending], list[_Pending]]:
+        """The batch's duplicate-index entries in one commit of new versions: (the petitions indexed,
+        those left to the one-petition path). Like `_index_for_duplicates`' first attempt: an index
+        this instance does not remember is taken to be new, and the commit checks."""
+        first_of_key: dict[str, _Pending] = {}
+        alone: list[_Pending] = []
+        for p in pending:
+            key = self.codes.duplicate_key(p.item.submission.citizen_phone, p.item.submission.category)
+            p.index_key = key
+            if key in first_of_key:
+                alone.append(p)  # after the first is committed, so that it can be linked to it
+            else:
+                first_of_key[key] = p
+        grouped = list(first_of_key.values())
+        changes = []
+        for p in grouped:
+            loaded = self.duplicates.load_to_write(p.index_key, new=True)
+            p.duplicate_of, index = self._index_change(loaded, p.pid, domain.masked_content(p.item.submission), now)
+            assert index is not None  # a new number is in no index yet
+            changes.append((loaded, index, []))
+        indexed = []
+        for p, result in zip(grouped, self.duplicates.commit_many(changes), strict=True):
+            if isinstance(result, Conflict):
+                p.duplicate_of = None
+                alone.append(p)
+            else:
+                indexed.append(p)
+        alone.sort(key=lambda p: p.index)  # the batch's order decides which of two is the earlier
+        return indexed, alone
+
+    def _commit_many(self, indexed: list[_Pending], now: datetime) -> list[Outcome]:
+        """The contacts records and the commits of indexed petitions, one insert each for the batch."""
+        built = [self._submitted(p.pid, p.code, p.item.submission, now, p.duplicate_of) for p in indexed]
+        try:
+            self.contacts.put_many(
+                (state["citizen"]["contact_id"], domain.contact_fields(p.item.submission))
+                for p, (state, _) in zip(indexed, built, strict=True)
+            )
+            results = self.petitions.commit_many(
+                [(Loaded(p.pid, 0, None), state, [event]) for p, (state, event) in zip(indexed, built, strict=True)]
+            )
+        except BaseException:
+            for p in indexed:
+                self._undo_index(True, p.index_key, p.pid)
+            raise
+        outcomes: list[Outcome] = []
+        accepted: list[_Pending] = []
+        for p, (state, _), result in zip(indexed, built, results, strict=True):
+            if isinstance(result, Conflict):  # a number nobody else is given: only a void commit of the relay
+                self._undo_index(True, p.index_key, p.pid)
+                outcomes.append(result)
+            else:
+                outcomes.append((_receipt(state, p.code), False))
+                accepted.append(p)
+        self._after_submit_many(accepted)
+        return outcomes
 
     def citizen_ref(self, phone: str) -> str:
         """The citizen's pseudonym (codes.py): what the rate limits count a citizen by."""
@@ -190,6 +332,21 @@ class IntakeService:
         except Exception as exc:
             log.warning("after-submit step failed", extra={"petition_id": pid, "error": repr(exc)})
 
+    def _after_submit_many(self, accepted: list[_Pending]) -> None:
+        """`_after_submit` for a batch: the "near me" entries in one bulk write."""
+        points = []
+        for p in accepted:
+            sub = p.item.submission
+            if p.duplicate_of is not None:
+                self._after_submit(p.pid, sub, p.duplicate_of)
+            elif "lat" in sub.location:
+                point = domain.open_point(p.pid, sub.category, sub.location["lat"], sub.location["lon"])
+                points.append(ReplaceOne({"_id": p.pid}, point, upsert=True))
+        try:
+            bulk_update(self.open_points, points)
+        except Exception as exc:
+            log.warning("after-submit step failed", extra={"petitions": len(points), "error": repr(exc)})
+
     def _index_for_duplicates(
         self, key: str, pid: str, sub: domain.Submission, now: datetime
     ) -> tuple[str | None, bool]:
@@ -210,21 +367,31 @@ class IntakeService:
             # request writes or takes back its own entry
             new, first_attempt[0] = first_attempt[0], False
             loaded = self.duplicates.load_to_write(key, new=new)
-            recent = [{**e, "at": from_bson(e["at"])} for e in (loaded.state or {}).get("recent", [])]
-            mine = domain.entry_of(recent, pid)
-            if mine is not None:  # a retry of this very petition
-                return mine.get("duplicate_of"), False
-            first = domain.find_duplicate(content, now, recent)
-            while first is not None and not self.petitions.load(first).exists:
-                recent = domain.without_petition(recent, first)
-                first = domain.find_duplicate(content, now, recent)
-            self.duplicates.commit(loaded, {"recent": domain.remember_for_duplicates(recent, pid, content, now, first)})
+            first, index = self._index_change(loaded, pid, content, now)
+            if index is None:  # a retry of this very petition
+                return first, False
+            self.duplicates.commit(loaded, index)
             return first, True
 
         try:
             return retry_on_conflict(attempt, key)
         except Conflict:
             return None, False  # a burst from one phone: this one goes unlinked rather than refused
+
+    def _index_change(
+        self, loaded: Loaded, pid: str, content: str, now: datetime
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """(duplicate_of, the index's next state) for petition `pid` on the index `loaded`; (its
+        duplicate_of, None) when the index holds the petition already (a retry of it)."""
+        recent = [{**e, "at": from_bson(e["at"])} for e in (loaded.state or {}).get("recent", [])]
+        mine = domain.entry_of(recent, pid)
+        if mine is not None:
+            return mine.get("duplicate_of"), None
+        first = domain.find_duplicate(content, now, recent)
+        while first is not None and not self.petitions.load(first).exists:
+            recent = domain.without_petition(recent, first)
+            first = domain.find_duplicate(content, now, recent)
+        return first, {"recent": domain.remember_for_duplicates(recent, pid, content, now, first)}
 
     def _undo_index(self, indexed: bool, key: str, pid: str) -> None:
         """Take the petition's entry out of the duplicate index again (its commit failed)."""

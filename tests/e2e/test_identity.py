@@ -130,6 +130,12 @@ def test_a_machine_client_submits_petitions_and_reads_none(fleet, county, tmp_pa
     assert resp.status_code == 201, resp.text
     pid = resp.json()["petition_id"]
     eventually(lambda: requests.get(f"{routing}/v1/workorders/{pid}", headers=world.dispatcher, timeout=10).ok)
+    # and hands them over in batches (issue 23)
+    items = [
+        {"idempotency_key": f"call-{i}", "petition": {**body, "content": f"{body['content']}（{i}）"}} for i in (1, 2)
+    ]
+    handed = requests.post(f"{intake}/v1/petitions/batch", json={"items": items}, headers=headers, timeout=30)
+    assert handed.status_code == 200 and handed.json()["accepted"] == 2, handed.text
     # it files petitions; it reads none of them and acts on no work order
     assert requests.get(f"{intake}/v1/petitions/{pid}", headers=headers, timeout=10).status_code == 404
     assert requests.get(f"{routing}/v1/workorders/{pid}", headers=headers, timeout=10).status_code == 404

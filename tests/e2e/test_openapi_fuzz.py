@@ -320,6 +320,12 @@ def _body_fields(operation: schemathesis.APIOperation) -> set[str]:
 
 
 def _record(world: World, service: str, method: str, path: str, case: schemathesis.Case, response: Any) -> None:
+    if service == "intake" and path == "/v1/petitions/batch" and response.status_code == 200:
+        for result in response.json()["results"]:  # each item answered 201 is a petition accepted
+            if result["status"] == 201:
+                receipt, body = result["petition"], copy.deepcopy(case.body["items"][result["index"]]["petition"])
+                world.ledger.accepted.setdefault(receipt["petition_id"], (receipt["tracking_code"], body))
+        return
     if service != "intake" or method != "POST" or response.status_code != 201:
         return
     receipt = response.json()

@@ -104,6 +104,57 @@ class Stream:
         self.thread.join(300)
 
 
+@dataclass
+class BatchStream(Stream):
+    """A hotline handing over its calls in batches (`POST /v1/petitions/batch`) at the same steady
+    rate: each batch is sent again, items with their keys, until every item is accepted; an item
+    answered 503, or a whole batch answered 503 or cut off, is sent again, as the contract says."""
+
+    token: str = ""
+    size: int = 20
+
+    def _run(self) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {self.token}"}
+        for start in range(0, len(self.bodies), self.size):
+            if self.limit is not None and len(self.accepted) >= self.limit:
+                break
+            chunk = self.bodies[start : start + self.size]
+            self.submitted += len(chunk)
+            started = time.monotonic()
+            waiting = dict(enumerate(chunk))  # the items not answered for good yet
+            while waiting and time.monotonic() < started + 180:
+                self.attempts += 1
+                order = list(waiting)
+                items = [{"idempotency_key": waiting[k].idempotency_key, "petition": waiting[k].body} for k in order]
+                try:
+                    resp = session.post(
+                        f"{self.url}/v1/petitions/batch", json={"items": items}, headers=headers, timeout=30
+                    )
+                except (requests.ConnectionError, requests.Timeout):
+                    session = requests.Session()
+                    resp = None
+                if resp is not None and resp.status_code == 200:
+                    for result in resp.json()["results"]:
+                        k = order[result["index"]]
+                        if result["status"] == 201:
+                            self.accepted.append(result["petition"]["petition_id"])
+                            del waiting[k]
+                        else:
+                            self.refusals[result["status"]] += 1
+                            if result["status"] != 503:  # refused for good: a good petition never is
+                                del waiting[k]
+                elif resp is not None:
+                    self.refusals[resp.status_code] += 1
+                    if resp.status_code != 503:
+                        break
+                if waiting:
+                    self.retries += 1
+                    time.sleep(0.5)
+            self.slowest_s = max(self.slowest_s, time.monotonic() - started)
+            time.sleep(max(0.0, len(chunk) / RATE_PER_S - (time.monotonic() - started)))
+
+
 def progress(stream: Stream, more: int, timeout_s: float = 120) -> None:
     """Wait until the stream has had `more` petitions accepted since now (or has ended)."""
     target = len(stream.accepted) + more

@@ -21,7 +21,8 @@ from kafka import KafkaProducer
 from petition_common.config import Settings
 from petition_devtools.kafka_access import admin_settings
 from petition_devtools.processes import REPO, ServiceFleet
-from tests.faults.support import Stream, bodies, progress, record
+from petition_devtools.tokens import token_for
+from tests.faults.support import BatchStream, Stream, bodies, progress, record
 from tests.support import KAFKA, MONGO, STACK, kafka_client
 
 RESULTS: list[dict] = []
@@ -85,6 +86,27 @@ def test_database_stopped_for_30_seconds(platform, county):
     fault_over = time.monotonic()
     stream.join()
     _record("FerretDB stopped for 30 s", stream, platform, fault_over)
+
+
+@pytest.mark.timeout(900)
+def test_hotline_batches_through_a_database_stop_and_a_killed_intake(platform, county):
+    """Issue #23: a batch's grouped writes lose nothing and store nothing twice when the database goes
+    away mid-batch or intake dies mid-batch; the hotline sends the unanswered items again."""
+    dispatcher = next(s for s in county.staff if s.role == "county_dispatcher")
+    url = platform.processes["intake"].url
+    stream = BatchStream(url, bodies(county, 300, seed=6), token=token_for(dispatcher.staff_id)).start()
+    progress(stream, 40)
+    _stack("stop", "ferretdb")
+    time.sleep(10)  # the fault: FerretDB stays down 10 s
+    _stack("start", "ferretdb")
+    progress(stream, 40)
+    platform.stop("intake", kill=True)
+    platform.start("intake", extra_env=platform.extra_env)
+    platform.wait_ready(["intake"])
+    stream.url = platform.processes["intake"].url
+    fault_over = time.monotonic()
+    stream.join()
+    _record("hotline batches of 20: FerretDB stopped 10 s, then intake killed", stream, platform, fault_over)
 
 
 @pytest.mark.timeout(600)
