@@ -62,6 +62,70 @@ class Submitter:
         return elapsed, Receipt(body["petition_id"], body["tracking_code"], body.get("duplicate_of"), time.time()), 201
 
 
+def _run_clients(client: Callable[[], None], concurrency: int) -> float:
+    """Run `concurrency` threads of `client` to the end; the seconds it took."""
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
+def batch_loop(
+    platform: Platform,
+    petitions: Iterator[GeneratedPetition],
+    size: int,
+    concurrency: int,
+    duration_s: float,
+    progress: Callable[[int], None],
+) -> dict[str, Any]:
+    """`concurrency` clients each posting batches of `size` petitions back to back to
+    `POST /v1/petitions/batch` for `duration_s`, with the dispatcher's token; petitions/s and the
+    latency of a whole batch."""
+    lock = threading.Lock()
+    latencies: list[float] = []
+    accepted = [0]
+    errors: dict[int, int] = {}
+    stop_at = time.perf_counter() + duration_s
+    url = f"{platform.url('intake')}/v1/petitions/batch"
+
+    def client() -> None:
+        while time.perf_counter() < stop_at:
+            with lock:
+                chunk = [g for _, g in zip(range(size), petitions, strict=False)]
+            if len(chunk) < size:
+                return
+            items = [{"idempotency_key": g.idempotency_key, "petition": g.body} for g in chunk]
+            t0 = time.perf_counter()
+            resp = platform.http().post(url, json={"items": items}, headers=platform.staff_headers, timeout=120)
+            elapsed = time.perf_counter() - t0
+            with lock:
+                if resp.status_code != 200:
+                    errors[resp.status_code] = errors.get(resp.status_code, 0) + 1
+                    continue
+                latencies.append(elapsed)
+                for result in resp.json()["results"]:
+                    if result["status"] == 201:
+                        accepted[0] += 1
+                    else:
+                        errors[result["status"]] = errors.get(result["status"], 0) + 1
+            progress(size)
+
+    wall = _run_clients(client, concurrency)
+    return {
+        "batch": size,
+        "concurrency": concurrency,
+        "batches": len(latencies),
+        "petitions": accepted[0],
+        "errors": errors,
+        "seconds": wall,
+        "per_s": accepted[0] / wall,
+        **percentiles_ms(latencies),
+    }
+
+
 def closed_loop(
     submitter: Submitter,
     petitions: Iterator[GeneratedPetition],
@@ -94,13 +158,7 @@ def closed_loop(
                     receipts.append(receipt)
             progress(1)
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    wall = _run_clients(client, concurrency)
     return {
         "concurrency": concurrency,
         "requests": len(latencies),

@@ -87,6 +87,19 @@ def render(result: dict[str, Any]) -> str:
             for r in it["levels"]
         ]
         lines += ["", f"Sustained rate with p99 < 200 ms: **{_f(it['sustained_per_s_at_p99_under_200ms'])}/s**.", ""]
+        if it.get("batches"):
+            lines += [
+                "Beside them, the bulk path (`POST /v1/petitions/batch`, each client posting batches back to back):",
+                "",
+                "| petitions a batch | clients | petitions/s | batch p50 ms | batch p99 ms | refused items or errors |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {r['batch']} | {r['concurrency']} | {_f(r['per_s'])} | {_f(r['p50_ms'])} | {_f(r['p99_ms'])} | "
+                f"{sum(r['errors'].values()) if r['errors'] else 0} |"
+                for r in it["batches"]
+            ]
+            lines += [""]
     if "latency" in st:
         la = st["latency"]
         ld = la["load"]
