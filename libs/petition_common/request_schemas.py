@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import jsonschema_rs
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
@@ -53,11 +54,17 @@ def _load(path: Path) -> Any:
 
 
 @functools.cache
-def _registry(contract_dir: Path) -> Registry:
+def _documents(contract_dir: Path) -> dict[str, Any]:
     """Every contract document by its file URI, so relative `$ref`s between them resolve offline."""
     files = [*sorted((contract_dir / "openapi").glob("*.yaml")), *sorted((contract_dir / "schemas").rglob("*.json"))]
+    return {p.resolve().as_uri(): _load(p) for p in files}
+
+
+@functools.cache
+def _registry(contract_dir: Path) -> Registry:
     return Registry().with_resources(
-        (p.resolve().as_uri(), Resource.from_contents(_load(p), default_specification=DRAFT202012)) for p in files
+        (uri, Resource.from_contents(contents, default_specification=DRAFT202012))
+        for uri, contents in _documents(contract_dir).items()
     )
 
 
@@ -69,9 +76,14 @@ class RequestSchemas:
         self.document = (self.contract_dir / "openapi" / f"{service}.yaml").as_uri()
 
     @functools.cache  # noqa: B019 - a handful of schemas for the process lifetime
-    def _validator(self, name: str) -> Draft202012Validator:
+    def _validator(self, name: str) -> tuple[Any, Draft202012Validator]:
+        """The fast verdict (jsonschema_rs, compiled: ~300 times faster, as the events' check) and the
+        reference validator that explains a refusal field by field."""
         schema = {"$ref": f"{self.document}#/components/schemas/{name}"}
-        return Draft202012Validator(schema, registry=_registry(self.contract_dir), format_checker=FormatChecker())
+        documents = _documents(self.contract_dir)
+        fast = jsonschema_rs.validator_for(schema, validate_formats=True, retriever=documents.__getitem__)
+        reference = Draft202012Validator(schema, registry=_registry(self.contract_dir), format_checker=FormatChecker())
+        return fast, reference
 
     def properties(self, name: str) -> set[str]:
         """The fields the component schema names (a body with any other is refused as unknown)."""
@@ -80,8 +92,11 @@ class RequestSchemas:
 
     def errors(self, name: str, instance: Any) -> dict[str, str]:
         """What is wrong with `instance` as the component schema `name`, by field (empty if valid)."""
+        fast, reference = self._validator(name)
+        if fast.is_valid(instance):
+            return {}
         fields: dict[str, str] = {}
-        for error in sorted(self._validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path)):
+        for error in sorted(reference.iter_errors(instance), key=lambda e: list(e.absolute_path)):
             path, message = describe(error)
             fields.setdefault(path, message)
             if len(fields) >= MAX_FIELD_ERRORS:

@@ -3,6 +3,9 @@ never repeat what was sent."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from petition_common.config import REPO_ROOT
 from petition_common.request_schemas import RequestSchemas
 
@@ -83,3 +86,67 @@ def test_good_query_parameters_pass_whatever_their_type() -> None:
     assert SLA.query_errors("/v1/sla/overdue", "get", {"level": "2", "open": "false", "limit": "1"}) == {}
     assert SLA.query_errors("/v1/sla/overdue", "get", {"grid_id": "007", "town": "true"}) == {}  # strings stay strings
     assert SLA.query_errors("/v1/sla/overdue", "get", {"colour": "red"}) == {}  # unknown: the caller refuses them
+
+
+# ---- the fast verdict (jsonschema_rs) agrees with the reference validator (jsonschema)
+
+# every component schema a service checks requests against, with a body it accepts
+CHECKED = [
+    (INTAKE, "PetitionSubmission", GOOD),
+    (INTAKE, "PetitionBatch", {"items": [{"idempotency_key": "k1", "petition": GOOD}]}),
+    (INTAKE, "FeedbackRequest", {"tracking_code": "K7P2QX9M4TAB", "satisfaction": "satisfied", "comment": "好"}),
+    (INTAKE, "WithdrawRequest", {"tracking_code": "K7P2QX9M4TAB", "reason": "已解决"}),
+    (INTAKE, "JoinRequest", {"channel": "web", "citizen": {"name": "王五", "phone": "13812341234"}}),
+    (INTAKE, "NearbyQuery", {"lat": 30.27, "lon": 120.15, "category": "drainage", "radius_m": 500, "limit": 10}),
+    (ROUTING, "ContactRequest", {"note": "已电话联系"}),
+    (ROUTING, "ReplyRequest", {"resolution": "explained", "summary": "已疏通"}),
+    (ROUTING, "TransferRequest", {"grid_id": "T01V01G001", "reason": "不属本网格"}),
+    (ROUTING, "PauseRequest", {"reason": "third_party"}),
+    (ROUTING, "EmptyRequest", {}),
+]
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
+    """Every path into a JSON value, the value itself first."""
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found += _paths(inner, (*prefix, key))
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            found += _paths(inner, (*prefix, i))
+    return found
+
+
+def _replaced(value: object, path: tuple, new: object) -> object:
+    if not path:
+        return new
+    copy = dict(value) if isinstance(value, dict) else list(value)  # type: ignore[call-overload]
+    copy[path[0]] = _replaced(copy[path[0]], path[1:], new)
+    return copy
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=st.sampled_from(CHECKED), data=st.data())
+def test_the_fast_verdict_agrees_with_the_reference(case, data) -> None:
+    """A body with one value anywhere replaced (or added) by any JSON value: accepted by the compiled
+    check exactly when the reference validator finds nothing wrong with it."""
+    schemas, name, good = case
+    path = data.draw(st.sampled_from(_paths(good)), label="path")
+    new = data.draw(_json, label="value")
+    body = _replaced(good, path, new)
+    if data.draw(st.booleans(), label="add a field") and isinstance(body, dict):
+        body = {**body, data.draw(st.text(max_size=8), label="field"): new}
+    fast, reference = schemas._validator(name)
+    assert fast.is_valid(body) == (not list(reference.iter_errors(body))), body
+
+
+def test_the_bodies_the_agreement_starts_from_are_accepted() -> None:
+    for schemas, name, good in CHECKED:
+        assert schemas.errors(name, good) == {}, name
