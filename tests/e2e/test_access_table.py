@@ -17,7 +17,15 @@ import yaml
 
 from countysim import generate_county
 from petition_common.auth import MACHINE_ROLE, STAFF_ROLES, Staff, staff_from_claims
-from petition_kernel.access import Area, may_act, may_audit, may_manage_registry, may_read, may_read_registry
+from petition_kernel.access import (
+    Area,
+    may_act,
+    may_audit,
+    may_manage_registry,
+    may_read,
+    may_read_registry,
+    may_submit_batches,
+)
 from tests.e2e.abuse_world import start_world
 from tests.e2e.identity_world import Roster, machine_token
 from tests.e2e.test_submission_event import BODY
@@ -162,6 +170,21 @@ def batch_clocks(urls, headers, case):
     return case.petition_id in {i["petition_id"] for i in resp.json()["items"]}
 
 
+def submit_batch(urls, headers, case):
+    """A batch of one new petition: not placed in an area, so asked once per principal."""
+    if case.name != "inside":
+        return None
+    item = {
+        "idempotency_key": f"access-{random.getrandbits(64):016x}",
+        "petition": {**BODY, "content": f"{BODY['content']}（批量{random.getrandbits(32)}）", "citizen": _citizen()},
+    }
+    resp = requests.post(f"{urls['intake']}/v1/petitions/batch", json={"items": [item]}, headers=headers, timeout=30)
+    if not _status(resp, {200}):
+        return False
+    assert [r["status"] for r in resp.json()["results"]] == [201], resp.text
+    return True
+
+
 def counted(path: str, items: str | None, field: str = "accepted", **params: str) -> Call:
     """Whether the case's petition is counted in an aggregate filtered to its grid."""
 
@@ -190,10 +213,11 @@ def scoped_list(service: str, path: str, key: str) -> Call:
 
 
 # (service, METHOD, path) -> (permission, probe): "read"/"act" on the case's area, "registry"
-# (may_manage_registry), "whole registry" (may_read_registry), "audit" (may_audit), "list" (any
-# principal; items scoped)
+# (may_manage_registry), "whole registry" (may_read_registry), "audit" (may_audit), "batches"
+# (may_submit_batches), "list" (any principal; items scoped)
 PROBES: dict[tuple[str, str, str], tuple[str, Call]] = {
     ("intake", "GET", "/v1/petitions/{id}"): ("read", read_object("intake", "/v1/petitions/{id}")),
+    ("intake", "POST", "/v1/petitions/batch"): ("batches", submit_batch),
     ("routing", "GET", "/v1/workorders"): ("read", listed_orders),
     ("routing", "GET", "/v1/workorders/ids"): ("read", listed_ids),
     ("routing", "GET", "/v1/workorders/{id}"): ("read", read_object("routing", "/v1/workorders/{id}")),
@@ -228,6 +252,8 @@ def expected(permission: str, staff: Staff, case: Case) -> bool:
         return may_read_registry(staff)
     if permission == "audit":
         return may_audit(staff)
+    if permission == "batches":
+        return may_submit_batches(staff)
     return True
 
 
@@ -257,11 +283,14 @@ def _submit(intake: str, name: str, grid_id: str | None) -> Case:
     if grid_id:
         location["grid_id"] = grid_id
     # a citizen and a text of its own: a repeat would be counted as a duplicate, not as accepted
-    citizen = {"name": "刘洋", "phone": f"1381234{random.randrange(10_000):04d}"}
-    body = {**BODY, "content": f"{BODY['content']}（{name}）", "citizen": citizen, "location": location}
+    body = {**BODY, "content": f"{BODY['content']}（{name}）", "citizen": _citizen(), "location": location}
     resp = requests.post(f"{intake}/v1/petitions", json=body, timeout=10)
     assert resp.status_code == 201, resp.text
     return Case(name, resp.json()["petition_id"], grid_id)
+
+
+def _citizen() -> dict[str, str]:
+    return {"name": "刘洋", "phone": f"1381234{random.randrange(10_000):04d}"}
 
 
 def _check_table(world, roster: Roster) -> None:
