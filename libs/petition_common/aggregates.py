@@ -8,8 +8,8 @@
   aggregate whose commit lost a race is handed back, and the caller replays its events one by one.
 - `Projection`: a read model of one aggregate store (open work orders, open clocks), written without
   reading it first and checked afterwards: a writer that finds a newer version committed meanwhile
-  projects that one, so the last write is always of the newest version. An aggregate's first version
-  may instead be projected before it is committed, which needs no check (`Projection.put_first`).
+  projects that one, so the last write is always of the newest version. A version may instead be
+  projected before it is committed, which needs no check (`Projection.put_before_commit`).
 """
 
 from __future__ import annotations
@@ -134,20 +134,21 @@ class Projection:
             return [aid for aid, seq, doc in items if self.put(aid, seq, doc, _bound(sole, aid))]
         return [aid for aid, seq, _ in items if not (sole is not None and sole(aid)) and self.newer_exists(aid, seq)]
 
-    def put_first(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Write the documents of aggregates' first versions BEFORE committing them, and check nothing.
+    def put_before_commit(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Write the documents of versions BEFORE committing them, and check nothing.
 
-        No writer can build on a version that is not committed yet, so every newer version's document
-        is written after this one and cannot be overtaken by it. A writer whose commit of version 1
-        then loses (the aggregate existed, or another writer created it first) may have overwritten a
-        newer document: it must `put` the newest version, with the check."""
+        No writer can build on a version that is not committed yet, so the next version's document is
+        written after this one is acknowledged and cannot be overtaken by it. A writer whose commit
+        then fails (another writer was first, or the database failed) may have left the document of a
+        version that does not exist, over a newer one: it must `put` the newest version, with the
+        check, or remove the document if the aggregate does not exist."""
         if not items:
             return
         try:
             bulk_update(self.collection, [ReplaceOne({"_id": aid}, doc, upsert=True) for aid, doc in items])
         except BulkWriteError:  # two upserts raced to insert (see put_many)
             for aid, doc in items:
-                self.put(aid, 1, doc, sole=lambda: True)
+                self.put(aid, 0, doc, sole=lambda: True)
 
     def newer_exists(self, aggregate_id: str, seq: int) -> bool:
         return self.store.latest_seq(aggregate_id) > seq

@@ -8,8 +8,9 @@ finished) orders that the county-wide list and the timeout scanner read; it is r
 orders if it is ever lost. Lists of one area (a grid leader's, a village's, a town's) read the area
 index instead (area_index.py).
 
-A use case loads, asks the domain (every state transition is there), commits, and projects; a
-conflict with another writer reruns it on fresh state (petition_common.aggregates).
+A use case loads, asks the domain (every state transition is there), writes the order's open_orders
+document, commits, and moves the order in the area index; a conflict with another writer reruns it on
+fresh state (petition_common.aggregates; docs/reliability.md, "A work order's projection").
 """
 
 from __future__ import annotations
@@ -263,16 +264,20 @@ class RoutingService:
                 assert petition is not None
                 items.append((loaded, petition_to_state(petition), published))
                 changed[pid] = (petition.order, before.order if before is not None else None)
-        # new orders are projected before they are committed, which needs no check afterwards; one that
-        # then loses (it existed) is projected again by on_intake_event, which finds its event applied
-        self.open_orders.put_first(
+        # projected before they are committed, which needs no check afterwards (_commit); an order that
+        # then loses is projected again at its newest version before its events are applied to it
+        self.open_orders.put_before_commit(
             [
-                (loaded.aggregate_id, open_order_doc(changed[loaded.aggregate_id][0], 1))
+                (loaded.aggregate_id, open_order_doc(changed[loaded.aggregate_id][0], loaded.seq + 1))
                 for loaded, _, _ in items
-                if loaded.seq == 0
             ]
         )
-        batch = commit_batch(self.orders, items)
+        try:
+            batch = commit_batch(self.orders, items)
+        except BaseException:
+            self._repair([loaded.aggregate_id for loaded, _, _ in items])
+            raise
+        self._repair(batch.lost_ids)
         for pid in batch.lost_ids:
             for event, meta in groups[pid]:
                 self.on_intake_event(event, meta)
@@ -289,39 +294,52 @@ class RoutingService:
     def _commit(
         self, loaded: Loaded, petition: domain.RoutedPetition, events: tuple[domain.WorkOrderEvent, ...]
     ) -> None:
-        if loaded.seq == 0:  # a new order: projected before it is committed (Projection.put_first)
-            self.open_orders.put_first([(petition.order.petition_id, open_order_doc(petition.order, 1))])
-        commit = self.orders.commit(loaded, petition_to_state(petition), [to_cloudevent(e) for e in events])
+        # the open_orders document first (Projection.put_before_commit): no read for a newer version
+        # after it; a commit that fails leaves it naming a version that does not exist, so it is repaired
+        order = petition.order
+        self.open_orders.put_before_commit([(order.petition_id, open_order_doc(order, loaded.seq + 1))])
+        try:
+            commit = self.orders.commit(loaded, petition_to_state(petition), [to_cloudevent(e) for e in events])
+        except BaseException:
+            self._repair([order.petition_id])
+            raise
         before = _petition_of(loaded)
-        self._project(petition.order, commit.seq, before.order if before is not None else None, first=loaded.seq == 0)
+        self._project_many([(order, before.order if before is not None else None, commit.seq)])
+
+    def _repair(self, petition_ids: list[str]) -> None:
+        """Project the newest version of orders whose commit failed after their document was written,
+        or remove the document of an order that does not exist. A database still away leaves the
+        document as it is: the retry of the action or the event projects it again."""
+        for pid in petition_ids:
+            try:
+                self._reproject([pid])
+            except NotFound:
+                with contextlib.suppress(Exception):
+                    self.open_orders.put(pid, 0, None)
+            except Exception as exc:
+                log.warning("open_orders not repaired", extra={"petition_id": pid, "error": repr(exc)})
 
     # ---- projecting: open_orders and the area index
 
-    def _project(
-        self, order: domain.WorkOrder, seq: int, before: domain.WorkOrder | None = None, first: bool = False
-    ) -> None:
+    def _project(self, order: domain.WorkOrder, seq: int, before: domain.WorkOrder | None = None) -> None:
         """Keep the area index and open_orders in step with version `seq` (`before` is the version it
         replaced, whose areas it leaves); a slower writer of an older version finds the newer one
-        after both writes and projects it, so the last writes are always of the newest version.
-        `first`: a new order's first version, projected before its commit (`_commit`), so only its
-        areas are written here."""
+        after both writes and projects it, so the last writes are always of the newest version."""
         self.areas.apply([Move.of(order, before)])
-        if not first and self.open_orders.put(order.petition_id, seq, open_order_doc(order, seq)):
+        if self.open_orders.put(order.petition_id, seq, open_order_doc(order, seq)):
             self._project_newest(order)
 
     def _project_many(self, projected: list[tuple[domain.WorkOrder, domain.WorkOrder | None, int]]) -> None:
-        """`_project` for a batch: the area moves in one commit per shard, the documents in one bulk write.
-        A version 1 was projected before its commit (a new order): only its areas are written."""
+        """The area moves of versions whose open_orders documents were written before their commits
+        (`_commit`), in one commit per shard. An order that left areas may have been moved on by a
+        newer version meanwhile, whose removal of an area this late one must not undo: it checks, and
+        projects the newest (the document was safe already: it was written first)."""
         if not projected:
             return
-        self.areas.apply(Move.of(order, before) for order, before, _ in projected)
-        newer = set(
-            self.open_orders.put_many(
-                [(o.petition_id, seq, open_order_doc(o, seq)) for o, _, seq in projected if seq > 1]
-            )
-        )
-        for order, _, _ in projected:
-            if order.petition_id in newer:
+        moves = [(order, Move.of(order, before), seq) for order, before, seq in projected]
+        self.areas.apply(move for _, move, _ in moves)
+        for order, move, seq in moves:
+            if move.remove and self.open_orders.newer_exists(order.petition_id, seq):
                 self._project_newest(order)
 
     def _project_newest(self, projected: domain.WorkOrder) -> None:
@@ -435,14 +453,19 @@ class RoutingService:
         if not petition_ids:
             return
         moves = []
+        spent = []
         for pid in petition_ids:
             with contextlib.suppress(NotFound):
                 order = self._load(pid, to_write=True)[1].order
                 if not (order.closed_at or order.withdrawn_at):
-                    order = self.load(pid)[1]
+                    loaded, order = self.load(pid)
+                    if not (order.closed_at or order.withdrawn_at):  # the document of a close never committed
+                        self._project(order, loaded.seq)
+                        continue
                 moves.append(Move.leaving(order))
+            spent.append(pid)
         self.areas.apply(moves)
-        self.open_orders.collection.delete_many({"_id": {"$in": petition_ids}})
+        self.open_orders.collection.delete_many({"_id": {"$in": spent}})
 
 
 def _petition_of(loaded: Loaded) -> domain.RoutedPetition | None:

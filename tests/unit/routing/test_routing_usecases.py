@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymongo.errors import AutoReconnect
 
 from petition_common.auth import Staff
 from petition_common.config import Settings
@@ -561,26 +562,66 @@ def test_an_action_that_lost_a_race_runs_again_on_the_newer_version(world: World
     assert refused.value.code == "not_paused" and world.types(P1).count("petition.sla_resumed") == 1
 
 
-def test_a_projection_written_after_a_newer_version_is_corrected(world: World, monkeypatch: Any) -> None:
-    """This instance commits version 2 and, before it writes the projection, another instance commits
-    and projects version 3: the check after the (stale) write finds version 3 and projects it."""
+def test_a_transfer_whose_area_move_comes_after_a_newer_one_is_corrected(world: World, monkeypatch: Any) -> None:
+    """This instance transfers an order to T02 (version 2) and, before it writes the area move, another
+    instance transfers it back (version 3) and writes its move: the late move must not take the order
+    out of T01's lists. The check after a move that leaves areas finds version 3 and projects it."""
     world.deliver(submitted(P1))
-    put = world.service.open_orders.put
-    overtaken: list[int] = []
+    apply = world.service.areas.apply
+    overtaken: list[bool] = []
 
-    def slow_put(pid: str, seq: int, doc: dict[str, Any] | None) -> bool:
-        if not overtaken:
-            overtaken.append(seq)
-            world.act(P1, DISPATCHER, "transfer", parts=world.other, grid_id="T02V01G001", reason="属柳河镇")
-        return put(pid, seq, doc)
+    def slow_apply(moves: Any) -> None:
+        moves = list(moves)
+        if not overtaken and any(m.remove for m in moves):
+            overtaken.append(True)
+            world.act(P1, DISPATCHER, "transfer", parts=world.other, grid_id="T01V01G001", reason="回原网格")
+        apply(moves)
 
-    monkeypatch.setattr(world.service.open_orders, "put", slow_put)
-    world.act(P1, leader("T01V01G001"), "contact")
-    assert overtaken == [2]
+    monkeypatch.setattr(world.service.areas, "apply", slow_apply)
+    world.act(P1, DISPATCHER, "transfer", grid_id="T02V01G001", reason="属柳河镇")
+    assert overtaken == [True]
     doc = world.open_order(P1)
-    assert doc is not None and (doc["seq"], doc["town_id"], doc["status"]) == (3, "T02", "in_progress")
-    assert world.listed(leader("T01V01G001")) == [] and world.listed(SUPERVISOR) == []
-    assert world.listed(leader("T02V01G001")) == [P1]
+    assert doc is not None and (doc["seq"], doc["town_id"]) == (3, "T01")
+    assert world.listed(leader("T01V01G001")) == [P1] and world.listed(SUPERVISOR) == [P1]
+    assert world.listed(leader("T02V01G001")) == []
+
+
+def test_a_document_written_for_a_commit_that_lost_is_projected_again(world: World) -> None:
+    """This instance remembers version 1; another instance transfers the order to T02 (version 2). This
+    instance's contact writes the document of its version 2 first, over the transferred one, then loses
+    the commit: it projects the newest version again, and the action is refused on it (not T01's now)."""
+    world.deliver(submitted(P1))
+    world.act(P1, DISPATCHER, "transfer", parts=world.other, grid_id="T02V01G001", reason="属柳河镇")
+    with pytest.raises(NotFound):
+        world.act(P1, leader("T01V01G001"), "contact")
+    doc = world.open_order(P1)
+    assert doc is not None and (doc["seq"], doc["town_id"], doc["status"]) == (2, "T02", "assigned")
+
+
+def test_a_document_written_for_a_commit_the_database_failed_is_projected_again(world: World, monkeypatch: Any) -> None:
+    world.deliver(submitted(P1))
+
+    def database_away(*args: Any, **kwargs: Any) -> None:
+        raise AutoReconnect("away")
+
+    monkeypatch.setattr(world.service.orders, "commit", database_away)
+    with pytest.raises(AutoReconnect):
+        world.act(P1, leader("T01V01G001"), "contact")
+    doc = world.open_order(P1)
+    assert doc is not None and (doc["seq"], doc["status"]) == (1, "assigned")
+
+
+def test_a_document_of_a_close_that_was_never_committed_does_not_make_the_order_leave(world: World) -> None:
+    """A process died between writing the document of a close and committing it: the scanner that
+    finds it past keep_finished projects the order as it is instead of forgetting it."""
+    world.deliver(submitted(P1))
+    phantom = {**world.open_order(P1), "seq": 2, "status": "closed", "finished_at": format_time(T0)}
+    world.db["open_orders"].replace_one({"_id": P1}, phantom)
+    world.clock.advance(world.parts.config.keep_finished + timedelta(seconds=1))
+    world.service.close_timed_out()
+    doc = world.open_order(P1)
+    assert doc is not None and (doc["seq"], doc["status"]) == (1, "assigned")
+    assert world.listed(leader("T01V01G001")) == [P1]
 
 
 # ---- the timeout scanner --------------------------------------------------------------------------
@@ -612,7 +653,7 @@ def test_the_timeout_scanner_builds_on_the_orders_it_remembers(world: World) -> 
     world.clock.advance(world.parts.config.feedback_window)
     world.db.commands.clear()
     assert world.service.close_timed_out() == 1
-    assert world.db.commands[("find", "workorders_commits")] == 1  # the projection's check after writing
+    assert world.db.commands[("find", "workorders_commits")] == 0  # the document was written before the commit
     world.clock.advance(world.parts.config.keep_finished + timedelta(seconds=1))
     world.db.commands.clear()
     world.service.close_timed_out()
@@ -654,17 +695,16 @@ def test_the_scanner_runs_when_due_by_the_services_clock(world: World) -> None:
     assert world.service.close_timed_out_when_due(3600) == 0
 
 
-def test_a_staff_action_builds_on_the_remembered_version_and_reads_only_to_check_its_projection(
-    world: World,
-) -> None:
-    """Issue #23: acting on an order this instance just wrote needs no "is there a newer version?"
-    read before it (the commit checks); the one read left is the projection's check after writing."""
+def test_a_staff_action_builds_on_the_remembered_version_and_reads_no_order(world: World) -> None:
+    """Issue #23: acting on an order this instance just wrote needs no "is there a newer version?" read
+    before it (the commit checks), nor after it (the projection was written before the commit)."""
     grid_leader = leader("T01V01G001")
     world.deliver(submitted(P1, grid_id="T01V01G001"))
     world.db.commands.clear()
     world.act(P1, grid_leader, "contact")
-    assert world.db.commands[("find", "workorders_commits")] == 1
+    assert world.db.commands[("find", "workorders_commits")] == 0
     assert world.db.commands[("insert", "workorders_commits")] == 1
+    assert world.db.commands[("update", "open_orders")] == 1
 
 
 def test_a_refusal_on_a_stale_remembered_version_is_decided_again_on_the_newest(world: World) -> None:
