@@ -70,6 +70,8 @@ class ContractValidator:
         self._documents = _load_documents(self.schema_dir)
         self._registry = _registry(self._documents)
         self._envelope = self._validator(self.schema_dir / "envelope.json")
+        for path in sorted((self.schema_dir / "events").glob("*.json")):  # before the first event (RequestSchemas)
+            self._data_validator(path.stem)
 
     def _validator(self, path: Path) -> _Check:
         schema = json.loads(path.read_text(encoding="utf-8"))

@@ -74,6 +74,12 @@ class RequestSchemas:
     def __init__(self, contract_dir: Path, service: str):
         self.contract_dir = contract_dir.resolve()
         self.document = (self.contract_dir / "openapi" / f"{service}.yaml").as_uri()
+        # compiled now, before the first request: the caches take no lock, so the threads of a service
+        # that starts under load all missed at once, each parsed every document (~170 ms) under the
+        # GIL, and the first submissions took 1.5-2 s (bench: the latency stage's first seconds)
+        document = _documents(self.contract_dir)[self.document]
+        for name in document.get("components", {}).get("schemas", {}):
+            self._validator(name)
 
     @functools.cache  # noqa: B019 - a handful of schemas for the process lifetime
     def _validator(self, name: str) -> tuple[Any, Draft202012Validator]:

@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from petition_common import contract
 from petition_common.contract import ContractValidator, SchemaViolation
 from petition_common.envelope import EnvelopeError, Event
 
@@ -143,3 +144,22 @@ def test_a_violation_names_each_bad_field() -> None:
         VALIDATOR.validate(Event.from_dict(_envelope("petition.submitted", data), key="k"))
     assert set(raised.value.fields) == {"data", "data.submitted_at"}
     assert "channel" in raised.value.fields["data"]
+
+
+def test_every_event_schema_is_compiled_before_the_first_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the request schemas (test_request_schemas.py): the consumers' and the publishers' threads
+    must not compile a schema on the first event of its type, all at once."""
+    compiled: list[str] = []
+
+    class Counted(contract._Check):
+        def __init__(self, schema: dict[str, Any], *args: Any) -> None:
+            compiled.append(schema.get("$id", ""))
+            super().__init__(schema, *args)
+
+    monkeypatch.setattr(contract, "_Check", Counted)
+    validator = ContractValidator(CONTRACT)
+    at_start = len(compiled)
+    assert at_start == len(EVENT_TYPES) + 1  # the envelope and every event type
+    for event_type in EVENT_TYPES:
+        validator.validate(Event.from_dict(_envelope(event_type, _example(event_type)), key="k"))
+    assert len(compiled) == at_start, compiled[at_start:]

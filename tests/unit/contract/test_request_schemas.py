@@ -3,9 +3,13 @@ never repeat what was sent."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from petition_common import request_schemas
 from petition_common.config import REPO_ROOT
 from petition_common.request_schemas import RequestSchemas
 
@@ -22,6 +26,30 @@ GOOD = {
 
 def test_a_good_submission_has_no_errors() -> None:
     assert INTAKE.errors("PetitionSubmission", GOOD) == {}
+
+
+def test_everything_is_compiled_before_the_first_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service started under load: its threads' first checks, all at once, must not each parse and
+    compile the contract (they did, under the GIL: the first submissions took 1.5-2 s)."""
+    work: list[str] = []
+    load, compile_ = request_schemas._load, request_schemas.jsonschema_rs.validator_for
+    monkeypatch.setattr(request_schemas, "_load", lambda path: work.append(f"parse {path.name}") or load(path))
+    monkeypatch.setattr(
+        request_schemas.jsonschema_rs, "validator_for", lambda *a, **kw: work.append("compile") or compile_(*a, **kw)
+    )
+    request_schemas._documents.cache_clear()
+    request_schemas._registry.cache_clear()
+    schemas = RequestSchemas(REPO_ROOT / "contract", "intake")
+    at_start = len(work)
+    assert "parse intake.yaml" in work and "compile" in work
+
+    def first_request(n: int) -> dict[str, str]:
+        return schemas.errors("PetitionSubmission" if n % 2 else "PetitionBatch", GOOD)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(first_request, range(32)))
+    assert answers[1] == {} and answers[0]  # a submission is valid, and not a batch
+    assert len(work) == at_start, work[at_start:]
 
 
 def test_every_bad_field_is_named_with_its_dotted_path() -> None:
