@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from countysim import County, generate_county, generate_houses
+from petition_devtools.namespace import database_prefix
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 
 DEMO_SEED = 7
@@ -167,7 +168,7 @@ def demo_run(name: str, county: County, **extra_env: str) -> DemoRun:
     work = Path(mkdtemp(prefix=f"{name}-"))
     env = {
         "KAFKA_TOPIC_PREFIX": f"{prefix}-",
-        "MONGO_DB_PREFIX": f"{prefix.replace('-', '_')}_",
+        "MONGO_DB_PREFIX": database_prefix(prefix),
         "KAFKA_BOOTSTRAP_SERVERS": LOCAL_KAFKA,
         "MONGO_URI": LOCAL_MONGO,
         "LOG_LEVEL": "WARNING",

@@ -19,6 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from countysim import County
 from petition_devtools import demo
 from petition_devtools.browser import headless_chromium
+from petition_devtools.namespace import database_prefix
 from petition_devtools.processes import ServiceFleet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def platform(run_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     env = {
         **run_env,
         "KAFKA_TOPIC_PREFIX": f"{prefix}-",
-        "MONGO_DB_PREFIX": f"{prefix.replace('-', '_')}_",
+        "MONGO_DB_PREFIX": database_prefix(prefix),
         **demo.prepare(county, work),
     }
     fleet = ServiceFleet(env=env, log_dir=work / "logs")

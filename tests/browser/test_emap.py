@@ -32,6 +32,7 @@ from countysim import County, generate_petitions, plant_hotspot
 from petition_common.config import Settings
 from petition_common.kafka_io import ensure_topics
 from petition_devtools import demo, kafka_access
+from petition_devtools.namespace import database_prefix
 from petition_devtools.processes import SERVICES, ServiceFleet
 from petition_devtools.tokens import token_for
 from petition_kernel.times import BEIJING
@@ -87,7 +88,7 @@ def month_platform(run_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
     env = {
         **run_env,
         "KAFKA_TOPIC_PREFIX": f"{prefix}-",
-        "MONGO_DB_PREFIX": f"{prefix.replace('-', '_')}_",
+        "MONGO_DB_PREFIX": database_prefix(prefix),
         **demo.prepare(county, work),
     }
     # the month's topics: stats reads them, nothing else does

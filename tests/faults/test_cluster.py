@@ -29,6 +29,7 @@ from kafka.errors import KafkaError
 from petition_common.config import Settings
 from petition_common.topic_config import ALL_TOPICS, describe, spec_for
 from petition_devtools.kafka_access import admin_client_config, admin_settings
+from petition_devtools.namespace import database_prefix
 from petition_devtools.processes import REPO, ServiceFleet
 from tests.faults.support import Stream, bodies, progress, record
 from tests.support import MONGO, STACK, eventually
@@ -157,7 +158,7 @@ def fleet(cluster: Cluster, run_env: dict[str, str], unique_prefix: str, tmp_pat
     env = {
         **run_env,
         "KAFKA_TOPIC_PREFIX": f"{unique_prefix}-",
-        "MONGO_DB_PREFIX": f"{unique_prefix.replace('-', '_')}_",
+        "MONGO_DB_PREFIX": database_prefix(unique_prefix),
         "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
         "KAFKA_REPLICATION_FACTOR": "3",
         "KAFKA_MIN_INSYNC_REPLICAS": "2",
