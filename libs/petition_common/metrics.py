@@ -80,6 +80,14 @@ class PlatformMetrics:
         self.db_commands = Counter(
             "petitions_db_commands_total", "Database commands sent", ["service", "command", "collection"], **labels
         )
+        # requests written by one group commit (group_commit.py), by writer (submissions, audit)
+        self.group_sizes = Histogram(
+            "petitions_group_commit_size",
+            "Requests written together by one group commit",
+            ["service", "writer"],
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            **labels,
+        )
         self.service = service
 
     def observe_published(self, event_type: str) -> None:

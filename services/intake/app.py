@@ -373,6 +373,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
     app.register_blueprint(bp)
     trail = audit_http.install(app, runtime)
     parts.retention.on_erased = lambda erasure: trail.append(audit_entry(erasure))
+    parts.service.submissions.on_group = runtime.metrics.group_sizes.labels("intake", "submissions").observe
     ratelimit.install(app, runtime, RATE_LIMITS, background=start_background)
     mount_metrics(app, runtime.metrics)
     if start_background:

@@ -11,12 +11,14 @@ citizen's per-phone limit, refusals stored nowhere.
 from __future__ import annotations
 
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from petition_devtools.tokens import write_tokens_file
@@ -162,3 +164,34 @@ def test_every_item_counts_against_the_token_and_the_phone(fleet, intake_env):
     assert len(stored_petitions(fleet)) == 5
     metrics = requests.get(f"{intake}/metrics", timeout=10).text
     assert 'petitions_rate_limited_total{limit="SUBMIT_PHONE",service="intake"} 2.0' in metrics
+
+
+def test_concurrent_single_submissions_are_written_in_groups_each_stored_and_published_once(fleet, intake_env):
+    """Single submissions that arrive while others are being written are written together (group
+    commit): every one still gets its own 201 and number, is stored once and published once, and a
+    retry of one of them replays it."""
+    intake = fleet.start("intake", extra_env=intake_env).url
+    fleet.wait_ready()
+    n = 24
+
+    def submit(i: int) -> requests.Response:
+        headers = {**HOTLINE, "Idempotency-Key": f"single-{i}"}
+        return requests.post(f"{intake}/v1/petitions", json=petition(400 + i), headers=headers, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(submit, range(n)))
+    assert [a.status_code for a in answers] == [201] * n, [a.text for a in answers if a.status_code != 201]
+    ids = {a.json()["petition_id"] for a in answers}
+    assert len(ids) == n
+    assert stored_petitions(fleet) == ids
+    assert published(fleet, ids) == ids
+    again = submit(5)
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["petition_id"] == answers[5].json()["petition_id"]
+    families = text_string_to_metric_families(requests.get(f"{intake}/metrics", timeout=5).text)
+    sizes = next(f for f in families if f.name == "petitions_group_commit_size")
+    samples = {
+        s.name: s.value for s in sizes.samples if s.labels.get("writer") == "submissions" and "le" not in s.labels
+    }
+    assert samples["petitions_group_commit_size_sum"] == n + 1  # every submission went through a group
+    assert samples["petitions_group_commit_size_count"] < n, "12 concurrent clients, yet no two written together"

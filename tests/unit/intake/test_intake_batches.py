@@ -6,6 +6,8 @@ by another writer, an event the contract refuses) is decided on its own without 
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -171,3 +173,70 @@ def test_a_database_error_at_the_commit_takes_back_the_index_entries_and_is_rais
     ((receipt, _),) = intake.handlers["submit_many"]([_item(intake, "k0", "路灯坏了")])
     assert receipt["duplicate_of"] is None and intake.state(receipt["petition_id"])["status"] == "submitted"
     assert intake.db["petitions_commits"].count_documents({}) == 1
+
+
+# ---- single submissions written together (group_commit.py)
+
+
+def test_single_submissions_arriving_during_a_write_are_written_as_one_batch(intake: Intake) -> None:
+    """While one submission is being written, the others wait and are then written together: each
+    collection once for the group, and each request gets its own receipt."""
+    intake.submit(phone="13900000000")  # the numbers' block is claimed
+    gate, writing = threading.Event(), threading.Event()
+    write_many = intake.service.submissions.write_many
+
+    def held(items):  # the first group's write waits until the others have queued behind it
+        if not writing.is_set():
+            writing.set()
+            assert gate.wait(10)
+        return write_many(items)
+
+    intake.service.submissions.write_many = held
+    items = [_item(intake, f"k{i}", phone=phone) for i, phone in enumerate(_phones(5))]
+    items[3] = BatchItem(items[3].submission, items[3].fingerprint, None)  # sent without a key
+    receipts: dict[int, Any] = {}
+
+    def submit(i: int) -> None:
+        item = items[i]
+        receipts[i] = intake.handlers["submit"](item.submission, item.fingerprint, item.key)
+
+    threads = [threading.Thread(target=submit, args=(0,))]
+    threads[0].start()
+    assert writing.wait(10)
+    intake.db.commands.clear()
+    threads += [threading.Thread(target=submit, args=(i,)) for i in range(1, 5)]
+    for t in threads[1:]:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(intake.service.submissions._waiting) < 4:
+        assert time.monotonic() < deadline, "the four later submissions never queued"
+        time.sleep(0.001)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert sorted(receipts) == [0, 1, 2, 3, 4]
+    pids = {receipt["petition_id"] for receipt, _ in receipts.values()}
+    assert len(pids) == 5 and not any(replayed for _, replayed in receipts.values())
+    for pid in pids:
+        assert intake.state(pid)["status"] == "submitted"
+        assert intake.published_types(pid) == ["petition.submitted"]
+    # the held first submission's inserts, then the group of four's: one insert per collection
+    for collection in ("petitions_commits", "outbox", "idempotency", "duplicates_commits", "contacts"):
+        assert intake.db.commands[("insert", collection)] == 2, collection
+    assert intake.db["idempotency"].count_documents({}) == 4  # claims only of the four sent with a key
+
+
+def test_one_key_twice_in_a_group_stores_one_petition_and_replays_it_to_the_other(intake: Intake) -> None:
+    item = _item(intake, "double-click")
+    outcomes = intake.service.submit_many([item, item])
+    (first, replayed_first), (second, replayed_second) = outcomes
+    assert first == second and not replayed_first and replayed_second
+    assert intake.db["petitions_commits"].count_documents({}) == 1
+    assert len(intake.published.events) == 1
+
+
+def test_submissions_without_a_key_in_a_batch_claim_nothing(intake: Intake) -> None:
+    items = [BatchItem(i.submission, i.fingerprint, None) for i in (_item(intake, "x", phone=p) for p in _phones(3))]
+    outcomes = intake.service.submit_many(items)
+    assert len({receipt["petition_id"] for receipt, _ in outcomes}) == 3
+    assert intake.db["idempotency"].count_documents({}) == 0
