@@ -50,6 +50,7 @@ def install(app: Flask, runtime: ServiceRuntime) -> AuditLog:
         service,
         on_append=lambda r: metrics.audit_records.labels(service, r["action"], r["outcome"]).inc(),
     )
+    trail.appends.on_group = metrics.group_sizes.labels(service, "audit").observe
     app.extensions["audit"] = trail
     app.extensions["audit_schemas"] = RequestSchemas(runtime.settings.contract_dir, service)
     app.register_blueprint(bp)

@@ -6,8 +6,9 @@ record's `_id` is its sequence number, and inserting an `_id` that exists fails 
 concurrent appenders (threads here, other processes or instances elsewhere) race on inserting
 `_id = seq(tail + 1)`; the loser finds the new tail by point reads galloping forward from the
 winner's record and tries the number after it (stepping one record a retry, measured with
-bench/audit_chain.py, never caught up with two busy appenders). Threads of one process take a
-lock first, so they do not race each other.
+bench/audit_chain.py, never caught up with two busy appenders). Threads of one process do not race
+each other: appends that arrive while one is being written wait, and are then chained and written
+together by one ordered insert (group_commit.py), which stops at a number another process took.
 The tail is found once per process by point reads only (a gallop, then a binary search over which
 numbers exist: ~2·log2(n) reads), then kept in memory; there is no head document to trust or to
 keep in step. Nothing here reads anything but single `_id`s, except `query` (the auditor's filters,
@@ -18,16 +19,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from petition_common.audit import GENESIS, chained, seq_id
+from petition_common.group_commit import GroupCommit
 from petition_kernel.times import format_time, utc_now
 
 log = logging.getLogger(__name__)
@@ -55,28 +57,62 @@ class AuditLog:
         self.on_append = on_append
         self._lock = threading.Lock()
         self._tail: tuple[int, str] | None = None  # (seq, hash) of the last record this process knows
+        self.appends: GroupCommit[Mapping[str, Any], dict[str, Any]] = GroupCommit(self._append_many)
 
     def append(self, entry: Mapping[str, Any]) -> dict[str, Any]:
         """Store `entry` (who, what, which petition, ...) as the chain's next record, stamped with
         this service and the time; returns the record. Raises AuditUnavailable (or the database's
-        error) when it could not be stored."""
+        error) when it could not be stored. Entries appended while another append is being written
+        are written next, together, in one insert (group_commit.py)."""
+        return self.appends.run(entry)
+
+    def _append_many(self, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The records of `entries`, chained in this order and stored by one ordered insert; after a
+        lost race, those not stored are chained anew onto the new tail."""
+        stored: list[dict[str, Any]] = []
+        todo = list(entries)
         with self._lock:
             for _ in range(MAX_RACES):
                 seq, prev = self._tail if self._tail is not None else self.find_tail()
-                record = chained({**entry, "service": self.service, "at": format_time(self.clock())}, seq + 1, prev)
-                try:
-                    self.records.insert_one(record)
-                except DuplicateKeyError:
-                    # another appender took seq + 1, and others may have gone on since: stepping one
-                    # record a retry never catches up with two busy appenders, so find the tail anew
-                    # (galloping from seq + 1)
-                    self._tail = self.find_tail(after=seq + 1)
-                    continue
-                self._tail = (seq + 1, record["hash"])
-                if self.on_append is not None:
-                    self.on_append(record)
-                return record
-        raise AuditUnavailable(f"lost {MAX_RACES} races in a row appending to {self.service}'s audit trail")
+                records = []
+                for entry in todo:
+                    seq += 1
+                    stamped = {**entry, "service": self.service, "at": format_time(self.clock())}
+                    records.append(chained(stamped, seq, prev))
+                    prev = records[-1]["hash"]
+                done = self._insert_in_order(records)
+                stored += records[:done]
+                if done:
+                    self._tail = (records[done - 1]["seq"], records[done - 1]["hash"])
+                if done == len(records):
+                    break
+                # another appender took the next number, and others may have gone on since: stepping
+                # one record a retry never catches up with two busy appenders, so find the tail anew
+                # (galloping from the number lost)
+                todo = todo[done:]
+                self._tail = self.find_tail(after=records[done]["seq"])
+            else:
+                raise AuditUnavailable(f"lost {MAX_RACES} races in a row appending to {self.service}'s audit trail")
+        if self.on_append is not None:
+            for record in stored:
+                self.on_append(record)
+        return stored
+
+    def _insert_in_order(self, records: list[dict[str, Any]]) -> int:
+        """Insert `records` in order, stopping at the first whose number is taken; how many were stored."""
+        try:
+            if len(records) == 1:
+                self.records.insert_one(records[0])
+            else:
+                self.records.insert_many(records, ordered=True)
+        except DuplicateKeyError:
+            return 0
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if len(errors) != 1 or errors[0].get("code") != 11000:
+                raise
+            return int(errors[0]["index"])  # ordered: everything before it was stored, nothing after
+        return len(records)
 
     def find_tail(self, after: int = 1) -> tuple[int, str]:
         """(seq, hash) of the last record, GENESIS's (0, ...) for an empty chain: the largest n with

@@ -9,7 +9,7 @@ import threading
 import pytest
 from pymongo import MongoClient
 
-from petition_common.audit import verify
+from petition_common.audit import chained, seq_id, verify
 from petition_common.audit_log import AuditLog
 from tests.conftest import make_settings
 
@@ -65,3 +65,34 @@ def test_racing_appenders_keep_one_unbroken_chain(db_name):
     finally:
         for c in clients:
             c.close()
+
+
+def test_a_group_stops_at_a_number_taken_and_is_chained_anew_on_the_real_database(db_name):
+    """The group append's ordered insert on FerretDB: the records before a taken number are stored,
+    none after it, and the index pymongo reports is that of the taken one."""
+    client = MongoClient(make_settings("x", "x").mongo_uri, tz_aware=True)
+    try:
+        mine, other = AuditLog(client[db_name], "routing"), AuditLog(client[db_name], "routing")
+        mine.append({"action": "a", "n": 0, "outcome": "ok"})
+        mine.append({"action": "a", "n": 1, "outcome": "ok"})  # mine's tail: 2
+        other.find_tail()
+        other.append({"action": "a", "n": 2, "outcome": "ok"})  # 3, behind mine's back
+        tail_seq, tail_hash = mine._tail
+        records = [
+            chained({"action": "probe", "n": n, "service": "routing", "at": "x"}, tail_seq + 1 + k, tail_hash)
+            for k, n in enumerate((90, 91))
+        ]
+        assert mine._insert_in_order(records) == 0  # 3 is taken: nothing of the group is stored
+        assert mine.records.count_documents({"action": "probe"}) == 0
+        stored = mine._append_many([{"action": "a", "n": n, "outcome": "ok"} for n in (3, 4, 5)])
+        assert [r["seq"] for r in stored] == [4, 5, 6]
+        verdict = verify(mine.scan())
+        assert verdict.ok and verdict.records == 6
+        # taken in the middle: the one before it is stored, nothing from it on
+        bare = AuditLog(client[db_name + "_bare"], "routing")
+        bare.records.insert_one({"_id": seq_id(2)})
+        group = [chained({"action": "probe", "n": n}, n, "x") for n in (1, 2, 3)]
+        assert bare._insert_in_order(group) == 1
+        assert sorted(d["_id"] for d in bare.records.find({"action": "probe"})) == [seq_id(1)]
+    finally:
+        client.close()

@@ -6,10 +6,11 @@ tests/integration/test_audit_log.py."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from petition_common.audit import GENESIS, chained, record_hash, seq_id, verify
 from petition_common.audit_log import AuditLog
@@ -90,6 +91,7 @@ class UniqueIds:
         self.docs: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.duplicates = 0
+        self.groups: list[int] = []  # sizes of the insert_many calls
 
     def insert_one(self, doc: dict[str, Any]) -> None:
         with self.lock:
@@ -97,6 +99,16 @@ class UniqueIds:
                 self.duplicates += 1
                 raise DuplicateKeyError("E11000 duplicate key")
             self.docs[doc["_id"]] = dict(doc)
+
+    def insert_many(self, docs: list[dict[str, Any]], ordered: bool = True) -> None:
+        """Ordered, as AuditLog asks: stops at the first `_id` taken, reporting it as pymongo does."""
+        assert ordered
+        self.groups.append(len(docs))
+        for index, doc in enumerate(docs):
+            try:
+                self.insert_one(doc)
+            except DuplicateKeyError:
+                raise BulkWriteError({"writeErrors": [{"index": index, "code": 11000}], "nInserted": index}) from None
 
     def find_one(self, query: dict[str, Any], projection: dict[str, int] | None = None) -> dict[str, Any] | None:
         doc = self.docs.get(query["_id"])
@@ -134,6 +146,44 @@ def test_concurrent_appenders_of_several_processes_keep_one_unbroken_chain():
         (f"W{w}", i) for w in range(16) for i in range(per_thread)
     )
     assert db["audit"].duplicates > 0, "the processes never raced; the test proves nothing about the race"
+
+
+def test_appends_arriving_during_a_write_are_chained_and_written_together_after_a_lost_race():
+    """A group whose first number another process took is chained anew onto the new tail."""
+    db = Db()
+    other, mine = AuditLog(db, "routing"), AuditLog(db, "routing")
+    other.append({"action": "workorder.contact", "n": 0, "outcome": "ok"})
+    mine.append({"action": "workorder.contact", "n": 1, "outcome": "ok"})  # mine's tail: 2
+    other.append({"action": "workorder.contact", "n": 2, "outcome": "ok"})  # takes 3 behind mine's back
+    gate, writing = threading.Event(), threading.Event()
+    write_many = mine.appends.write_many
+
+    def held(entries):
+        if not writing.is_set():
+            writing.set()
+            assert gate.wait(10)
+        return write_many(entries)
+
+    mine.appends.write_many = held
+    threads = [threading.Thread(target=mine.append, args=({"action": "a", "n": 3, "outcome": "ok"},))]
+    threads[0].start()
+    assert writing.wait(10)
+    threads += [
+        threading.Thread(target=mine.append, args=({"action": "a", "n": n, "outcome": "ok"},)) for n in (4, 5, 6)
+    ]
+    for t in threads[1:]:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(mine.appends._waiting) < 3:
+        assert time.monotonic() < deadline, "the later appends never queued"
+        time.sleep(0.001)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    stored = db["audit"].docs
+    assert verify(stored.values()).ok and len(stored) == 7
+    assert sorted(d["n"] for d in stored.values()) == list(range(7))
+    assert 3 in db["audit"].groups, "the three later appends were not written together"
 
 
 def test_a_new_process_finds_the_tail_by_point_reads():
