@@ -9,24 +9,28 @@ orders if it is ever lost. Lists of one area (a grid leader's, a village's, a to
 index instead (area_index.py).
 
 A use case loads, asks the domain (every state transition is there), writes the order's open_orders
-document, commits, and moves the order in the area index; a conflict with another writer reruns it on
-fresh state (petition_common.aggregates; docs/reliability.md, "A work order's projection").
+document, commits, and moves the order in the area index, together with the commits other requests
+make meanwhile (group commit); a conflict with another writer reruns it on fresh state
+(petition_common.aggregates; docs/reliability.md, "A work order's projection" and "Group commit").
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from petition_common.aggregates import Projection, act_on_remembered, commit_batch
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
+from petition_common.contract import SchemaViolation
 from petition_common.envelope import Event
+from petition_common.group_commit import GroupCommit
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence
 from petition_kernel.access import Area, may_act, may_read
@@ -70,6 +74,28 @@ class RoutingConfig:
     timeout_scan_s: float = 60.0
 
 
+@dataclass(frozen=True)
+class _Change:
+    """A work order's next version on its way to its commit."""
+
+    loaded: Loaded
+    petition: domain.RoutedPetition
+    events: tuple[domain.WorkOrderEvent, ...]
+
+    @property
+    def order_id(self) -> str:
+        return self.loaded.aggregate_id
+
+    @cached_property
+    def cloudevents(self) -> list[Event]:
+        return [to_cloudevent(e) for e in self.events]
+
+    @property
+    def before_order(self) -> domain.WorkOrder | None:
+        before = _petition_of(self.loaded)
+        return before.order if before is not None else None
+
+
 class RoutingService:
     def __init__(
         self,
@@ -90,6 +116,9 @@ class RoutingService:
         # a list loads its orders a few at a time: each load is a round trip that mostly waits
         self._loader = loader
         self._timeout_cadence = Cadence(clock)
+        # staff actions (and the scanner's and a consumer's single commits) that arrive while others
+        # are being written are written together next (group_commit.py)
+        self._commits: GroupCommit[_Change, BaseException | None] = GroupCommit(self._commit_group)
 
     # ---- reading
 
@@ -294,17 +323,56 @@ class RoutingService:
     def _commit(
         self, loaded: Loaded, petition: domain.RoutedPetition, events: tuple[domain.WorkOrderEvent, ...]
     ) -> None:
-        # the open_orders document first (Projection.put_before_commit): no read for a newer version
-        # after it; a commit that fails leaves it naming a version that does not exist, so it is repaired
-        order = petition.order
-        self.open_orders.put_before_commit([(order.petition_id, open_order_doc(order, loaded.seq + 1))])
+        """Commit `petition` as the version after `loaded` (Conflict if another writer was first),
+        together with the commits other requests make meanwhile (group commit, `_commit_group`)."""
+        self._commits.run(_Change(loaded, petition, events))
+
+    def _commit_group(self, changes: Sequence[_Change]) -> list[BaseException | None]:
+        """The changes of a group, a round per order they change (two requests may act on one order):
+        each round's open_orders documents in one write, markers and commits in one insert each, and
+        the area moves. The outcome of each: None when committed, else the error it raised."""
+        outcomes: list[BaseException | None] = [None] * len(changes)
+        todo: list[int] = []
+        for i, change in enumerate(changes):
+            try:  # an event the contract refuses fails its own request, before anything is written
+                self.orders.check(change.cloudevents)
+                todo.append(i)
+            except SchemaViolation as exc:
+                outcomes[i] = exc
+        while todo:
+            first_of: dict[str, int] = {}
+            for i in todo:
+                first_of.setdefault(changes[i].order_id, i)
+            round_ = list(first_of.values())
+            todo = [i for i in todo if first_of[changes[i].order_id] != i]
+            try:
+                results = self._commit_round([changes[i] for i in round_])
+            except BaseException as exc:
+                results = [exc] * len(round_)
+            for i, result in zip(round_, results, strict=True):
+                outcomes[i] = result
+        return outcomes
+
+    def _commit_round(self, changes: list[_Change]) -> list[BaseException | None]:
+        # the open_orders documents first (Projection.put_before_commit): no read for a newer version
+        # after them; a commit that fails leaves its document naming a version that does not exist, so
+        # it is repaired
+        self.open_orders.put_before_commit(
+            [(c.order_id, open_order_doc(c.petition.order, c.loaded.seq + 1)) for c in changes]
+        )
+        items = [(c.loaded, petition_to_state(c.petition), c.cloudevents) for c in changes]
         try:
-            commit = self.orders.commit(loaded, petition_to_state(petition), [to_cloudevent(e) for e in events])
+            batch = commit_batch(self.orders, items)
         except BaseException:
-            self._repair([order.petition_id])
+            self._repair([c.order_id for c in changes])
             raise
-        before = _petition_of(loaded)
-        self._project_many([(order, before.order if before is not None else None, commit.seq)])
+        self._repair(batch.lost_ids)
+        lost = set(batch.lost_ids)
+        committed = {loaded.aggregate_id: commit for (loaded, _, _), commit in batch.committed}
+        self._project_many(
+            [(c.petition.order, c.before_order, committed[c.order_id].seq) for c in changes if c.order_id in committed]
+        )
+        return [Conflict(c.order_id) if c.order_id in lost else None for c in changes]
 
     def _repair(self, petition_ids: list[str]) -> None:
         """Project the newest version of orders whose commit failed after their document was written,

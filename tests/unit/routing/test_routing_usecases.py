@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -604,7 +606,7 @@ def test_a_document_written_for_a_commit_the_database_failed_is_projected_again(
     def database_away(*args: Any, **kwargs: Any) -> None:
         raise AutoReconnect("away")
 
-    monkeypatch.setattr(world.service.orders, "commit", database_away)
+    monkeypatch.setattr(world.service.orders, "commit_many", database_away)
     with pytest.raises(AutoReconnect):
         world.act(P1, leader("T01V01G001"), "contact")
     doc = world.open_order(P1)
@@ -719,3 +721,56 @@ def test_a_refusal_on_a_stale_remembered_version_is_decided_again_on_the_newest(
     assert world.types(P1)[-2:] == ["petition.sla_paused", "petition.sla_resumed"]
     with pytest.raises(domain.InvalidTransition):  # a refusal that holds on the newest version stands
         world.act(P1, grid_leader, "resume")
+
+
+def test_staff_actions_arriving_during_a_write_are_committed_together(world: World) -> None:
+    """Actions on three orders queue behind a held write and are committed as one group: one insert
+    for their commits; two actions on one order in the group go in two rounds, the second on the first's
+    version, so the order is contacted once and the other request is refused as a retry would be."""
+    world.deliver(submitted(P1), submitted(P2), submitted(P3, grid_id="T01V01G002"))
+    commits = world.service._commits
+    gate, writing = threading.Event(), threading.Event()
+    write_many, sizes = commits.write_many, []
+    commits.on_group = sizes.append
+
+    def held(changes: Any) -> Any:
+        if not writing.is_set():
+            writing.set()
+            assert gate.wait(10)
+        return write_many(changes)
+
+    commits.write_many = held
+    outcomes: dict[str, Any] = {}
+
+    def act(name: str, pid: str, grid: str) -> None:
+        try:
+            outcomes[name] = world.act(pid, leader(grid), "contact")["status"]
+        except domain.InvalidTransition as exc:
+            outcomes[name] = exc.code
+
+    first = threading.Thread(target=act, args=("p1", P1, "T01V01G001"))
+    first.start()
+    assert writing.wait(10)
+    world.db.commands.clear()
+    later = [
+        threading.Thread(target=act, args=(name, pid, grid))
+        for name, pid, grid in (("p2", P2, "T01V01G001"), ("p2-again", P2, "T01V01G001"), ("p3", P3, "T01V01G002"))
+    ]
+    for t in later:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(commits._waiting) < 3:
+        assert time.monotonic() < deadline, "the later actions never queued"
+        time.sleep(0.001)
+    gate.set()
+    for t in [first, *later]:
+        t.join(10)
+    assert sizes[:2] == [1, 3]
+    assert outcomes["p1"] == outcomes["p3"] == "in_progress"
+    assert sorted([outcomes["p2"], outcomes["p2-again"]]) == ["in_progress", "invalid_state"]
+    for pid in (P1, P2, P3):
+        assert world.types(pid).count("petition.contacted") == 1
+        doc = world.open_order(pid)
+        assert doc is not None and (doc["seq"], doc["status"]) == (2, "in_progress")
+    # the held one's commit, the group's first round (P2, P3), its second (P2 again, lost)
+    assert world.db.commands[("insert", "workorders_commits")] == 3
