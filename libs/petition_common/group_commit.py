@@ -23,6 +23,21 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
+def rounds(keys: Sequence[str]) -> list[list[int]]:
+    """The indexes of a group's items in rounds that each hold a key once, in arrival order: two
+    changes of one aggregate cannot be written by one insert, and the later must build on (and so
+    lose to) the earlier, as it would have alone."""
+    todo = list(range(len(keys)))
+    result = []
+    while todo:
+        first_of: dict[str, int] = {}
+        for i in todo:
+            first_of.setdefault(keys[i], i)
+        result.append(list(first_of.values()))
+        todo = [i for i in todo if first_of[keys[i]] != i]
+    return result
+
+
 class _Slot(Generic[Item, Result]):
     __slots__ = ("done", "item", "lead", "outcome", "woken")
 

@@ -32,7 +32,8 @@ skips the look-up of marker n-1 when this store published n-1 itself or wrote it
 `load` trusts these memories only after that existence probe, so a reader never misses another
 writer's commit. A writer needs no probe at all (`load_to_write`): the unique insert of its commit
 is the check. If another writer was first, the insert fails, the store forgets the state it
-remembered, and the retry reads afresh.
+remembered, and the retry reads afresh. Commits of other threads that arrive while one is being
+written wait and are written together next, by `commit_many` (group_commit.py).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from petition_common.envelope import Event
+from petition_common.group_commit import GroupCommit, rounds
 from petition_common.mongo import insert_new
 from petition_kernel.times import utc_now
 
@@ -67,6 +69,10 @@ class Publisher(Protocol):
 
 class Conflict(Exception):
     """Another writer committed this version first; reload and try again."""
+
+
+# a change to commit: the version it builds on, the new state, its events
+Item = tuple["Loaded", dict[str, Any], Sequence[Event]]
 
 
 def commit_id(aggregate_id: str, seq: int) -> str:
@@ -156,6 +162,8 @@ class AggregateStore:
         self._states = _Recent(state_capacity)
         # newest commit of each aggregate whose events this store published and whose marker it deleted
         self._published = _Recent(hint_capacity)
+        # commits of other threads that arrive while one is being written are written with the next group
+        self.group: GroupCommit[Item, Commit] = GroupCommit(self._commit_group)
 
     # ---- reading
 
@@ -264,25 +272,46 @@ class AggregateStore:
         """Commit `state` as the version after `loaded`; raises Conflict if someone was first.
 
         The events are durable once this returns; they are published here when the broker is
-        reachable, and by the relay otherwise.
+        reachable, and by the relay otherwise. Commits that arrive while another is being written
+        are written together next (`_commit_group`); an event the contract refuses fails this one
+        before it joins a group.
         """
-        result = self.commit_many([(loaded, state, events)])[0]
-        if isinstance(result, Conflict):
-            raise result
-        return result
+        self.check(events)
+        return self.group.run((loaded, state, events))  # raises the Conflict of a lost race
 
-    def commit_many(self, items: Sequence[tuple[Loaded, dict[str, Any], Sequence[Event]]]) -> list[Commit | Conflict]:
+    def _commit_group(self, items: Sequence[Item]) -> list[Commit | BaseException]:
+        """A group's commits by `commit_many`, in rounds that change each aggregate once; a database
+        error fails its round and the rounds after it, not what an earlier round committed."""
+        outcomes: list[Commit | BaseException | None] = [None] * len(items)
+        failed: BaseException | None = None
+        for round_ in rounds([loaded.aggregate_id for loaded, _, _ in items]):
+            results: Sequence[Commit | BaseException] = []
+            if failed is None:
+                try:
+                    results = self._commit_many([items[i] for i in round_])
+                except BaseException as exc:
+                    failed = exc
+            if failed is not None:
+                results = [failed] * len(round_)
+            for i, result in zip(round_, results, strict=True):
+                outcomes[i] = result
+        return outcomes  # type: ignore[return-value]  # every index is in a round
+
+    def commit_many(self, items: Sequence[Item]) -> list[Commit | Conflict]:
         """Commit the next version of several different aggregates, each as `commit` would, with one
         unordered insert for their markers and one for their commits instead of one per aggregate.
 
         Each item stands or falls on its own: the result at its index is its Commit, or the Conflict
         `commit` would have raised (another writer was first; nothing of the item remains).
         """
+        for _, _, events in items:
+            self.check(events)
+        return self._commit_many(items)
+
+    def _commit_many(self, items: Sequence[Item]) -> list[Commit | Conflict]:
         ids = [loaded.aggregate_id for loaded, _, _ in items]
         if len(set(ids)) != len(ids):
             raise ValueError("commit_many takes one version per aggregate")
-        for _, _, events in items:
-            self.check(events)
         now = utc_now()
         cids = [commit_id(loaded.aggregate_id, loaded.seq + 1) for loaded, _, _ in items]
         conflicts: dict[int, Conflict] = {}

@@ -30,7 +30,7 @@ from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.contract import SchemaViolation
 from petition_common.envelope import Event
-from petition_common.group_commit import GroupCommit
+from petition_common.group_commit import GroupCommit, rounds
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence
 from petition_kernel.access import Area, may_act, may_read
@@ -118,7 +118,7 @@ class RoutingService:
         self._timeout_cadence = Cadence(clock)
         # staff actions (and the scanner's and a consumer's single commits) that arrive while others
         # are being written are written together next (group_commit.py)
-        self._commits: GroupCommit[_Change, BaseException | None] = GroupCommit(self._commit_group)
+        self.commits: GroupCommit[_Change, BaseException | None] = GroupCommit(self._commit_group)
 
     # ---- reading
 
@@ -325,7 +325,7 @@ class RoutingService:
     ) -> None:
         """Commit `petition` as the version after `loaded` (Conflict if another writer was first),
         together with the commits other requests make meanwhile (group commit, `_commit_group`)."""
-        self._commits.run(_Change(loaded, petition, events))
+        self.commits.run(_Change(loaded, petition, events))
 
     def _commit_group(self, changes: Sequence[_Change]) -> list[BaseException | None]:
         """The changes of a group, a round per order they change (two requests may act on one order):
@@ -339,17 +339,13 @@ class RoutingService:
                 todo.append(i)
             except SchemaViolation as exc:
                 outcomes[i] = exc
-        while todo:
-            first_of: dict[str, int] = {}
-            for i in todo:
-                first_of.setdefault(changes[i].order_id, i)
-            round_ = list(first_of.values())
-            todo = [i for i in todo if first_of[changes[i].order_id] != i]
+        for round_ in rounds([changes[i].order_id for i in todo]):
+            indexes = [todo[k] for k in round_]
             try:
-                results = self._commit_round([changes[i] for i in round_])
+                results = self._commit_round([changes[i] for i in indexes])
             except BaseException as exc:
-                results = [exc] * len(round_)
-            for i, result in zip(round_, results, strict=True):
+                results = [exc] * len(indexes)
+            for i, result in zip(indexes, results, strict=True):
                 outcomes[i] = result
         return outcomes
 

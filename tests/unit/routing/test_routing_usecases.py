@@ -728,7 +728,7 @@ def test_staff_actions_arriving_during_a_write_are_committed_together(world: Wor
     for their commits; two actions on one order in the group go in two rounds, the second on the first's
     version, so the order is contacted once and the other request is refused as a retry would be."""
     world.deliver(submitted(P1), submitted(P2), submitted(P3, grid_id="T01V01G002"))
-    commits = world.service._commits
+    commits = world.service.commits
     gate, writing = threading.Event(), threading.Event()
     write_many, sizes = commits.write_many, []
     commits.on_group = sizes.append
