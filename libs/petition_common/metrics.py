@@ -80,7 +80,8 @@ class PlatformMetrics:
         self.db_commands = Counter(
             "petitions_db_commands_total", "Database commands sent", ["service", "command", "collection"], **labels
         )
-        # requests written by one group commit (group_commit.py), by writer (submissions, audit)
+        # requests written by one group commit (group_commit.py), by writer: submissions, audit, a store's
+        # name (its commits), workorder_changes
         self.group_sizes = Histogram(
             "petitions_group_commit_size",
             "Requests written together by one group commit",

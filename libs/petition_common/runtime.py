@@ -104,9 +104,11 @@ class ServiceRuntime:
             self.flusher = Flusher()
             flusher = self.flusher
             self.start_thread("flusher", lambda: flusher.run(self.stop.is_set))
-        return AggregateStore(
+        store = AggregateStore(
             self.db, name, publisher=self.counting_publisher, validate=self.validator.validate, flusher=self.flusher
         )
+        store.group.on_group = self.metrics.group_sizes.labels(self.settings.service, name).observe
+        return store
 
     def ensure_topics(self) -> None:
         ensure_topics(self.settings, [INTAKE, ROUTING, SLA, ALERTS, DEADLETTER])

@@ -280,6 +280,7 @@ def create_app(settings: Settings | None = None, start_background: bool = True) 
         tokens=staff_directory(settings),
         schemas=RequestSchemas(settings.contract_dir, "routing"),
     )
+    parts.service.commits.on_group = runtime.metrics.group_sizes.labels("routing", "workorder_changes").observe
     staff_api.mount(app, runtime, bp, background=start_background)
     if start_background:
         service = parts.service

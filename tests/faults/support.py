@@ -55,6 +55,7 @@ class Stream:
     submitted: int = 0
     limit: int | None = None
     thread: threading.Thread | None = None
+    rate_per_s: float = RATE_PER_S  # petitions a second, each citizen's in a crowd
 
     def start(self) -> Stream:
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -70,8 +71,11 @@ class Stream:
         self.limit = len(self.accepted) + more
 
     def _run(self) -> None:
+        self._submit_each(self.bodies)
+
+    def _submit_each(self, bodies: list) -> None:
         session = requests.Session()
-        for generated in self.bodies:
+        for generated in bodies:
             if self.limit is not None and len(self.accepted) >= self.limit:
                 break
             self.submitted += 1
@@ -97,11 +101,28 @@ class Stream:
                     session = requests.Session()
                 self.retries += 1
                 time.sleep(0.5)
-            time.sleep(max(0.0, 1 / RATE_PER_S - (time.monotonic() - started)))
+            time.sleep(max(0.0, 1 / self.rate_per_s - (time.monotonic() - started)))
 
     def join(self) -> None:
         assert self.thread is not None
         self.thread.join(300)
+
+
+@dataclass
+class CrowdStream(Stream):
+    """`clients` citizens submitting at once, each as a `Stream` does, over its share of the bodies:
+    intake writes the submissions that arrive together in groups (group commit), so a fault strikes
+    a group mid-write. The counts are the crowd's together."""
+
+    clients: int = 6
+
+    def _run(self) -> None:
+        shares = [self.bodies[k :: self.clients] for k in range(self.clients)]
+        citizens = [threading.Thread(target=self._submit_each, args=(share,), daemon=True) for share in shares]
+        for citizen in citizens:
+            citizen.start()
+        for citizen in citizens:
+            citizen.join(300)
 
 
 @dataclass

@@ -16,13 +16,15 @@ import subprocess
 import time
 
 import pytest
+import requests
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from petition_common.config import Settings
 from petition_devtools.kafka_access import admin_settings
 from petition_devtools.processes import REPO, ServiceFleet
 from petition_devtools.tokens import token_for
-from tests.faults.support import BatchStream, Stream, bodies, progress, record
+from tests.faults.support import BatchStream, CrowdStream, Stream, bodies, progress, record
 from tests.support import KAFKA, MONGO, STACK, kafka_client
 
 RESULTS: list[dict] = []
@@ -107,6 +109,47 @@ def test_hotline_batches_through_a_database_stop_and_a_killed_intake(platform, c
     fault_over = time.monotonic()
     stream.join()
     _record("hotline batches of 20: FerretDB stopped 10 s, then intake killed", stream, platform, fault_over)
+
+
+@pytest.mark.timeout(900)
+def test_concurrent_citizens_through_a_database_stop_and_a_killed_intake(platform, county):
+    """Issue #23: single submissions that arrive together are written in groups; a group struck by
+    the database going away or by intake dying mid-write loses nothing and stores nothing twice, and
+    every citizen's retry with the same Idempotency-Key completes or replays their petition."""
+    url = platform.processes["intake"].url
+    # 6 × 10/s, so that the stream lasts through both faults (~15 s without them)
+    stream = CrowdStream(url, bodies(county, 900, seed=7), clients=6, rate_per_s=10).start()
+    progress(stream, 40)
+    _stack("stop", "ferretdb")
+    time.sleep(10)  # the fault: FerretDB stays down 10 s
+    _stack("start", "ferretdb")
+    progress(stream, 40)
+    # written together so far: the retries of the citizens the database stop had held back, at least
+    grouped = _grouped_submissions(stream.url)
+    platform.stop("intake", kill=True)
+    platform.start("intake", extra_env=platform.extra_env)
+    platform.wait_ready(["intake"])
+    stream.url = platform.processes["intake"].url
+    fault_over = time.monotonic()
+    stream.join()
+    _record("6 citizens at once: FerretDB stopped 10 s, then intake killed", stream, platform, fault_over)
+    print(f"submissions written in groups of more than one: {grouped:.0f} before the kill")
+    assert stream.retries > 0, "no citizen had to retry: the faults struck nothing"
+    assert grouped > 0, "no two submissions were written together: the faults struck no group"
+
+
+def _grouped_submissions(intake: str) -> float:
+    """Submissions the restarted intake wrote in groups of more than one (its histogram's count of
+    writes against the submissions they carried)."""
+    text = requests.get(f"{intake}/metrics", timeout=5).text
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "petitions_group_commit_size"
+        for s in family.samples
+        if s.labels.get("writer") == "submissions" and "le" not in s.labels
+    }
+    return samples["petitions_group_commit_size_sum"] - samples["petitions_group_commit_size_count"]
 
 
 @pytest.mark.timeout(600)
