@@ -97,18 +97,25 @@ def test_hotline_batches_through_a_database_stop_and_a_killed_intake(platform, c
     dispatcher = next(s for s in county.staff if s.role == "county_dispatcher")
     url = platform.processes["intake"].url
     stream = BatchStream(url, bodies(county, 300, seed=6), token=token_for(dispatcher.staff_id)).start()
+    fault_over = _database_stop_then_intake_killed(platform, stream)
+    stream.join()
+    _record("hotline batches of 20: FerretDB stopped 10 s, then intake killed", stream, platform, fault_over)
+
+
+def _database_stop_then_intake_killed(platform, stream: Stream, before_kill=lambda: None) -> float:
+    """FerretDB stopped for 10 s, then intake killed, each while `stream` submits; when the faults
+    were over. `before_kill` runs just before intake is killed."""
     progress(stream, 40)
     _stack("stop", "ferretdb")
     time.sleep(10)  # the fault: FerretDB stays down 10 s
     _stack("start", "ferretdb")
     progress(stream, 40)
+    before_kill()
     platform.stop("intake", kill=True)
     platform.start("intake", extra_env=platform.extra_env)
     platform.wait_ready(["intake"])
     stream.url = platform.processes["intake"].url
-    fault_over = time.monotonic()
-    stream.join()
-    _record("hotline batches of 20: FerretDB stopped 10 s, then intake killed", stream, platform, fault_over)
+    return time.monotonic()
 
 
 @pytest.mark.timeout(900)
@@ -119,23 +126,16 @@ def test_concurrent_citizens_through_a_database_stop_and_a_killed_intake(platfor
     url = platform.processes["intake"].url
     # 6 × 10/s, so that the stream lasts through both faults (~15 s without them)
     stream = CrowdStream(url, bodies(county, 900, seed=7), clients=6, rate_per_s=10).start()
-    progress(stream, 40)
-    _stack("stop", "ferretdb")
-    time.sleep(10)  # the fault: FerretDB stays down 10 s
-    _stack("start", "ferretdb")
-    progress(stream, 40)
-    # written together so far: the retries of the citizens the database stop had held back, at least
-    grouped = _grouped_submissions(stream.url)
-    platform.stop("intake", kill=True)
-    platform.start("intake", extra_env=platform.extra_env)
-    platform.wait_ready(["intake"])
-    stream.url = platform.processes["intake"].url
-    fault_over = time.monotonic()
+    # written together before the kill: the retries of the citizens the database stop held back, at least
+    grouped: list[float] = []
+    fault_over = _database_stop_then_intake_killed(
+        platform, stream, before_kill=lambda: grouped.append(_grouped_submissions(stream.url))
+    )
     stream.join()
     _record("6 citizens at once: FerretDB stopped 10 s, then intake killed", stream, platform, fault_over)
-    print(f"submissions written in groups of more than one: {grouped:.0f} before the kill")
+    print(f"submissions written in groups of more than one: {grouped[0]:.0f} before the kill")
     assert stream.retries > 0, "no citizen had to retry: the faults struck nothing"
-    assert grouped > 0, "no two submissions were written together: the faults struck no group"
+    assert grouped[0] > 0, "no two submissions were written together: the faults struck no group"
 
 
 def _grouped_submissions(intake: str) -> float:
