@@ -176,6 +176,43 @@ class BatchStream(Stream):
             time.sleep(max(0.0, len(chunk) / RATE_PER_S - (time.monotonic() - started)))
 
 
+@dataclass
+class ActionCrowd(CrowdStream):
+    """`clients` staff members at once recording the first contact on the work orders in `bodies`
+    (petition ids), as the grid leaders' pages do: an action answered 503 or cut off is sent again,
+    and a 409 after a resend means the first one arrived. routing writes the actions that arrive
+    together in groups (group commit), so a fault strikes a group mid-write."""
+
+    token: str = ""
+
+    def _submit_each(self, petition_ids: list) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {self.token}"}
+        for pid in petition_ids:
+            self.submitted += 1
+            started, resent = time.monotonic(), False
+            while time.monotonic() < started + 180:
+                self.attempts += 1
+                try:
+                    resp = session.post(f"{self.url}/v1/workorders/{pid}/contact", json={}, headers=headers, timeout=10)
+                except (requests.ConnectionError, requests.Timeout):
+                    session, resent = requests.Session(), True
+                    self.retries += 1
+                    time.sleep(0.5)
+                    continue
+                if resp.status_code == 200 or (resp.status_code == 409 and resent):
+                    self.accepted.append(pid)
+                    break
+                self.refusals[resp.status_code] += 1
+                if resp.status_code != 503:
+                    break
+                resent = True  # a 503 may hide a commit that happened (a lost acknowledgement)
+                self.retries += 1
+                time.sleep(0.5)
+            self.slowest_s = max(self.slowest_s, time.monotonic() - started)
+            time.sleep(max(0.0, 1 / self.rate_per_s - (time.monotonic() - started)))
+
+
 def progress(stream: Stream, more: int, timeout_s: float = 120) -> None:
     """Wait until the stream has had `more` petitions accepted since now (or has ended)."""
     target = len(stream.accepted) + more
