@@ -15,6 +15,7 @@ fails every request of the group, which is what each would have met writing alon
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -88,8 +89,8 @@ class GroupCommit(Generic[Item, Result]):
                 raise RuntimeError(f"write_many gave {len(outcomes)} outcomes for {len(group)} items")
         except BaseException as exc:  # every request of the group meets it
             outcomes = [exc] * len(group)
-        finally:
-            if self.on_group is not None:
+        if self.on_group is not None:
+            with contextlib.suppress(Exception):  # a metric never fails the requests it counts
                 self.on_group(len(group))
         for slot, outcome in zip(group, outcomes, strict=True):
             slot.outcome, slot.done = outcome, True

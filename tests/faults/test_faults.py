@@ -130,7 +130,7 @@ def test_concurrent_citizens_through_a_database_stop_and_a_killed_intake(platfor
     # written together before the kill: the retries of the citizens the database stop held back, at least
     grouped: list[float] = []
     fault_over = _database_stop_then_intake_killed(
-        platform, stream, before_kill=lambda: grouped.append(_grouped_submissions(stream.url))
+        platform, stream, before_kill=lambda: grouped.append(_grouped(stream.url, "submissions"))
     )
     stream.join()
     _record("6 citizens at once: FerretDB stopped 10 s, then intake killed", stream, platform, fault_over)
@@ -193,10 +193,6 @@ def _all_routed(routing: str, headers: dict[str, str], petition_ids: list[str]) 
     for pid in petition_ids:
         resp = requests.get(f"{routing}/v1/workorders/{pid}", headers=headers, timeout=10)
         assert resp.status_code == 200 and resp.json()["status"] == "assigned", (pid, resp.status_code)
-
-
-def _grouped_submissions(intake: str) -> float:
-    return _grouped(intake, "submissions")
 
 
 def _grouped(url: str, writer: str) -> float:

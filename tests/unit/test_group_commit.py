@@ -137,3 +137,10 @@ def test_a_write_many_giving_the_wrong_number_of_outcomes_fails_the_group() -> N
     group = GroupCommit(lambda items: [])
     with pytest.raises(RuntimeError, match="0 outcomes for 1 items"):
         group.run("a")
+
+
+def test_a_failing_metric_fails_no_request() -> None:
+    def broken_metric(size: int) -> None:
+        raise ValueError("metric")
+
+    assert GroupCommit(lambda items: [i.upper() for i in items], on_group=broken_metric).run("a") == "A"
