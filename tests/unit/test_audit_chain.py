@@ -6,7 +6,7 @@ tests/integration/test_audit_log.py."""
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from petition_common.audit import GENESIS, chained, record_hash, seq_id, verify
 from petition_common.audit_log import AuditLog
+from tests.unit.held_group import queued_behind_a_held_write
 
 
 def chain(n: int) -> list[dict[str, Any]]:
@@ -155,31 +156,11 @@ def test_appends_arriving_during_a_write_are_chained_and_written_together_after_
     other.append({"action": "workorder.contact", "n": 0, "outcome": "ok"})
     mine.append({"action": "workorder.contact", "n": 1, "outcome": "ok"})  # mine's tail: 2
     other.append({"action": "workorder.contact", "n": 2, "outcome": "ok"})  # takes 3 behind mine's back
-    gate, writing = threading.Event(), threading.Event()
-    write_many = mine.appends.write_many
 
-    def held(entries):
-        if not writing.is_set():
-            writing.set()
-            assert gate.wait(10)
-        return write_many(entries)
+    def append(n: int) -> Callable[[], object]:
+        return lambda: mine.append({"action": "a", "n": n, "outcome": "ok"})
 
-    mine.appends.write_many = held
-    threads = [threading.Thread(target=mine.append, args=({"action": "a", "n": 3, "outcome": "ok"},))]
-    threads[0].start()
-    assert writing.wait(10)
-    threads += [
-        threading.Thread(target=mine.append, args=({"action": "a", "n": n, "outcome": "ok"},)) for n in (4, 5, 6)
-    ]
-    for t in threads[1:]:
-        t.start()
-    deadline = time.monotonic() + 10
-    while len(mine.appends._waiting) < 3:
-        assert time.monotonic() < deadline, "the later appends never queued"
-        time.sleep(0.001)
-    gate.set()
-    for t in threads:
-        t.join(10)
+    queued_behind_a_held_write(mine.appends, append(3), [append(n) for n in (4, 5, 6)])
     stored = db["audit"].docs
     assert verify(stored.values()).ok and len(stored) == 7
     assert sorted(d["n"] for d in stored.values()) == list(range(7))

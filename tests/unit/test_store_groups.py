@@ -3,8 +3,6 @@ threads that queue behind a write are committed together, each with its own outc
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,37 +12,25 @@ from pymongo.errors import AutoReconnect
 from petition_common.envelope import Event
 from petition_common.fakes import MemoryDatabase, RecordingPublisher
 from petition_common.store import AggregateStore, Commit, Conflict, Loaded
-
-DEADLINE_S = 10
+from tests.unit.held_group import queued_behind_a_held_write
 
 
 def event(aggregate_id: str, n: int) -> Event:
     return Event(type="thing.changed", source="tests", subject=aggregate_id, data={"n": n})
 
 
-class HeldStore:
-    """A store whose first group write waits until `release()`; `queue` runs commits in threads."""
+class Things:
+    """A store on the fakes, with what each commit of a test met."""
 
     def __init__(self) -> None:
         self.db = MemoryDatabase()
         self.published = RecordingPublisher()
         self.store = AggregateStore(self.db, "things", publisher=self.published)
-        self.gate, self.writing = threading.Event(), threading.Event()
         self.sizes: list[int] = []
         self.store.group.on_group = self.sizes.append
-        write_many = self.store.group.write_many
-
-        def held(items: Any) -> Any:
-            if not self.writing.is_set():
-                self.writing.set()
-                assert self.gate.wait(DEADLINE_S)
-            return write_many(items)
-
-        self.store.group.write_many = held
-        self.threads: list[threading.Thread] = []
         self.outcomes: dict[str, Commit | BaseException] = {}
 
-    def commit(self, name: str, aggregate_id: str, seq: int, n: int) -> None:
+    def commit(self, name: str, aggregate_id: str, seq: int, n: int) -> Callable[[], None]:
         def run() -> None:
             try:
                 loaded = Loaded(aggregate_id, seq, None)
@@ -52,54 +38,38 @@ class HeldStore:
             except BaseException as exc:  # what each caller met is the test's subject
                 self.outcomes[name] = exc
 
-        thread = threading.Thread(target=run)
-        self.threads.append(thread)
-        thread.start()
+        return run
 
-    def wait_queued(self, n: int) -> None:
-        deadline = time.monotonic() + DEADLINE_S
-        while len(self.store.group._waiting) < n:
-            assert time.monotonic() < deadline, f"{n} commits never queued"
-            time.sleep(0.001)
-
-    def release(self) -> None:
-        self.gate.set()
-        for t in self.threads:
-            t.join(DEADLINE_S)
-            assert not t.is_alive()
-
-
-def queued_behind_a_write(held: HeldStore, commits: list[tuple[str, str, int, int]]) -> None:
-    held.commit("first", "a", 0, 0)
-    assert held.writing.wait(DEADLINE_S)
-    held.db.commands.clear()
-    for c in commits:
-        held.commit(*c)
-    held.wait_queued(len(commits))
+    def queued_behind_a_write(self, commits: list[tuple[str, str, int, int]]) -> None:
+        """The commits of `commits` queue behind the held commit of a new aggregate "a"."""
+        queued_behind_a_held_write(
+            self.store.group,
+            self.commit("first", "a", 0, 0),
+            [self.commit(*c) for c in commits],
+            while_held=self.db.commands.clear,
+        )
 
 
 def test_commits_queued_behind_a_write_are_committed_together_each_with_its_outcome() -> None:
-    held = HeldStore()
+    things = Things()
     # b and c are new; a second writer of b builds on the same version as the first: it loses
-    queued_behind_a_write(held, [("b", "b", 0, 1), ("c", "c", 0, 2), ("b-again", "b", 0, 3)])
-    held.release()
-    assert held.sizes == [1, 3]
-    assert isinstance(held.outcomes["first"], Commit) and isinstance(held.outcomes["c"], Commit)
-    assert isinstance(held.outcomes["b"], Commit) and held.outcomes["b"].seq == 1
-    assert isinstance(held.outcomes["b-again"], Conflict)
+    things.queued_behind_a_write([("b", "b", 0, 1), ("c", "c", 0, 2), ("b-again", "b", 0, 3)])
+    assert things.sizes == [1, 3]
+    assert isinstance(things.outcomes["first"], Commit) and isinstance(things.outcomes["c"], Commit)
+    assert isinstance(things.outcomes["b"], Commit) and things.outcomes["b"].seq == 1
+    assert isinstance(things.outcomes["b-again"], Conflict)
     # the first's commit, then the group's two rounds (b and c together; b again, which loses)
-    assert held.db.commands[("insert", "things_commits")] == 3
-    states = {d["_id"]: d["state"]["n"] for d in held.db["things_commits"].find({})}
+    assert things.db.commands[("insert", "things_commits")] == 3
+    states = {d["_id"]: d["state"]["n"] for d in things.db["things_commits"].find({})}
     assert states == {"a:000001": 0, "b:000001": 1, "c:000001": 2}
-    assert [e.data["n"] for e in held.published.of("b")] == [1]
+    assert [e.data["n"] for e in things.published.of("b")] == [1]
 
 
 def test_a_database_error_fails_its_round_and_the_later_ones_but_not_what_was_committed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    held = HeldStore()
-    queued_behind_a_write(held, [("b", "b", 0, 1), ("b-next", "b", 0, 2)])
-    commit_many: Callable[..., Any] = held.store._commit_many
+    things = Things()
+    commit_many: Callable[..., Any] = things.store._commit_many
     calls: list[int] = []
 
     def failing_second_round(items: Any) -> Any:
@@ -108,11 +78,11 @@ def test_a_database_error_fails_its_round_and_the_later_ones_but_not_what_was_co
             raise AutoReconnect("database away")
         return commit_many(items)
 
-    monkeypatch.setattr(held.store, "_commit_many", failing_second_round)
-    held.release()
-    assert isinstance(held.outcomes["b"], Commit)
-    assert isinstance(held.outcomes["b-next"], AutoReconnect)
-    assert held.db["things_commits"].count_documents({}) == 2  # a's and b's
+    monkeypatch.setattr(things.store, "_commit_many", failing_second_round)
+    things.queued_behind_a_write([("b", "b", 0, 1), ("b-next", "b", 0, 2)])
+    assert isinstance(things.outcomes["b"], Commit)
+    assert isinstance(things.outcomes["b-next"], AutoReconnect)
+    assert things.db["things_commits"].count_documents({}) == 2  # a's and b's
 
 
 def test_an_event_the_contract_refuses_fails_its_commit_before_it_joins_a_group() -> None:

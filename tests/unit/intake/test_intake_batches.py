@@ -6,9 +6,8 @@ by another writer, an event the contract refuses) is decided on its own without 
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from petition_common.store import Conflict
 from services.intake import domain
 from services.intake.bootstrap import bootstrap
 from services.intake.service import BatchItem, IdempotencyMismatch
+from tests.unit.held_group import queued_behind_a_held_write
 from tests.unit.intake.test_intake_usecases import Intake, _body
 
 
@@ -182,38 +182,20 @@ def test_single_submissions_arriving_during_a_write_are_written_as_one_batch(int
     """While one submission is being written, the others wait and are then written together: each
     collection once for the group, and each request gets its own receipt."""
     intake.submit(phone="13900000000")  # the numbers' block is claimed
-    gate, writing = threading.Event(), threading.Event()
-    write_many = intake.service.submissions.write_many
-
-    def held(items):  # the first group's write waits until the others have queued behind it
-        if not writing.is_set():
-            writing.set()
-            assert gate.wait(10)
-        return write_many(items)
-
-    intake.service.submissions.write_many = held
     items = [_item(intake, f"k{i}", phone=phone) for i, phone in enumerate(_phones(5))]
     items[3] = BatchItem(items[3].submission, items[3].fingerprint, None)  # sent without a key
     receipts: dict[int, Any] = {}
 
-    def submit(i: int) -> None:
-        item = items[i]
-        receipts[i] = intake.handlers["submit"](item.submission, item.fingerprint, item.key)
+    def submit(i: int) -> Callable[[], None]:
+        def run() -> None:
+            item = items[i]
+            receipts[i] = intake.handlers["submit"](item.submission, item.fingerprint, item.key)
 
-    threads = [threading.Thread(target=submit, args=(0,))]
-    threads[0].start()
-    assert writing.wait(10)
-    intake.db.commands.clear()
-    threads += [threading.Thread(target=submit, args=(i,)) for i in range(1, 5)]
-    for t in threads[1:]:
-        t.start()
-    deadline = time.monotonic() + 10
-    while len(intake.service.submissions._waiting) < 4:
-        assert time.monotonic() < deadline, "the four later submissions never queued"
-        time.sleep(0.001)
-    gate.set()
-    for t in threads:
-        t.join(10)
+        return run
+
+    queued_behind_a_held_write(
+        intake.service.submissions, submit(0), [submit(i) for i in range(1, 5)], while_held=intake.db.commands.clear
+    )
     assert sorted(receipts) == [0, 1, 2, 3, 4]
     pids = {receipt["petition_id"] for receipt, _ in receipts.values()}
     assert len(pids) == 5 and not any(replayed for _, replayed in receipts.values())

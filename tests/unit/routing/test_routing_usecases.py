@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +28,7 @@ from services.routing.app import ACTION_FIELDS
 from services.routing.bootstrap import RoutingParts, bootstrap
 from services.routing.handlers import ACTIONS, BATCH, REGISTRY_IMPORT, event_handlers
 from services.routing.service import NotFound
+from tests.unit.held_group import queued_behind_a_held_write
 
 from .routing_county import COUNTY, latlon
 
@@ -728,43 +727,25 @@ def test_staff_actions_arriving_during_a_write_are_committed_together(world: Wor
     for their commits; two actions on one order in the group go in two rounds, the second on the first's
     version, so the order is contacted once and the other request is refused as a retry would be."""
     world.deliver(submitted(P1), submitted(P2), submitted(P3, grid_id="T01V01G002"))
-    commits = world.service.commits
-    gate, writing = threading.Event(), threading.Event()
-    write_many, sizes = commits.write_many, []
+    commits, sizes = world.service.commits, []
     commits.on_group = sizes.append
-
-    def held(changes: Any) -> Any:
-        if not writing.is_set():
-            writing.set()
-            assert gate.wait(10)
-        return write_many(changes)
-
-    commits.write_many = held
     outcomes: dict[str, Any] = {}
 
-    def act(name: str, pid: str, grid: str) -> None:
-        try:
-            outcomes[name] = world.act(pid, leader(grid), "contact")["status"]
-        except domain.InvalidTransition as exc:
-            outcomes[name] = exc.code
+    def act(name: str, pid: str, grid: str) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                outcomes[name] = world.act(pid, leader(grid), "contact")["status"]
+            except domain.InvalidTransition as exc:
+                outcomes[name] = exc.code
 
-    first = threading.Thread(target=act, args=("p1", P1, "T01V01G001"))
-    first.start()
-    assert writing.wait(10)
-    world.db.commands.clear()
-    later = [
-        threading.Thread(target=act, args=(name, pid, grid))
-        for name, pid, grid in (("p2", P2, "T01V01G001"), ("p2-again", P2, "T01V01G001"), ("p3", P3, "T01V01G002"))
-    ]
-    for t in later:
-        t.start()
-    deadline = time.monotonic() + 10
-    while len(commits._waiting) < 3:
-        assert time.monotonic() < deadline, "the later actions never queued"
-        time.sleep(0.001)
-    gate.set()
-    for t in [first, *later]:
-        t.join(10)
+        return run
+
+    queued_behind_a_held_write(
+        commits,
+        act("p1", P1, "T01V01G001"),
+        [act("p2", P2, "T01V01G001"), act("p2-again", P2, "T01V01G001"), act("p3", P3, "T01V01G002")],
+        while_held=world.db.commands.clear,
+    )
     assert sizes[:2] == [1, 3]
     assert outcomes["p1"] == outcomes["p3"] == "in_progress"
     assert sorted([outcomes["p2"], outcomes["p2-again"]]) == ["in_progress", "invalid_state"]
