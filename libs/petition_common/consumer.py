@@ -242,6 +242,8 @@ class ConsumerLoop:
             # 48 (12 restarts). The loop polls within seconds, except while a handler waits out an
             # outage: past this the member leaves the group, and rejoins when it polls again
             "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
+            "fetch_min_bytes": self.settings.fetch_min_bytes,
+            "fetch_max_wait_ms": self.settings.fetch_max_wait_ms,
             **self.consumer_options,
         }
         kafka_fixes.apply()  # a group join that polls can orphan (kafka_fixes.py)
