@@ -1,10 +1,12 @@
 """The consumer loop's batch path on the real broker: a poll batch goes to the batch handler at
 once, and back to the per-event handlers (with their dead letters) when the batch handler fails or
-the batch holds a message that must be dead-lettered."""
+the batch holds a message that must be dead-lettered; the fetch waits at the broker for a batch
+(`fetch_min_bytes`, `fetch_max_wait_ms`), so events that trickle in arrive together."""
 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -52,8 +54,11 @@ class Recorder:
 
 
 @pytest.fixture
-def run_loop(unique_prefix):
-    settings = make_settings("batchtest", unique_prefix, retry_backoff_s=0.05)
+def run_loop(unique_prefix, request):
+    """start(recorder, messages): produce `messages`, then start the loop; settings overridden by an
+    indirect parameter, if the test has one."""
+    overrides = getattr(request, "param", {})
+    settings = make_settings("batchtest", unique_prefix, retry_backoff_s=0.05, **overrides)
     ensure_topics(settings, [INTAKE, DEADLETTER])
     publisher = EventPublisher(settings)
     stop = threading.Event()
@@ -118,6 +123,29 @@ def test_a_batch_with_a_message_to_dead_letter_is_handled_one_by_one(run_loop):
     dead = read_topic(settings.topic(DEADLETTER), lambda ms: len(ms) >= 1)
     assert [m["headers"].get("dlq_reason") for m in dead] == ["unparseable"]
     assert recorder.single[:2] == [events[0].id, events[1].id]  # the first poll's batch went one by one
+
+
+@pytest.mark.parametrize("run_loop", [{"fetch_min_bytes": 16_384, "fetch_max_wait_ms": 2_000}], indirect=True)
+def test_events_trickling_in_within_the_fetch_wait_arrive_together(run_loop):
+    """A poll batch the services write in one round of commands, instead of one batch (and one
+    round) each."""
+    settings, start = run_loop
+    first = _withdrawn(0)
+    recorder = Recorder()
+    start(recorder, [first.to_bytes()])
+    eventually(lambda: _assert_equal(recorder.single, [first.id]), timeout_s=60)  # the loop is polling now
+    trickle = [_withdrawn(n) for n in range(1, 9)]
+    producer = KafkaProducer(**kafka_client())
+    try:
+        for event in trickle:  # one produce request each, 25 ms apart: ~0.2 s, well inside the wait
+            producer.send(settings.topic(INTAKE), key=PID.encode(), value=event.to_bytes()).get(timeout=10)
+            time.sleep(0.025)
+    finally:
+        producer.close()
+    eventually(lambda: _assert_equal(recorder.single[1:] + recorder.in_batches(), [e.id for e in trickle]))
+    # one batch, or two if a fetch's wait ran out mid-trickle; without the wait each event is fetched
+    # on its own (the fetch returns at the first byte: 8 batches here)
+    assert len(recorder.batches) + len(recorder.single) - 1 <= 2, (recorder.single, recorder.batches)
 
 
 def _assert_equal(actual: object, expected: object) -> None:
