@@ -26,6 +26,9 @@ from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 from tests.support import diagnosis, eventually
 
 RATE_PER_S = 20
+# what a client meets when the server dies under it: refused, timed out, or an answer cut off
+# mid-body (a kill -9 after the commit, while the 201 is on the wire); each is sent again
+BROKEN = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 # the services whose logs explain a failed reconciliation check (petition_devtools.reconcile)
 _SERVICES_OF = {
     "published once on petitions.intake.v1": ("intake",),
@@ -56,11 +59,19 @@ class Stream:
     limit: int | None = None
     thread: threading.Thread | None = None
     rate_per_s: float = RATE_PER_S  # petitions a second, each citizen's in a crowd
+    # errors no fault explains that stopped a citizen; `join` reports them
+    failures: list[str] = field(default_factory=list)
 
     def start(self) -> Stream:
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread = threading.Thread(target=self._guarded, args=(self._run,), daemon=True)
         self.thread.start()
         return self
+
+    def _guarded(self, work, *args) -> None:
+        try:
+            work(*args)
+        except Exception as exc:  # kept for `join`, which fails the scenario with it
+            self.failures.append(f"{type(exc).__name__}: {exc}")
 
     @property
     def server_errors(self) -> int:
@@ -97,7 +108,7 @@ class Stream:
                     self.refusals[resp.status_code] += 1
                     if resp.status_code != 503:  # the only refusal a good petition may be retried after
                         break
-                except (requests.ConnectionError, requests.Timeout):
+                except BROKEN:
                     session = requests.Session()
                 self.retries += 1
                 time.sleep(0.5)
@@ -106,6 +117,7 @@ class Stream:
     def join(self) -> None:
         assert self.thread is not None
         self.thread.join(300)
+        assert not self.failures, f"a citizen stopped submitting: {self.failures}"
 
 
 @dataclass
@@ -118,7 +130,9 @@ class CrowdStream(Stream):
 
     def _run(self) -> None:
         shares = [self.bodies[k :: self.clients] for k in range(self.clients)]
-        citizens = [threading.Thread(target=self._submit_each, args=(share,), daemon=True) for share in shares]
+        citizens = [
+            threading.Thread(target=self._guarded, args=(self._submit_each, share), daemon=True) for share in shares
+        ]
         for citizen in citizens:
             citizen.start()
         for citizen in citizens:
@@ -152,7 +166,7 @@ class BatchStream(Stream):
                     resp = session.post(
                         f"{self.url}/v1/petitions/batch", json={"items": items}, headers=headers, timeout=30
                     )
-                except (requests.ConnectionError, requests.Timeout):
+                except BROKEN:
                     session = requests.Session()
                     resp = None
                 if resp is not None and resp.status_code == 200:
@@ -195,7 +209,7 @@ class ActionCrowd(CrowdStream):
                 self.attempts += 1
                 try:
                     resp = session.post(f"{self.url}/v1/workorders/{pid}/contact", json={}, headers=headers, timeout=10)
-                except (requests.ConnectionError, requests.Timeout):
+                except BROKEN:
                     session, resent = requests.Session(), True
                     self.retries += 1
                     time.sleep(0.5)
