@@ -235,6 +235,13 @@ class AggregateStore:
             return Loaded(aggregate_id, 0, None)
         return self.load(aggregate_id)
 
+    def remembered_seq(self, aggregate_id: str) -> int | None:
+        """The version of the state `load_to_write` would return without asking the database, if this
+        store remembers one: a caller that keeps its own decoded copy of version n may use it while this
+        is n (a commit id is unique, so version n of an aggregate has one state)."""
+        cached = self._states.get(aggregate_id)
+        return cached[0] if cached is not None else None
+
     def forget_states(self) -> None:
         """Forget every remembered state (not the commit numbers, which only ever grow): another
         instance may have written these aggregates since (a partition moved, petition_common.ownership)."""

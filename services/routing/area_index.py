@@ -7,6 +7,13 @@ in the `area_index` store, split into a few shards by petition id so a busy town
 small, holding the ids of its orders with their sort key (assigned_at). Like every aggregate it
 changes by commits (unique inserts: concurrent writers retry, none is lost), never in place.
 
+Every commit of a work order passes its areas here, and a busy town's shard holds ~150 orders in the
+year's backlog, so the shard's cost is routing's largest item (bench/RESULTS.md): a shard is stored as
+two lists of strings, ids `p` and sort keys `at` (BSON decodes them ~3× faster than one small document
+per order, the format written before 2026-12-07, which is still read), and the writer keeps each
+shard's orders decoded, for the version its store remembers, so a move that changes nothing costs a
+look-up instead of a decode and a comparison of the whole shard.
+
 It is a hint that may hold too much, never too little: a writer adds an order to its new areas and
 takes it out of its old ones after committing the order, then re-checks whether the order moved on
 meanwhile (as the open_orders projection does); a reader loads every listed order and keeps only what
@@ -80,14 +87,36 @@ class Move:
         return cls(order.petition_id, "", frozenset(), frozenset(area_keys(order)))
 
 
+def orders_of(state: dict[str, Any] | None) -> dict[str, str]:
+    """{petition_id: sort key} of a shard's state, in either format."""
+    if not state:
+        return {}
+    if "orders" in state:  # one document per order, written before 2026-12-07
+        return {entry["p"]: entry["at"] for entry in state["orders"]}
+    return dict(zip(state["p"], state["at"], strict=True))
+
+
+def shard_state(orders: dict[str, str]) -> dict[str, list[str]]:
+    return {"p": list(orders), "at": list(orders.values())}
+
+
 @dataclass
-class _ShardChange:
+class ShardChange:
     add: dict[str, str] = field(default_factory=dict)
     remove: set[str] = field(default_factory=set)
 
-    def applied_to(self, entries: list[dict[str, str]]) -> list[dict[str, str]]:
-        kept = [e for e in entries if e["p"] not in self.remove and e["p"] not in self.add]
-        return kept + [{"p": pid, "at": at} for pid, at in sorted(self.add.items())]
+    def applied_to(self, orders: dict[str, str]) -> dict[str, str]:
+        """The shard's orders after the change, or `orders` itself when it changes nothing (an order
+        both added and removed by one batch of moves stays: its newest version lists it here)."""
+        if all(orders.get(pid) == at for pid, at in self.add.items()) and not any(
+            pid in orders and pid not in self.add for pid in self.remove
+        ):
+            return orders
+        changed = dict(orders)  # a copy in C, then a few changes: a town's shard holds ~150 orders
+        for pid in self.remove:
+            changed.pop(pid, None)
+        changed.update(self.add)
+        return changed
 
 
 class AreaIndex:
@@ -96,35 +125,52 @@ class AreaIndex:
         self.meta = meta
         # reads an area's shards at once: each is a read or two, and a town has eight
         self._map = loader.map if loader is not None else map
+        # shard id -> (its version, its orders decoded), valid while the store remembers that version;
+        # at most one entry per shard (a few thousand areas), replaced whole, never changed in place
+        self._decoded: dict[str, tuple[Loaded, dict[str, str]]] = {}
 
     def members(self, key: str) -> dict[str, str]:
         """{petition_id: sort key} of the orders listed for an area (may include some it no longer holds)."""
         out: dict[str, str] = {}
         for shard in self._map(self.store.load, shard_ids(key)):
-            for entry in (shard.state or {}).get("orders", []):
-                out[entry["p"]] = entry["at"]
+            out.update(orders_of(shard.state))
         return out
+
+    def _to_write(self, shard: str) -> tuple[Loaded, dict[str, str]]:
+        """The version of a shard to build on (as `AggregateStore.load_to_write`) and its orders."""
+        decoded = self._decoded.get(shard)
+        if decoded is not None and decoded[0].seq == self.store.remembered_seq(shard):
+            return decoded
+        loaded = self.store.load_to_write(shard)
+        decoded = (loaded, orders_of(loaded.state))
+        self._decoded[shard] = decoded
+        return decoded
 
     def apply(self, moves: Iterable[Move]) -> None:
         """Record the moves: one commit per changed shard, all shards in one insert; a shard another
         writer changed first is re-read and retried. Moves that change nothing write nothing."""
-        pending: dict[str, _ShardChange] = {}
+        pending: dict[str, ShardChange] = {}
         for move in moves:
             for key in move.add:
-                pending.setdefault(shard_of(key, move.petition_id), _ShardChange()).add[move.petition_id] = (
-                    move.sort_key
-                )
+                pending.setdefault(shard_of(key, move.petition_id), ShardChange()).add[move.petition_id] = move.sort_key
             for key in move.remove:
-                pending.setdefault(shard_of(key, move.petition_id), _ShardChange()).remove.add(move.petition_id)
+                pending.setdefault(shard_of(key, move.petition_id), ShardChange()).remove.add(move.petition_id)
         for _ in range(MAX_CONFLICT_RETRIES):
             items: list[tuple[Loaded, dict[str, Any], tuple[()]]] = []
+            new_orders: dict[str, dict[str, str]] = {}
             for shard, change in pending.items():
-                loaded = self.store.load_to_write(shard)
-                entries = (loaded.state or {}).get("orders", [])
-                changed = change.applied_to(entries)
-                if sorted(changed, key=_entry_key) != sorted(entries, key=_entry_key):
-                    items.append((loaded, {"orders": changed}, ()))
-            pending = {shard: pending[shard] for shard in commit_batch(self.store, items).lost_ids}
+                loaded, orders = self._to_write(shard)
+                changed = change.applied_to(orders)
+                if changed is not orders:
+                    items.append((loaded, shard_state(changed), ()))
+                    new_orders[shard] = changed
+            batch = commit_batch(self.store, items)
+            for (_, state, _), commit in batch.committed:
+                self._decoded[commit.aggregate_id] = (
+                    Loaded(commit.aggregate_id, commit.seq, state),
+                    new_orders[commit.aggregate_id],
+                )
+            pending = {shard: pending[shard] for shard in batch.lost_ids}
             if not pending:
                 return
         raise Conflict(next(iter(pending)))
@@ -153,17 +199,13 @@ class AreaIndex:
         stale: list[Move] = []
         for shard in sorted({d["aggregate_id"] for d in self.store.commits.find({}, {"aggregate_id": 1})}):
             key = shard.rsplit("#", 1)[0]
-            for entry in (self.store.load(shard).state or {}).get("orders", []):
-                order = load(entry["p"])
+            for pid in orders_of(self.store.load(shard).state):
+                order = load(pid)
                 # an order created since the scan is not in `listed`, but it is not finished either
-                gone = order is None or (entry["p"] not in listed and (order.closed_at or order.withdrawn_at))
+                gone = order is None or (pid not in listed and (order.closed_at or order.withdrawn_at))
                 if gone or key not in area_keys(order):  # type: ignore[arg-type]
-                    stale.append(Move(entry["p"], "", frozenset(), frozenset({key})))
+                    stale.append(Move(pid, "", frozenset(), frozenset({key})))
         self.apply(stale)
         with contextlib.suppress(DuplicateKeyError):  # another instance built it too
             self.meta.insert_one({"_id": BUILT_ID})
         return indexed
-
-
-def _entry_key(entry: dict[str, str]) -> tuple[str, str]:
-    return entry["p"], entry["at"]

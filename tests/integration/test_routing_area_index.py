@@ -18,6 +18,7 @@ from petition_common.config import REPO_ROOT, Settings
 from petition_common.consumer import MessageMeta
 from petition_common.envelope import Event
 from petition_common.store import AggregateStore
+from services.routing.area_index import AreaIndex, Move, shard_of
 from services.routing.bootstrap import bootstrap, load_departments
 from services.routing.handlers import handlers
 from services.routing.service import RoutingConfig, RoutingService
@@ -176,3 +177,51 @@ def test_two_writers_at_once_lose_no_order(world: Any) -> None:
         t.join(timeout=300)
     assert sorted(ids(first, leader("T01V01G001"))) == sorted(pids)
     assert sorted(ids(second, Staff("TS1", "town_supervisor", town_id="T01"))) == sorted(pids)
+
+
+def test_an_index_written_before_2026_12_07_is_read_and_rewritten_by_its_next_change(world: Any) -> None:
+    """Shards once held one small document per order; they are read as they are and written in today's
+    format (two lists) by the first move that changes them."""
+    _, _, _, db = world
+    key = "town:T01"
+    before = {"P1": "2026-03-09T01:00:00Z", "P2": "2026-03-09T01:01:00Z", "P3": "2026-03-09T01:02:00Z"}
+    old_store = AggregateStore(db, "legacy_index")
+    shards: dict[str, list[dict[str, str]]] = {}
+    for pid, at in before.items():
+        shards.setdefault(shard_of(key, pid), []).append({"p": pid, "at": at})
+    for shard, entries in shards.items():
+        old_store.commit(old_store.load(shard), {"orders": entries})
+
+    def fresh() -> AreaIndex:  # another process: nothing remembered
+        return AreaIndex(AggregateStore(db, "legacy_index"), db["legacy_index_meta"])
+
+    assert fresh().members(key) == before
+    fresh().apply(
+        [
+            Move("P4", "2026-03-09T01:03:00Z", frozenset({key}), frozenset()),
+            Move("P1", "", frozenset(), frozenset({key})),
+        ]
+    )
+    assert fresh().members(key) == {"P2": before["P2"], "P3": before["P3"], "P4": "2026-03-09T01:03:00Z"}
+    for pid in ("P1", "P4"):
+        assert set(fresh().store.load(shard_of(key, pid)).state or {}) == {"p", "at"}
+
+
+def test_a_move_that_changes_nothing_reads_and_writes_no_shard(world: Any, monkeypatch: Any) -> None:
+    """Issue #23: every commit of an order passes its areas to the index; when they did not change, the
+    shards this instance holds decoded answer without a read, a decode or a commit."""
+    service, _, clock, db = world
+    deliver(service, submitted("P1", "T01V01G001"))
+    clock.now = T0 + timedelta(minutes=1)
+    store = service.areas.store
+    reads: list[str] = []
+
+    def spy(read: Any) -> Any:
+        return lambda shard, *args, **kwargs: reads.append(shard) or read(shard, *args, **kwargs)
+
+    for name in ("load", "load_to_write"):
+        monkeypatch.setattr(store, name, spy(getattr(store, name)))
+    commits = db["area_index_commits"].count_documents({})
+    act(service, "P1", leader("T01V01G001"), "contact", {})
+    assert reads == [] and db["area_index_commits"].count_documents({}) == commits
+    assert service.load("P1")[1].status == "in_progress"  # the action did commit a new version of the order
