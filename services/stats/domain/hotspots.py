@@ -299,13 +299,18 @@ class HotspotDetector:
         behaves the same), so the service can delete their documents. Returns the dropped keys.
         """
         now = to_utc(now)
+        oldest_needed: dict[tuple[str, str], int] = {}  # per (level, category): tens of thousands of keys share a few
         dropped = []
-        for key, state in list(self._states.items()):
-            rule = self.config.rule(key.level, key.category)
-            oldest_needed = day_of(now - self.config.lateness - rule.window) - rule.baseline_days
-            if state.watermark is None or day_of(state.watermark) < oldest_needed:
-                del self._states[key]
+        for key, state in self._states.items():
+            first = oldest_needed.get((key.level, key.category))
+            if first is None:
+                rule = self.config.rule(key.level, key.category)
+                first = day_of(now - self.config.lateness - rule.window) - rule.baseline_days
+                oldest_needed[key.level, key.category] = first
+            if state.watermark is None or day_of(state.watermark) < first:
                 dropped.append(key)
+        for key in dropped:
+            del self._states[key]
         return dropped
 
     def __len__(self) -> int:

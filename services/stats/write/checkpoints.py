@@ -53,7 +53,12 @@ def collection_names(generation: int) -> tuple[str, str]:
 
 
 def pack(value: Any) -> bytes:
-    return zlib.compress(orjson.dumps(value), 1)
+    return pack_json(orjson.dumps(value))
+
+
+def pack_json(raw: bytes) -> bytes:
+    """`pack` of a value already serialised as JSON (say, put together from parts encoded before)."""
+    return zlib.compress(raw, 1)
 
 
 def unpack(blob: bytes) -> Any:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from services.stats.domain.area_history import AreaKey
 from services.stats.domain.facts import Change, to_us
 from services.stats.domain.hotspot_config import HotspotConfig
-from services.stats.write.checkpoints import pack
+from services.stats.write.checkpoints import pack, unpack
 from services.stats.write.detector_state import HotspotState, retention
 
 T0 = datetime(2024, 7, 1, tzinfo=UTC)
@@ -96,3 +97,32 @@ def grid_of(i: int) -> str:
 
 def grid_category(i: int) -> str:
     return "drainage" if i % 2 else "roads"
+
+
+def test_a_checkpoint_encodes_only_the_keys_changed_since_the_last_and_saves_them_all(monkeypatch):
+    """Issue #23: nearly every key shard is dirty by the next checkpoint, but a petition changes three
+    keys; the others are written as encoded before, and every shard still holds every key as it is now."""
+    state = HotspotState(HotspotConfig())
+    for i in range(300):  # 300 grids' keys over 64 shards
+        state.apply(sub(i, i * 0.2, grid_category(i)))
+        state.apply(asg(i, i * 0.2, f"T01V01G{i:03d}"))
+    state.encode_dirty()
+    state.saved()
+    encoded: list[AreaKey] = []
+    state_doc = state.detector.state_doc
+    monkeypatch.setattr(state.detector, "state_doc", lambda key: encoded.append(key) or state_doc(key))
+    state.apply(sub(300, 60.5, "roads"))
+    state.apply(asg(300, 60.5, grid_of(300)))
+    blocks = state.encode_dirty()
+    areas = {"grid": grid_of(300), "village": "东村新村", "town": "城关街道"}
+    assert sorted(encoded) == sorted(state.detector.keys_for(areas, "roads"))
+    saved = {
+        (d["level"], d["area_id"], d["category"]): d
+        for name, block in blocks.items()
+        if name.startswith("k:")
+        for d in unpack(block)["states"]
+    }
+    in_dirty_shards = [key for name in blocks if name.startswith("k:") for key in state.keys[name]]
+    assert len(in_dirty_shards) > len(encoded)  # the shards hold keys this petition did not change
+    for key in in_dirty_shards:
+        assert saved[key.level, key.area_id, key.category] == state_doc(key)  # stale for none
