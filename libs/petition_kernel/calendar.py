@@ -237,16 +237,26 @@ class WorkCalendar:
             return False
         return d.weekday() not in _WEEKEND
 
+    @cached_property
+    def _added(self) -> dict[tuple[date, int], date]:
+        """The answers of `add_working_days` so far: each projection of a petition asks again for its
+        start (a calendar never changes; a new one starts empty). A few per day of the covered years."""
+        return {}
+
     def add_working_days(self, d: date, n: int) -> date:
         """The n-th working day strictly after `d` (n >= 1); `d` itself never counts."""
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
-        day = _as_date(d)
-        remaining = n
+        start = _as_date(d)
+        known = self._added.get((start, n))
+        if known is not None:
+            return known
+        day, remaining = start, n
         while remaining:
             day += timedelta(days=1)
             if self.is_working_day(day):
                 remaining -= 1
+        self._added[start, n] = day
         return day
 
     def working_days_between(self, start: date, end: date) -> int:

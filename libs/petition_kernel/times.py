@@ -32,6 +32,8 @@ def utc_now() -> datetime:
 
 def to_utc(moment: datetime) -> datetime:
     """The same instant in UTC; a naive datetime is refused because its meaning is a guess."""
+    if moment.tzinfo is UTC:  # most are already, and this is called for nearly every time handled
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment.isoformat()}: every time in this platform is timezone-aware")
     return moment.astimezone(UTC)

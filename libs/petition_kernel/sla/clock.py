@@ -340,18 +340,28 @@ def due_notices(
 
 
 def next_due_at(
-    record: SlaRecord, now: datetime, policy: SlaPolicy, calendar: WorkCalendar, *, skip_uncovered: bool = False
+    record: SlaRecord,
+    now: datetime,
+    policy: SlaPolicy,
+    calendar: WorkCalendar,
+    *,
+    skip_uncovered: bool = False,
+    clocks: list[ClockState] | None = None,
 ) -> datetime | None:
     """When `due_notices` next needs to run for this record, if no new event arrives before then.
 
     A pause still going on is assumed to go on (any resume is an event, which recomputes this), so the
     answer never comes too early to matter. The result may be <= now: a notice is due already.
+    `clocks`: `clock_states(record, None, policy, calendar, skip_uncovered=…)`, when the caller has
+    them already (deriving them is most of the cost).
     """
     now = to_utc(now)
     rules = policy.rules_for(record.category)
     emitted = set(record.emitted)
     times = []
-    for plan in _planned(clock_states(record, None, policy, calendar, skip_uncovered=skip_uncovered), rules):
+    if clocks is None:
+        clocks = clock_states(record, None, policy, calendar, skip_uncovered=skip_uncovered)
+    for plan in _planned(clocks, rules):
         if plan.key in emitted:
             continue
         if plan.kind == WARNING and (not plan.clock.running_at(now) or now >= plan.clock.deadline):

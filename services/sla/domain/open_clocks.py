@@ -41,7 +41,7 @@ def projection_doc(
     if not clocks.states:
         return None  # submission not seen yet: no clock has started
     uncovered = clocks.uncovered
-    due = next_due_at(record, now, policy, calendar, skip_uncovered=uncovered is not None)
+    due = next_due_at(record, now, policy, calendar, clocks=clocks.states)
     paused = current_pause(record, policy)
     entries = []
     rechecks = [] if due is None else [due]

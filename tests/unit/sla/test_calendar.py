@@ -265,6 +265,21 @@ def test_add_working_days(calendar: WorkCalendar) -> None:
         calendar.add_working_days(D("2025-01-27"), 0)
 
 
+def test_a_repeated_count_is_answered_from_memory(calendar: WorkCalendar, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every projection of a petition counts its reply days again from the same start (issue #23)."""
+    first = calendar.add_working_days(D("2024-09-27"), 3)
+    monkeypatch.setattr(WorkCalendar, "is_working_day", lambda self, d: pytest.fail(f"{d} looked up again"))
+    assert calendar.add_working_days(D("2024-09-27"), 3) == first == D("2024-10-08")
+
+
+def test_an_uncovered_year_stays_refused_when_asked_again() -> None:
+    only_2025 = WorkCalendar.from_schedules([_schedule(2025, ["2025-01-01"])])
+    assert only_2025.add_working_days(D("2025-12-22"), 5) == D("2025-12-29")
+    for _ in range(2):  # nothing remembered of a count that ran out of the calendar
+        with pytest.raises(YearNotCovered):
+            only_2025.add_working_days(D("2025-12-30"), 5)
+
+
 def test_working_days_between(calendar: WorkCalendar) -> None:
     assert calendar.working_days_between(D("2024-09-27"), D("2024-10-08")) == 3
     assert calendar.working_days_between(D("2024-10-08"), D("2024-09-27")) == 0

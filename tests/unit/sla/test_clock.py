@@ -490,6 +490,16 @@ def test_next_due_at(policy: SlaPolicy, calendar: WorkCalendar) -> None:
     assert next_due_at(record, cst("2025-03-10 16:00"), policy, calendar) == cst("2025-03-11 15:00")
 
 
+def test_next_due_at_on_clocks_the_caller_derived(policy: SlaPolicy, calendar: WorkCalendar) -> None:
+    now = cst("2025-03-10 09:00")
+    for record in (
+        build([submitted()]),
+        build([submitted(), contacted("2025-03-10 12:00", "c"), paused("2025-03-11 10:00", "p")]),
+    ):
+        clocks = clock_states(record, None, policy, calendar)
+        assert next_due_at(record, now, policy, calendar, clocks=clocks) == next_due_at(record, now, policy, calendar)
+
+
 # -- bad events -------------------------------------------------------------------------------
 
 

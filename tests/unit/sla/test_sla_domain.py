@@ -56,6 +56,25 @@ def test_a_new_petition_is_due_at_its_contact_warning(policy: SlaPolicy, calenda
     assert doc["uncovered_year"] is None
 
 
+def test_a_projection_derives_the_clocks_once(policy: SlaPolicy, calendar: WorkCalendar, monkeypatch) -> None:
+    """Issue #23: deriving a record's clocks (calendar arithmetic) was a quarter of sla's CPU in the year
+    replay, and the projection derived them twice, once more for the next due time."""
+    import petition_kernel.sla.clock as kernel_clock
+    import services.sla.domain.clocks as sla_clocks
+
+    derived = []
+    real = kernel_clock.clock_states
+
+    def counted(*args, **kwargs):
+        derived.append(args[0].petition_id)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kernel_clock, "clock_states", counted)
+    monkeypatch.setattr(sla_clocks, "clock_states", counted)
+    doc = doc_at([SUB, ROUTED, contacted("2025-03-10 10:00", "c")], "2025-03-10 10:10", policy, calendar)
+    assert doc is not None and doc["next_due_at"] == format_time(cst("2025-03-16 11:24")) and len(derived) == 1
+
+
 def test_a_petition_handled_in_time_leaves_the_projection(policy: SlaPolicy, calendar: WorkCalendar) -> None:
     events = [SUB, ROUTED, contacted("2025-03-10 10:00", "c"), replied("2025-03-11 10:00", "r")]
     doc = doc_at(events, "2025-03-11 11:00", policy, calendar)
