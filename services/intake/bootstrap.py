@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from petition_common import mongo
 from petition_common.config import Settings
 from petition_common.credentials import Signer
+from petition_common.due import DueQueue
 from petition_common.runtime import store_factory
 from petition_common.store import AggregateStore, Publisher
 from petition_common.timesource import Clock, clock_from_env
@@ -92,7 +93,7 @@ def bootstrap(
     clock = clock if clock is not None else clock_from_env("intake", settings.extra)
     petitions = stores("petitions")
     contacts = ContactStore(db["contacts"], ContactCipher(ContactKeys.from_settings(settings)))
-    notes = RetentionNotes(db["retention"])
+    notes = RetentionNotes(DueQueue(db["retention_queue"]), db["retention"], config.retention, clock)
     service = IntakeService(
         db=db,
         petitions=petitions,

@@ -1,9 +1,9 @@
 """Retention of citizens' contact details, and their erasure after it (个人信息保护法 第19、47条).
 
-When a petition ends (closed or withdrawn) the service notes it in `retention` (RetentionNotes: one
-document per petition, keyed by its id, written before the commit that ends it, so no ended petition
-is missed; a note whose petition did not end is dropped when met). A scheduled job (Retention)
-erases the petitions whose retention period after their end has passed:
+When a petition ends (closed or withdrawn) the service notes it in `retention_queue` (RetentionNotes:
+queued by when it ended, petition_common.due, written before the commit that ends it, so no ended
+petition is missed; a note whose petition did not end is passed over). A scheduled job (Retention)
+takes the notes whose retention period has passed, reading only those, and erases their petitions:
 
 1. the contacts records of the submitter and of every follower are deleted (crypto-shredding: the
    only ciphertext of their name, phone, address and original text goes);
@@ -14,10 +14,12 @@ erases the petitions whose retention period after their end has passed:
    dies after it records it again on its next run: at least once) and in `erasures`, an append-only
    collection (one insert per petition, never updated or deleted by the platform; docs/security.md,
    "Personal data");
-4. the note is deleted.
+4. the queue's cursor moves past the notes and they are deleted; a petition whose erasure failed is
+   noted again, for the run an hour later.
 
-Every step can be repeated, so a job that dies half-way finishes the petition on its next run.
-Nothing is published: the statistics keep every figure, since they never held contact details.
+Every step can be repeated, so a job that dies half-way finishes the petition on its next run, and a
+petition noted twice is erased and recorded once. Nothing is published: the statistics keep every
+figure, since they never held contact details.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReplaceOne
+from pymongo import DeleteOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
+from petition_common.due import DueQueue, Taken
 from petition_common.mongo import bulk_update
 from petition_common.store import AggregateStore
 from petition_common.timesource import Cadence, Clock
@@ -50,37 +53,31 @@ DEFAULT_RETENTION_DAYS = 3 * 365
 
 
 class RetentionNotes:
-    """The `retention` collection: the ended petitions whose details wait for erasure, and since when."""
+    """The ended petitions whose details wait for erasure: `retention_queue`, a queue by the time each
+    ended (petition_common.due), so the job reads only what is due, never all that waits (three years
+    of ended petitions). Until 2026-12-08 they were one document per petition in `retention`, read
+    whole on every run; the job empties that collection into the queue (`legacy`)."""
 
-    def __init__(self, collection: Collection):
-        self.collection = collection
+    def __init__(self, queue: DueQueue, legacy: Collection, period: timedelta, clock: Clock):
+        self.queue = queue
+        self.legacy = legacy
+        self.period = period
+        self.clock = clock
 
     def note_if_ended(self, before: dict[str, Any], after: dict[str, Any]) -> None:
         """Remember a petition that the change from `before` to `after` ends; call before its commit."""
         self.note_many([(before, after)])
 
     def note_many(self, changes: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> None:
-        """`note_if_ended` for several petitions' changes, in one bulk write (a consumer's poll batch);
-        one by one should two upserts race (FerretDB may then leave statements unapplied)."""
+        """`note_if_ended` for several petitions' changes, in one insert (a consumer's poll batch). A
+        change retried after a lost race notes its petition again: the job erases it once."""
         notes = []
         for before, after in changes:
             ended_at = domain.ended_at(before, after)
             if ended_at is not None:
-                notes.append({"_id": after["petition_id"], "ended_at": ended_at})
-        try:
-            bulk_update(self.collection, [ReplaceOne({"_id": n["_id"]}, n, upsert=True) for n in notes])
-        except BulkWriteError:
-            for note in notes:
-                with contextlib.suppress(DuplicateKeyError):  # the other upsert stored the same note
-                    self.collection.replace_one({"_id": note["_id"]}, note, upsert=True)
-
-    def due(self, period: timedelta, now: datetime) -> dict[str, datetime]:
-        """The petitions whose retention period has passed, with when they ended (a full scan: the
-        collection holds only ended petitions not erased yet)."""
-        return {n["_id"]: n["ended_at"] for n in self.collection.find({}) if from_bson(n["ended_at"]) + period <= now}
-
-    def drop(self, pid: str) -> None:
-        self.collection.delete_one({"_id": pid})
+                notes.append((ended_at, {"petition_id": after["petition_id"], "ended_at": ended_at}))
+        if notes:
+            self.queue.add(notes, horizon=self.clock() - self.period)
 
 
 class Retention:
@@ -106,6 +103,7 @@ class Retention:
         self.clock = clock
         self.metrics = metrics
         self._cadence = Cadence(clock)
+        self._legacy_emptied = False
         # records an erasure in the audit trail (set by the app); raising makes the next run retry
         self.on_erased: Callable[[dict[str, Any]], None] | None = None
 
@@ -115,31 +113,60 @@ class Retention:
     def erase_due(self) -> int:
         """Erase every petition whose retention period has passed; returns how many."""
         now = self.clock()
-        due = self.notes.due(self.period, now)
-        if not due:
-            self.metrics.last_run.set(now.timestamp())
-            return 0
-        followers: dict[str, list[dict[str, Any]]] = {}
-        wanted = set(due)
-        for doc in self.followers.find({}, {"petition_id": 1, "contact_id": 1}):  # one scan for the whole run
-            if doc.get("petition_id") in wanted:
-                followers.setdefault(doc["petition_id"], []).append(doc)
+        until = now - self.period  # a petition that ended before this is due
+        taken = self.notes.queue.take(until)
+        due = {p["petition_id"]: from_bson(p["ended_at"]) for p in taken.payloads}
+        legacy = self._legacy_notes() if not self._legacy_emptied else []
+        due.update({pid: ended_at for pid, ended_at in legacy if ended_at <= until})
         erased = 0
+        failed: list[tuple[datetime, dict[str, Any]]] = []
+        followers = self._followers(set(due)) if due else {}
         for pid, ended_at in due.items():
             try:
                 erased += self._erase(pid, ended_at, followers.get(pid, []), now)
-            except Exception as exc:  # the next run tries again; the others go ahead
+            except Exception as exc:  # tried again in an hour; the others go ahead
                 self.metrics.failures.inc()
+                failed.append((ended_at, {"petition_id": pid, "ended_at": ended_at}))
                 log.warning("erasure failed", extra={"petition_id": pid, "error": repr(exc)})
+        self._settle(taken, failed, legacy, until)
         self.metrics.erased.inc(erased)
         self.metrics.last_run.set(now.timestamp())
         return erased
 
+    def _followers(self, wanted: set[str]) -> dict[str, list[dict[str, Any]]]:
+        followers: dict[str, list[dict[str, Any]]] = {}
+        for doc in self.followers.find({}, {"petition_id": 1, "contact_id": 1}):  # one scan for the whole run
+            if doc.get("petition_id") in wanted:
+                followers.setdefault(doc["petition_id"], []).append(doc)
+        return followers
+
+    def _settle(
+        self,
+        taken: Taken,
+        failed: list[tuple[datetime, dict[str, Any]]],
+        legacy: list[tuple[str, datetime]],
+        until: datetime,
+    ) -> None:
+        """Queue again what failed and what the old collection held that is not due yet, then move the
+        queue's cursor and empty the old collection of what this run read (an error leaves both for
+        the next run, which does them again)."""
+        waiting = [(at, {"petition_id": pid, "ended_at": at}) for pid, at in legacy if at > until]
+        self.notes.queue.add([*failed, *waiting], horizon=until)
+        self.notes.queue.done(taken)
+        if legacy:
+            bulk_update(self.notes.legacy, [DeleteOne({"_id": pid}) for pid, _ in legacy])
+        self._legacy_emptied = True
+
+    def _legacy_notes(self) -> list[tuple[str, datetime]]:
+        """The notes in the collection written before the queue (read whole, once per process)."""
+        return [(n["_id"], from_bson(n["ended_at"])) for n in self.notes.legacy.find({})]
+
     def _erase(self, pid: str, ended_at: datetime, followers: list[dict[str, Any]], now: datetime) -> int:
         state = self.petitions.load(pid).state
         if state is None or state["status"] not in domain.TERMINAL:
-            self.notes.drop(pid)  # its ending commit failed: noted again when it ends
-            return 0
+            return 0  # its ending commit failed: noted again when it ends
+        if "erased_at" in state["citizen"] and self.erasures.find_one({"_id": pid}, {"_id": 1}) is not None:
+            return 0  # noted twice (a change retried after a lost race), erased by the first note
         contact_ids = [f["contact_id"] for f in followers if f.get("contact_id")]
         if state["citizen"].get("contact_id"):
             contact_ids.append(state["citizen"]["contact_id"])
@@ -160,9 +187,8 @@ class Retention:
         }
         if self.on_erased is not None:
             self.on_erased(record)
-        with contextlib.suppress(DuplicateKeyError):  # recorded by a run that died before deleting the note
+        with contextlib.suppress(DuplicateKeyError):  # recorded by a run that died before moving the cursor
             self.erasures.insert_one(record)
-        self.notes.drop(pid)
         log.info("contact details erased", extra={"petition_id": pid, "contacts": shredded})
         return 1
 

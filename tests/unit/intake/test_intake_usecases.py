@@ -14,6 +14,7 @@ from petition_common.auth import Staff
 from petition_common.config import Settings
 from petition_common.consumer import MessageMeta
 from petition_common.contract import SchemaViolation
+from petition_common.due import CURSOR_ID
 from petition_common.envelope import Event
 from petition_common.fakes import ManualClock, MemoryDatabase, RecordingPublisher
 from petition_common.store import AggregateStore, Conflict
@@ -88,6 +89,12 @@ def _routing_event(event_type: str, pid: str, at: datetime, **data: Any) -> Even
     }
     payload = {"petition_id": pid, **defaults.get(event_type, {}), **data}
     return Event(type=event_type, source="petitions/routing", subject=pid, data=payload, time=format_time(at))
+
+
+def _noted(intake: Intake) -> dict[str, datetime]:
+    """The petitions waiting in the retention queue, with when they ended."""
+    items = intake.db["retention_queue"].find({"_id": {"$ne": CURSOR_ID}})
+    return {d["payload"]["petition_id"]: d["payload"]["ended_at"] for d in items}
 
 
 def _meta(offset: int = 0) -> MessageMeta:
@@ -246,7 +253,7 @@ def test_withdraw_ends_the_petition_and_notes_it_for_retention(intake: Intake) -
     assert view["status"] == "withdrawn"
     assert intake.published_types(pid) == ["petition.submitted", "petition.withdrawn"]
     assert intake.published.of(pid)[-1].data == {"petition_id": pid, "withdrawn_at": format_time(intake.clock())}
-    assert intake.db["retention"].find_one({"_id": pid})["ended_at"] == intake.clock()
+    assert _noted(intake) == {pid: intake.clock()}
     with pytest.raises(domain.ActionRefused) as refused:
         intake.handlers["withdraw"](pid, code)
     assert refused.value.code == "too_late"
@@ -437,7 +444,7 @@ def test_closure_ends_the_petition_for_retention_and_near_me(intake: Intake) -> 
     intake.clock.advance(timedelta(days=3))
     intake.routing("petition.closed", pid)
     assert intake.state(pid)["status"] == "closed"
-    assert intake.db["retention"].find_one({"_id": pid})["ended_at"] == intake.clock()
+    assert _noted(intake) == {pid: intake.clock()}
     assert intake.db["open_points"].find_one({"_id": pid}) is None
 
 
@@ -477,15 +484,22 @@ def test_a_batch_applies_each_petitions_events_in_order(intake: Intake) -> None:
     assert intake.state(first)["status"] == "closed"
     assert intake.state(second)["status"] == "in_progress"
     assert intake.db["open_points"].find_one({"_id": first}) is None
-    assert intake.db["retention"].find_one({"_id": first}) is not None
+    assert set(_noted(intake)) == {first}
 
 
 def test_a_batch_that_ends_several_petitions_notes_them_for_retention_in_one_write(intake: Intake) -> None:
     pids = [intake.submit(f"第{n}号路灯坏了", phone=f"1391234{n:04d}")["petition_id"] for n in range(5)]
     intake.db.commands.clear()
     intake.handlers[BATCH]([(_routing_event("petition.closed", pid, START), _meta(n)) for n, pid in enumerate(pids)])
-    assert all(intake.db["retention"].find_one({"_id": pid})["ended_at"] == START for pid in pids)
-    assert intake.db.commands[("update", "retention")] == 1
+    # the queue's first write of an hour asks where its sequence ends, and makes sure of the cursor
+    assert intake.db.commands[("insert", "retention_queue")] == 2
+    assert intake.db.commands[("find", "retention_queue")] == 1
+    more = [intake.submit(f"第{n}号井盖丢了", phone=f"1391235{n:04d}")["petition_id"] for n in range(3)]
+    intake.db.commands.clear()
+    intake.handlers[BATCH]([(_routing_event("petition.closed", pid, START), _meta(n)) for n, pid in enumerate(more)])
+    assert intake.db.commands[("insert", "retention_queue")] == 1  # the next numbers: one insert, no read
+    assert intake.db.commands[("find", "retention_queue")] == 0
+    assert _noted(intake) == dict.fromkeys(pids + more, START)
 
 
 def test_a_batch_commit_that_lost_a_race_is_replayed_event_by_event(intake: Intake) -> None:
@@ -525,7 +539,7 @@ def test_the_retention_job_erases_the_details_of_petitions_ended_long_enough_ago
     assert state["feedback"]["comment"] is None and state["feedback"]["satisfaction"] == "satisfied"
     assert intake.db["contacts"].count_documents({}) == 0
     assert intake.db["followers"].count_documents({}) == 0
-    assert intake.db["retention"].count_documents({}) == 0
+    assert _noted(intake) == {}
     assert intake.db["erasures"].find_one({"_id": pid})["contacts_erased"] == 2
     assert [e["petition_id"] for e in erased] == [pid]
     assert len(intake.published.events) == published  # statistics keep every figure: nothing is published
@@ -536,13 +550,70 @@ def test_the_retention_job_erases_the_details_of_petitions_ended_long_enough_ago
     assert intake.parts.retention.erase_due() == 0
 
 
-def test_a_retention_note_whose_petition_did_not_end_is_dropped(intake: Intake) -> None:
+def test_a_note_in_the_collection_before_the_queue_is_erased_or_queued_and_the_collection_emptied(
+    intake: Intake,
+) -> None:
+    ended = [intake.submit(f"第{n}号路灯坏了", phone=f"1391234{n:04d}")["petition_id"] for n in range(3)]
+    for pid in ended:
+        intake.routing("petition.closed", pid)
+    intake.db["retention_queue"].delete_many({})  # as in a database from before the queue
+    intake.db["retention"].insert_many([{"_id": pid, "ended_at": START} for pid in ended[:2]])
+    later = START + timedelta(days=10)
+    intake.db["retention"].insert_one({"_id": ended[2], "ended_at": later})
+    open_pid = intake.submit("井盖丢了", phone="13912349999")["petition_id"]
+    intake.db["retention"].insert_one({"_id": open_pid, "ended_at": START})  # its ending commit failed
+    intake.clock.advance(intake.parts.config.retention + timedelta(days=1))
+    assert intake.parts.retention.erase_due() == 2
+    assert intake.db["retention"].count_documents({}) == 0
+    assert set(_noted(intake)) == {ended[2]}  # not due yet: queued under when it ended
+    assert intake.service.contacts.get(intake.state(open_pid)["citizen"]["contact_id"]) is not None
+    intake.clock.advance(timedelta(days=10))
+    assert intake.parts.retention.erase_due() == 1
+    assert "erased_at" in intake.state(ended[2])["citizen"] and _noted(intake) == {}
+
+
+def test_a_queued_note_whose_petition_did_not_end_is_passed_over(intake: Intake) -> None:
     pid = intake.submit()["petition_id"]
-    intake.db["retention"].insert_one({"_id": pid, "ended_at": START})  # its ending commit failed
+    ended = {"status": "closed", "petition_id": pid, "timeline": [{"at": format_time(START)}]}
+    intake.service.notes.note_if_ended({"status": "replied"}, ended)  # and then its commit failed
+    assert set(_noted(intake)) == {pid}
     intake.clock.advance(intake.parts.config.retention + timedelta(days=1))
     assert intake.parts.retention.erase_due() == 0
-    assert intake.db["retention"].count_documents({}) == 0
+    assert _noted(intake) == {}
     assert intake.service.contacts.get(intake.state(pid)["citizen"]["contact_id"]) is not None
+
+
+def test_a_petition_noted_twice_is_erased_and_recorded_once(intake: Intake) -> None:
+    pid = intake.submit()["petition_id"]
+    closed = intake.routing("petition.closed", pid)
+    intake.service.notes.note_many([({"status": "replied"}, intake.state(pid))])  # a retried change notes it again
+    assert len(list(intake.db["retention_queue"].find({"_id": {"$ne": CURSOR_ID}}))) == 2
+    erased: list[dict[str, Any]] = []
+    intake.parts.retention.on_erased = erased.append
+    intake.clock.advance(intake.parts.config.retention + timedelta(days=1))
+    assert intake.parts.retention.erase_due() == 1
+    assert [e["petition_id"] for e in erased] == [pid] and closed.type == "petition.closed"
+
+
+def test_a_failed_erasure_is_tried_again_by_a_later_run(intake: Intake) -> None:
+    pid = intake.submit()["petition_id"]
+    intake.routing("petition.closed", pid)
+    retention = intake.parts.retention
+    calls: list[str] = []
+
+    def fail_once(record: dict[str, Any]) -> None:
+        calls.append(record["petition_id"])
+        if len(calls) == 1:
+            raise RuntimeError("audit trail away")
+
+    retention.on_erased = fail_once
+    intake.clock.advance(intake.parts.config.retention + timedelta(days=1))
+    assert retention.erase_due() == 0
+    assert set(_noted(intake)) == {pid}  # queued again, under the next hour
+    assert retention.erase_due() == 0  # not before that hour has passed
+    intake.clock.advance(timedelta(hours=2))
+    assert retention.erase_due() == 1
+    assert calls == [pid, pid] and _noted(intake) == {}
 
 
 def test_every_published_event_is_the_contracts() -> None:
