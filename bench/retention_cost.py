@@ -16,50 +16,19 @@ documents read, per run.
 from __future__ import annotations
 
 import argparse
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
+from petition_bench.per_run import Reads, add_run_arguments, measure, watched_client
 from petition_common.config import Settings
 from petition_common.fakes import ManualClock, RecordingPublisher
-from petition_devtools.procstats import cpu_seconds, stack_pids
 from petition_kernel.times import format_time, from_bson
 from services.intake.bootstrap import bootstrap
 
 START = datetime(2026, 3, 2, 8, 20, tzinfo=UTC)
-
-
-class Reads(monitoring.CommandListener):
-    """Documents the server returned (find and getMore batches)."""
-
-    def __init__(self) -> None:
-        self.documents = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        pass
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        cursor = event.reply.get("cursor", {}) if event.command_name in ("find", "getMore") else {}
-        self.documents += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-def measure(label: str, runs: int, run: Callable[[int], object], reads: Reads, ferret: Callable[[], float]) -> None:
-    documents = reads.documents
-    cpu, db_cpu, wall = time.process_time(), ferret(), time.perf_counter()
-    for k in range(runs):
-        run(k)
-    cpu, db_cpu, wall = time.process_time() - cpu, ferret() - db_cpu, time.perf_counter() - wall
-    print(
-        f"  {label:<30} this process {cpu / runs * 1e3:8.1f} ms/run  FerretDB {db_cpu / runs * 1e3:8.1f} ms/run"
-        f"  {(reads.documents - documents) / runs:9.0f} documents read/run  {wall / runs * 1e3:8.1f} ms wall/run",
-        flush=True,
-    )
 
 
 def _ended(n: int, at: datetime) -> tuple[dict[str, str], dict[str, object]]:
@@ -103,15 +72,12 @@ def compare(client: MongoClient, waiting: int, runs: int, reads: Reads, ferret: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--waiting", default="10000,50000", help="comma-separated counts of waiting notes")
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--mongo", default="mongodb://127.0.0.1:27017")
+    add_run_arguments(parser)
     args = parser.parse_args()
-    reads = Reads()
-    client: MongoClient = MongoClient(args.mongo, tz_aware=True, event_listeners=[reads])
-    ferret_pid = stack_pids()["ferretdb"]
+    client, reads, ferret = watched_client(args.mongo)
     try:
         for waiting in [int(w) for w in args.waiting.split(",")]:
-            compare(client, waiting, args.runs, reads, lambda: cpu_seconds(ferret_pid))
+            compare(client, waiting, args.runs, reads, ferret)
     finally:
         client.close()
 

@@ -2,23 +2,25 @@
 
 FerretDB v1 reads a whole collection for any filter but an exact `_id`, so a job that finds its work
 by scanning the items waiting for it pays for every item on every run: intake's retention job read
-every petition ended in the last three years once an hour (bench/RESULTS.md). Here an item is one
-document in its hour's sequence, `_id` = "<hour>#<n>" (n = 0, 1, 2, ... without gaps), and a cursor
-document holds the first hour not taken yet. A run reads, by `_id`, the items of the hours that have
-passed since, plus one read per hour for the end of its sequence: it costs what it takes, not what waits.
+every petition ended in the last three years once an hour, routing's timeout scanner every open
+order once a minute (bench/RESULTS.md). Here the items are queued under the hour they fall due, in
+documents numbered without gaps within the hour, `_id` = "<hour>#<n>" (n = 0, 1, 2, ...); the items
+of one `add` for one hour (a poll batch, a group commit) share a document. A cursor document holds
+the first hour not taken yet. A run reads, by `_id`, the documents of the hours that have passed
+since, plus one read per hour for the end of its sequence: it costs what it takes, not what waits.
 
 - Writing: an ordered insert claims the next numbers of an hour; a number another writer took
-  fails it (unique `_id`: atomic everywhere) and the writer moves past it, so an hour's items are
-  numbered 0..k-1 at every moment and "read until the first missing number" misses nothing.
+  fails it (unique `_id`: atomic everywhere) and the writer moves past it, so an hour's documents
+  are numbered 0..k-1 at every moment and "read until the first missing number" misses nothing.
 - Time: an item is queued under the hour of its time, but never under an hour a reader may have
   taken: not before the hour after `horizon`, the instant the caller's readers pass as `until` at
   the same moment. A reader takes an hour once it ended `grace` before `until`. So an item is taken
   at most two hours plus the grace after it is due (plus the reader's own interval), and a write is
   missed only if it lands more than an hour plus the grace after its writer read the clock.
 - Taking: `take(until)` returns the items of the passed hours and where the cursor goes after them;
-  the caller does the work, then `done` moves the cursor and deletes the items. A run that dies in
-  between takes them again (the work must be idempotent, as it must be anyway when two instances
-  run the job); an item whose work failed is `add`ed again, so it is tried an hour later.
+  the caller does the work, then `done` moves the cursor and deletes the documents. A run that dies
+  in between takes them again (the work must be idempotent, as it must be anyway when two instances
+  run the job); an item whose work failed is `add`ed again, so it is tried an hour or two later.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ DEFAULT_GRACE = timedelta(minutes=5)
 MAX_LOST_CLAIMS = 64
 # hours whose next number a writer remembers
 KEEP_HOURS = 256
+# items of one `add` share a document (up to this many): a run reads a document per batch written
+BATCH_ITEMS = 500
 
 
 def hour_of(at: datetime) -> datetime:
@@ -70,7 +74,7 @@ class Taken:
 
     @property
     def payloads(self) -> list[dict[str, Any]]:
-        return [item["payload"] for item in self.items]
+        return [entry["payload"] for item in self.items for entry in item["items"]]
 
 
 class DueQueue:
@@ -80,6 +84,9 @@ class DueQueue:
         # per hour, the first number this process has not seen taken (a lower bound of the free one)
         self._next: dict[str, int] = {}
         self._cursor_ensured = False
+        # the cursor as this process last read or moved it: never ahead of the stored one (cursors only
+        # move on), so while no hour after it has passed, a run has nothing to take and reads nothing
+        self._cursor_seen: datetime | None = None
 
     # ---- writing
 
@@ -95,8 +102,9 @@ class DueQueue:
         if not by_hour:
             return
         self._ensure_cursor(hour_of(horizon) + HOUR)  # the earliest hour this writer may ever use
-        for hour, docs in sorted(by_hour.items()):
-            self._append(hour, docs)
+        for hour, entries in sorted(by_hour.items()):
+            chunks = [entries[k : k + BATCH_ITEMS] for k in range(0, len(entries), BATCH_ITEMS)]
+            self._append(hour, [{"items": chunk} for chunk in chunks])
 
     def _ensure_cursor(self, hour: datetime) -> None:
         """The cursor exists before the first item does, so a reader that finds none may start where it
@@ -109,9 +117,7 @@ class DueQueue:
 
     def _append(self, hour: datetime, docs: list[dict[str, Any]]) -> None:
         key = hour_key(hour)
-        n = self._next.get(key)
-        if n is None:
-            n = self._first_free(hour, 0)
+        n = self._next.get(key, 0)  # an hour this process has not written to is tried from 0: mostly new
         pending = docs
         for _ in range(MAX_LOST_CLAIMS):
             batch = [{"_id": item_id(hour, n + i), **doc} for i, doc in enumerate(pending)]
@@ -131,9 +137,9 @@ class DueQueue:
         raise RuntimeError(f"due queue: lost {MAX_LOST_CLAIMS} claims in a row for hour {key}")
 
     def _first_free(self, hour: datetime, start: int) -> int:
-        """The first free number of an hour from `start` (every number before it is taken): doubling
-        probes, then a binary search (numbers are taken without gaps), about 2·log2(k) reads for k
-        numbers taken since; one when there are none."""
+        """The first free number of an hour from `start` (every number before it is taken), after a
+        lost claim: doubling probes, then a binary search (numbers are taken without gaps), about
+        2·log2(k) reads for k numbers taken since; one when there are none."""
         if not self._exists(hour, start):
             return start
         low, step = start, 1
@@ -152,8 +158,10 @@ class DueQueue:
 
     def take(self, until: datetime) -> Taken:
         """The items of every hour from the cursor that ended `grace` before `until`, oldest first."""
-        first = self._cursor(until)
         last = hour_of(until - self.grace) - HOUR  # the newest hour that has ended `grace` ago
+        if self._cursor_seen is not None and last < self._cursor_seen:
+            return Taken()
+        first = self._cursor_seen = self._cursor(until)
         taken = Taken()
         hour = first
         while hour <= last:
@@ -179,9 +187,14 @@ class DueQueue:
         """Move the cursor past what `take` read, then delete its items."""
         if taken.next_hour is not None:
             self.collection.replace_one({"_id": CURSOR_ID}, {"_id": CURSOR_ID, "hour": hour_key(taken.next_hour)})
+            self._cursor_seen = taken.next_hour
         if taken.items:
             bulk_update(self.collection, [DeleteOne({"_id": item["_id"]}) for item in taken.items])
 
+    def waiting(self) -> list[dict[str, Any]]:
+        """The payloads of every item not taken yet (a full scan: for tests and operators, not for a
+        timer). Documents without a number are the cursor and the caller's own markers."""
+        return [entry["payload"] for doc in self.collection.find({}) if "#" in doc["_id"] for entry in doc["items"]]
+
     def pending(self) -> int:
-        """How many items wait (a full scan: for tests and operators, not for a timer)."""
-        return self.collection.count_documents({"_id": {"$ne": CURSOR_ID}})
+        return len(self.waiting())

@@ -4,7 +4,8 @@ Settings (Settings.extra, from the environment; defaults in brackets):
 - ROUTING_DISPATCHER_ID [S000001]: the county dispatcher whose triage queue takes what no grid takes;
 - ROUTING_FEEDBACK_WINDOW_HOURS [168]: how long a reply waits for the citizen's rating before the
   timeout scanner closes the order;
-- ROUTING_TIMEOUT_SCAN_S [60]: how often the timeout scanner looks for such orders;
+- ROUTING_TIMEOUT_SCAN_S [60]: how often the timeout scanner looks for such orders (it takes them from
+  the `timeouts` queue an hour at a time, so they close up to about two hours after the window);
 - ROUTING_FAKE_CLOCK_FILE: a fake clock for tests and the benchmark (petition_common.timesource).
 The departments come from config/categories.yaml.
 
@@ -25,6 +26,7 @@ from typing import Any
 from petition_common import mongo
 from petition_common.aggregates import Projection
 from petition_common.config import Settings
+from petition_common.due import DueQueue
 from petition_common.runtime import store_factory
 from petition_common.store import AggregateStore, Publisher
 from petition_common.timesource import clock_from_env
@@ -93,6 +95,7 @@ def bootstrap(
         RegistryHolder(stores("registry")),
         config,
         loader=loader,
+        timeouts=DueQueue(db["timeouts"]),
         clock=clock,
     )
     return RoutingParts(service=service, handlers=handlers(service), orders=orders, config=config)

@@ -25,10 +25,13 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
 from petition_common.aggregates import Projection, act_on_remembered, commit_batch
 from petition_common.auth import Staff
 from petition_common.consumer import MessageMeta, by_petition
 from petition_common.contract import SchemaViolation
+from petition_common.due import DueQueue
 from petition_common.envelope import Event
 from petition_common.group_commit import GroupCommit, rounds
 from petition_common.store import AggregateStore, Conflict, Loaded
@@ -57,6 +60,10 @@ LIST_LOAD_THREADS = 32
 REGISTRY_MAX_AGE_S = 1.0
 
 Decide = Callable[[domain.WorkOrder, datetime], domain.Transition]
+
+
+# marks a database whose open orders were queued for the timeout scanner (`_queue_open_orders_once`)
+TIMEOUTS_BUILT = "built"
 
 
 class NotFound(Exception):
@@ -105,11 +112,16 @@ class RoutingService:
         registry: RegistryHolder,
         config: RoutingConfig,
         loader: Executor,
+        timeouts: DueQueue,
         clock: Callable[[], datetime] = utc_now,
     ):
         self.orders = orders
         self.open_orders = open_orders
         self.areas = areas
+        # when the timeout scanner must look at an order again (a reply's window, a finished order's
+        # time in the lists), queued with the change that starts it ("the timeout scanner" below)
+        self.timeouts = timeouts
+        self._timeouts_built = False
         self.registry = registry
         self.config = config
         self.clock = clock
@@ -293,6 +305,7 @@ class RoutingService:
                 assert petition is not None
                 items.append((loaded, petition_to_state(petition), published))
                 changed[pid] = (petition.order, before.order if before is not None else None)
+        self._queue_timers(list(changed.values()))
         # projected before they are committed, which needs no check afterwards (_commit); an order that
         # then loses is projected again at its newest version before its events are applied to it
         self.open_orders.put_before_commit(
@@ -353,6 +366,7 @@ class RoutingService:
         # the open_orders documents first (Projection.put_before_commit): no read for a newer version
         # after them; a commit that fails leaves its document naming a version that does not exist, so
         # it is repaired
+        self._queue_timers([(c.petition.order, c.before_order) for c in changes])
         self.open_orders.put_before_commit(
             [(c.order_id, open_order_doc(c.petition.order, c.loaded.seq + 1)) for c in changes]
         )
@@ -474,27 +488,92 @@ class RoutingService:
         return self.close_timed_out() if self._timeout_cadence.due(interval_s) else 0
 
     def close_timed_out(self) -> int:
-        """Close replied orders whose feedback window has passed; returns how many this call closed."""
+        """Close replied orders whose feedback window has passed, and let finished orders that have been
+        listed long enough leave the lists; returns how many this call closed.
+
+        It reads only the orders whose time has come, from the `timeouts` queue (petition_common.due):
+        each change that starts a window queues the order under the hour it ends, before its commit
+        (`_queue_timers`), so nothing is missed; what a failed commit queued is passed over here. An
+        hour is taken once it has passed (plus a grace), so an order closes or leaves at most about two
+        hours after its time. The scan of the whole open_orders this replaced read ~13,700 orders a run
+        at the year's backlog (bench/RESULTS.md)."""
         now = self.clock()
+        self._queue_open_orders_once(now)
+        taken = self.timeouts.take(now)
         closed = 0
         spent: list[str] = []
-        for doc in list(self.open_orders.collection.find({})):
-            if doc.get("finished_at"):
-                if now - parse_time(doc["finished_at"]) > self.config.keep_finished:
-                    spent.append(doc["_id"])
-                continue
-            replied_at = doc.get("replied_at")
-            if doc["status"] != domain.Status.REPLIED or not replied_at:
-                continue
-            if now - parse_time(replied_at) < self.config.feedback_window:
-                continue
+        later: list[tuple[datetime, dict[str, str]]] = []
+        for pid, why in dict.fromkeys((p["petition_id"], p["why"]) for p in taken.payloads):
             try:
-                self._close_timed_out(doc["_id"], now)
-                closed += 1
-            except (Conflict, domain.InvalidTransition, NotFound):
+                if why == domain.FINISHED:
+                    finished = self._committed_finish(pid)
+                    if finished is not None and finished + self.config.keep_finished <= now:
+                        spent.append(pid)
+                    elif finished is not None:
+                        later.append((finished + self.config.keep_finished, {"petition_id": pid, "why": why}))
+                elif self._reply_timed_out(pid, now):
+                    self._close_timed_out(pid, now)
+                    closed += 1
+            except Conflict:  # others kept writing the order: looked at again an hour or two later
+                later.append((now, {"petition_id": pid, "why": why}))
+            except (domain.InvalidTransition, NotFound):
                 continue  # another instance or the citizen got there first
         self._forget(spent)
+        self.timeouts.add(later, horizon=now)
+        self.timeouts.done(taken)
         return closed
+
+    def _committed_finish(self, petition_id: str) -> datetime | None:
+        """When the order finished; None if its finish was never committed (a process died between a
+        close's open_orders document and its commit), whose document is then put right. A finished order
+        never changes again, so a remembered finished version is the newest."""
+        order = self._load(petition_id, to_write=True)[1].order
+        if domain.finished_at(order) is None:
+            loaded, order = self.load(petition_id)
+            if domain.finished_at(order) is None:
+                self._project(order, loaded.seq)
+        return domain.finished_at(order)
+
+    def _reply_timed_out(self, petition_id: str, now: datetime) -> bool:
+        """Whether the order waits for a rating past its window, on the version this instance remembers
+        or, when that says no and may be old (not finished), on the newest. A reply since then has
+        queued its own window."""
+        window = self.config.feedback_window
+        order = self._load(petition_id, to_write=True)[1].order
+        if not domain.due_for_timeout_close(order, now, window) and domain.finished_at(order) is None:
+            order = self.load(petition_id)[1]
+        return domain.due_for_timeout_close(order, now, window)
+
+    def _queue_timers(self, changes: Sequence[tuple[domain.WorkOrder, domain.WorkOrder | None]]) -> None:
+        """Queue what the changes start, before they are committed (`close_timed_out`)."""
+        window, keep = self.config.feedback_window, self.config.keep_finished
+        items = [
+            (due, {"petition_id": order.petition_id, "why": why})
+            for order, before in changes
+            for due, why in domain.timers(order, before, window, keep)
+        ]
+        if items:
+            self.timeouts.add(items, horizon=self.clock())
+
+    def _queue_open_orders_once(self, now: datetime) -> None:
+        """A database from before the queue (2026-12-08) has replied and finished orders in open_orders
+        that nothing queued: queue them all, once per database (marked by `TIMEOUTS_BUILT`)."""
+        if self._timeouts_built:
+            return
+        if self.timeouts.collection.find_one({"_id": TIMEOUTS_BUILT}) is None:
+            items = []
+            for doc in self.open_orders.collection.find({}, {"status": 1, "replied_at": 1, "finished_at": 1}):
+                if doc.get("finished_at"):
+                    due, why = parse_time(doc["finished_at"]) + self.config.keep_finished, domain.FINISHED
+                elif doc.get("status") == domain.Status.REPLIED and doc.get("replied_at"):
+                    due, why = parse_time(doc["replied_at"]) + self.config.feedback_window, domain.REPLY_WAITS
+                else:
+                    continue
+                items.append((due, {"petition_id": doc["_id"], "why": why}))
+            self.timeouts.add(items, horizon=now)
+            with contextlib.suppress(DuplicateKeyError):  # another instance queued them too
+                self.timeouts.collection.insert_one({"_id": TIMEOUTS_BUILT, "at": now})
+        self._timeouts_built = True
 
     def _close_timed_out(self, petition_id: str, now: datetime) -> None:
         """On the version this instance remembers (the commit checks it is the newest); a refusal is

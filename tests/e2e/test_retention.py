@@ -12,7 +12,7 @@ import requests
 from pymongo import MongoClient
 
 from countysim import generate_county
-from petition_common.due import CURSOR_ID
+from petition_common.due import DueQueue
 from petition_devtools.tokens import county_tokens, token_for, write_tokens_file
 from tests.e2e.test_personal_data import body_of
 from tests.personal_data import people
@@ -157,7 +157,7 @@ def stats_figures(stats: str, staff: dict) -> list[dict]:
 
 def _notes(db) -> int:
     """The ended petitions waiting in intake's retention queue (petition_common.due)."""
-    return db["retention_queue"].count_documents({"_id": {"$ne": CURSOR_ID}})
+    return DueQueue(db["retention_queue"]).pending()
 
 
 def _count(collection, n: int) -> None:

@@ -56,7 +56,7 @@ def test_two_writers_share_an_hours_numbers_without_a_gap_or_a_loss() -> None:
     a.add([(at, {"w": "a", "n": 3})], horizon=T0)  # a believes 3 is free: b took it, a moves past
     b.add([(at, {"w": "b", "n": 4})], horizon=T0)
     hour = datetime(2026, 3, 2, 13, tzinfo=UTC)
-    assert _items(db) == [item_id(hour, n) for n in range(9)]
+    assert _items(db) == [item_id(hour, n) for n in range(4)]  # a document per add
     taken = DueQueue(db["q"]).take(T0 + timedelta(days=1))
     expected = [("a", n) for n in range(4)] + [("b", n) for n in range(5)]
     assert sorted((p["w"], p["n"]) for p in taken.payloads) == expected
@@ -65,12 +65,24 @@ def test_two_writers_share_an_hours_numbers_without_a_gap_or_a_loss() -> None:
 def test_a_writer_new_to_an_hour_finds_its_end_in_a_few_reads() -> None:
     db = MemoryDatabase()
     at = T0 + timedelta(hours=5)
-    DueQueue(db["q"]).add([(at, {"n": n}) for n in range(100)], horizon=T0)
+    for n in range(100):
+        DueQueue(db["q"]).add([(at, {"n": n})], horizon=T0)  # a hundred processes, one add each
     db.commands.clear()
     DueQueue(db["q"]).add([(at, {"n": 100})], horizon=T0)
     assert db.commands[("find", "q")] <= 2 * 7 + 1  # about 2·log2(100), not 100
-    assert db.commands[("insert", "q")] == 2  # the cursor (there already), the item
+    assert db.commands[("insert", "q")] == 3  # the cursor (there already), number 0 (taken), the item
     assert len(_items(db)) == 101
+
+
+def test_the_items_of_one_add_share_a_document_and_a_take_reads_it_once() -> None:
+    db = MemoryDatabase()
+    queue = DueQueue(db["q"])
+    queue.add([(T0 + timedelta(hours=1, minutes=n), {"n": n}) for n in range(40)], horizon=T0)
+    assert len(_items(db)) == 1 and queue.pending() == 40
+    db.commands.clear()
+    taken = queue.take(T0 + timedelta(hours=3))
+    assert [p["n"] for p in taken.payloads] == list(range(40))
+    assert db.commands[("find", "q")] == 1 + 2 + 1  # the cursor, 09:00's document and end, 10:00's end
 
 
 def test_the_cursor_exists_before_the_first_item_and_a_reader_without_one_starts_at_its_until() -> None:
@@ -93,3 +105,7 @@ def test_a_take_costs_a_read_per_hour_passed_and_per_item_taken_not_per_item_wai
     taken = queue.take(T0 + timedelta(hours=4))  # from the cursor's hour 09:00 to 11:00: three hours
     assert taken.payloads == [{"n": "due"}]
     assert db.commands[("find", "q")] == 1 + 3 + 1  # the cursor, an end per hour, the item
+    queue.done(taken)
+    db.commands.clear()
+    assert queue.take(T0 + timedelta(hours=4, minutes=30)).payloads == []  # no hour has passed since
+    assert sum(db.commands.values()) == 0

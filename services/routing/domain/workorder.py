@@ -245,6 +245,30 @@ def due_for_timeout_close(order: WorkOrder, now: datetime, feedback_window: time
     return order.status == Status.REPLIED and order.replied_at is not None and now - order.replied_at >= feedback_window
 
 
+# why the timeout scanner must look at an order again (services/routing/service.py, "the timeout scanner")
+REPLY_WAITS = "reply"  # a reply waits for the citizen's rating: closed by timeout once the window has passed
+FINISHED = "finished"  # a closed or withdrawn order leaves the lists once it has been listed long enough
+
+
+def finished_at(order: WorkOrder) -> datetime | None:
+    return order.closed_at or order.withdrawn_at
+
+
+def timers(
+    order: WorkOrder, before: WorkOrder | None, feedback_window: timedelta, keep_finished: timedelta
+) -> list[tuple[datetime, str]]:
+    """When the timeout scanner must look at `order` again because of the change from `before`, and
+    why: a new reply starts its feedback window, a close or withdrawal its time in the lists."""
+    out = []
+    replied = order.status == Status.REPLIED and order.replied_at is not None
+    if replied and (before is None or before.replied_at != order.replied_at):
+        out.append((order.replied_at + feedback_window, REPLY_WAITS))  # type: ignore[operator]
+    finished = finished_at(order)
+    if finished is not None and (before is None or finished_at(before) is None):
+        out.append((finished + keep_finished, FINISHED))
+    return out
+
+
 def close_by_timeout(order: WorkOrder, *, now: datetime, feedback_window: timedelta) -> Transition:
     _require(order, {Status.REPLIED}, "time out")
     if not due_for_timeout_close(order, now, feedback_window):

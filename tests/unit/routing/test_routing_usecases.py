@@ -20,8 +20,10 @@ from pymongo.errors import AutoReconnect
 from petition_common.auth import Staff
 from petition_common.config import Settings
 from petition_common.consumer import MessageMeta
+from petition_common.due import DEFAULT_GRACE, HOUR
 from petition_common.envelope import Event
 from petition_common.fakes import ManualClock, MemoryDatabase, RecordingPublisher
+from petition_common.store import Conflict
 from petition_kernel.times import format_time
 from services.routing import domain
 from services.routing.app import ACTION_FIELDS
@@ -39,6 +41,9 @@ AUDITOR = Staff("A000001", "auditor")
 CADRE = Staff("CT01V01", "village_cadre", town_id="T01", village_id="T01V01")
 SUPERVISOR = Staff("TS00001", "town_supervisor", town_id="T01")
 P1, P2, P3 = "JZ20260309000001", "JZ20260309000002", "JZ20260309000003"
+# the timeout scanner takes an hour's orders once that hour has passed (petition_common.due), so an
+# order whose time has come is taken within this much after it
+TAKEN = HOUR + DEFAULT_GRACE + timedelta(seconds=1)
 
 
 def leader(grid_id: str) -> Staff:
@@ -617,8 +622,9 @@ def test_a_document_of_a_close_that_was_never_committed_does_not_make_the_order_
     finds it past keep_finished projects the order as it is instead of forgetting it."""
     world.deliver(submitted(P1))
     phantom = {**world.open_order(P1), "seq": 2, "status": "closed", "finished_at": format_time(T0)}
-    world.db["open_orders"].replace_one({"_id": P1}, phantom)
-    world.clock.advance(world.parts.config.keep_finished + timedelta(seconds=1))
+    world.db["open_orders"].replace_one({"_id": P1}, phantom)  # and its time in the lists queued, as a close does
+    world.service.timeouts.add([(T0 + world.parts.config.keep_finished, {"petition_id": P1, "why": "finished"})], T0)
+    world.clock.advance(world.parts.config.keep_finished + TAKEN)
     world.service.close_timed_out()
     doc = world.open_order(P1)
     assert doc is not None and (doc["seq"], doc["status"]) == (1, "assigned")
@@ -635,12 +641,12 @@ def test_a_reply_without_a_rating_closes_when_the_window_passes_and_later_leaves
     window = world.parts.config.feedback_window
     world.clock.advance(window - timedelta(seconds=1))
     assert world.service.close_timed_out() == 0
-    world.clock.advance(timedelta(seconds=1))
+    world.clock.advance(TAKEN)  # the hour the window ends in has passed
     assert world.service.close_timed_out() == 1 and world.service.close_timed_out() == 0
     closed = world.published.of(P1)[-1]
     assert closed.type == "petition.closed" and closed.data["closed_by"] == "timeout"
     assert world.listed(grid_leader, status="closed") == [P1]
-    world.clock.advance(world.parts.config.keep_finished + timedelta(seconds=1))
+    world.clock.advance(world.parts.config.keep_finished + TAKEN)
     world.service.close_timed_out()
     assert world.open_order(P1) is None and world.listed(grid_leader) == [P2]
     assert world.service.load(P1)[1].status == "closed"  # the order itself stays
@@ -651,11 +657,11 @@ def test_the_timeout_scanner_builds_on_the_orders_it_remembers(world: World) -> 
     close's commit checks it is the newest; a finished order never changes again)."""
     world.deliver(submitted(P1))
     handled_to_reply(world, P1, leader("T01V01G001"))
-    world.clock.advance(world.parts.config.feedback_window)
+    world.clock.advance(world.parts.config.feedback_window + TAKEN)
     world.db.commands.clear()
     assert world.service.close_timed_out() == 1
     assert world.db.commands[("find", "workorders_commits")] == 0  # the document was written before the commit
-    world.clock.advance(world.parts.config.keep_finished + timedelta(seconds=1))
+    world.clock.advance(world.parts.config.keep_finished + TAKEN)
     world.db.commands.clear()
     world.service.close_timed_out()
     assert world.open_order(P1) is None and world.db.commands[("find", "workorders_commits")] == 0
@@ -669,10 +675,10 @@ def test_the_scanner_forgets_all_spent_orders_at_once(world: World) -> None:
     world.deliver(*(submitted(pid, grid_id="T01V01G001") for pid in pids))
     for pid in pids:
         handled_to_reply(world, pid, grid_leader)
-    world.clock.advance(world.parts.config.feedback_window)
+    world.clock.advance(world.parts.config.feedback_window + TAKEN)
     assert world.service.close_timed_out() == len(pids)
     assert sorted(world.listed(grid_leader, status="closed")) == sorted(pids)
-    world.clock.advance(world.parts.config.keep_finished + timedelta(seconds=1))
+    world.clock.advance(world.parts.config.keep_finished + TAKEN)
     world.db.commands.clear()
     world.service.close_timed_out()
     assert all(world.open_order(pid) is None for pid in pids) and world.listed(grid_leader) == []
@@ -683,15 +689,97 @@ def test_the_scanner_forgets_all_spent_orders_at_once(world: World) -> None:
 def test_a_timeout_close_refused_on_a_stale_remembered_order_is_decided_again_on_the_newest(world: World) -> None:
     world.deliver(submitted(P1))
     handled_to_reply(world, P1, leader("T01V01G001"), parts=world.other)  # this instance remembers version 1
-    world.clock.advance(world.parts.config.feedback_window)
+    world.clock.advance(world.parts.config.feedback_window + TAKEN)
     assert world.service.close_timed_out() == 1
     assert world.service.load(P1)[1].status == "closed"
+
+
+def test_the_scanner_reads_the_orders_whose_time_has_come_not_the_open_orders(world: World) -> None:
+    """Issue #23: the scanner read open_orders whole on every run (~13,700 orders at the year's backlog,
+    every minute in production); it takes the orders whose window has ended from the timeouts queue."""
+    grid_leader = leader("T01V01G001")
+    pids = [f"JZ20260309{n:06d}" for n in range(1, 6)]
+    world.deliver(*(submitted(pid) for pid in pids))
+    for pid in pids[:3]:
+        handled_to_reply(world, pid, grid_leader)
+    world.service.close_timed_out()  # a process's first run: the database's queue was built with it
+    world.clock.advance(timedelta(days=1))
+    world.db.commands.clear()
+    assert world.service.close_timed_out() == 0
+    assert world.db.commands[("find", "open_orders")] == 0
+    # the cursor, and an hour each from the first the replies could use (02:00) to the last passed (23:00)
+    assert world.db.commands[("find", "timeouts")] == 1 + 22
+    world.clock.advance(timedelta(minutes=4))
+    world.db.commands.clear()  # no hour has passed its grace since (00:00-01:00 is taken at 01:05)
+    assert world.service.close_timed_out() == 0 and sum(world.db.commands.values()) == 0
+    world.clock.advance(world.parts.config.feedback_window)
+    assert world.service.close_timed_out() == 3
+    assert [world.service.load(pid)[1].status for pid in pids] == ["closed"] * 3 + ["assigned"] * 2
+
+
+def test_a_reply_queues_its_window_and_a_reopened_order_waits_for_its_next_reply(world: World) -> None:
+    grid_leader = leader("T01V01G001")
+    world.deliver(submitted(P1))
+    world.act(P1, grid_leader, "contact")
+    world.db.commands.clear()
+    world.act(P1, grid_leader, "reply", resolution="resolved", summary="已修复")
+    assert world.db.commands[("insert", "timeouts")] >= 1  # the window, before the reply's commit
+    world.deliver(feedback(P1, "dissatisfied", "f1"))  # reopened: the first window is passed over
+    world.clock.advance(timedelta(days=3))
+    world.act(P1, grid_leader, "reply", resolution="explained", summary="已说明")
+    world.clock.advance(world.parts.config.feedback_window - timedelta(days=3) + TAKEN)
+    assert world.service.close_timed_out() == 0  # the first reply's window ended; the order was reopened
+    world.clock.advance(timedelta(days=3))
+    assert world.service.close_timed_out() == 1
+    assert world.service.load(P1)[1].closed_by == "timeout"
+
+
+def test_a_withdrawn_order_leaves_the_lists_after_its_time_in_them(world: World) -> None:
+    world.deliver(submitted(P1), submitted(P2))
+    world.deliver(withdrawn(P1), batch=True)
+    assert world.listed(leader("T01V01G001")) != [P2]
+    world.clock.advance(world.parts.config.keep_finished + TAKEN)
+    world.service.close_timed_out()
+    assert world.open_order(P1) is None and world.listed(leader("T01V01G001")) == [P2]
+
+
+def test_an_order_others_kept_writing_is_looked_at_again_an_hour_or_two_later(world: World, monkeypatch) -> None:
+    world.deliver(submitted(P1))
+    handled_to_reply(world, P1, leader("T01V01G001"))
+    world.clock.advance(world.parts.config.feedback_window + TAKEN)
+    service = world.service
+    close = service._close_timed_out
+    monkeypatch.setattr(service, "_close_timed_out", lambda pid, now: (_ for _ in ()).throw(Conflict(pid)))
+    assert service.close_timed_out() == 0
+    monkeypatch.setattr(service, "_close_timed_out", close)
+    assert service.close_timed_out() == 0  # queued again under the next hour, which has not passed
+    world.clock.advance(HOUR + TAKEN)
+    assert service.close_timed_out() == 1
+
+
+def test_the_orders_of_a_database_from_before_the_queue_are_queued_once(world: World) -> None:
+    grid_leader = leader("T01V01G001")
+    world.deliver(submitted(P1), submitted(P2), submitted(P3))
+    handled_to_reply(world, P1, grid_leader)
+    world.act(P2, grid_leader, "contact")
+    world.act(P2, grid_leader, "reply", resolution="resolved", summary="已修复")
+    world.deliver(feedback(P2, "satisfied", "f2"))
+    world.db["timeouts"].delete_many({})  # as a database from before the queue holds nothing there
+    first, second = world._instance().service, world._instance().service  # processes of the new version
+    first.close_timed_out()
+    assert {p["petition_id"] for p in first.timeouts.waiting()} == {P1, P2}
+    world.db.commands.clear()
+    second.close_timed_out()  # another process: the database is marked, open_orders is not read again
+    assert world.db.commands[("find", "open_orders")] == 0
+    world.clock.advance(world.parts.config.feedback_window + TAKEN)
+    assert first.close_timed_out() == 1
+    assert world.open_order(P2) is None and world.service.load(P1)[1].closed_by == "timeout"
 
 
 def test_the_scanner_runs_when_due_by_the_services_clock(world: World) -> None:
     world.deliver(submitted(P1))
     handled_to_reply(world, P1, leader("T01V01G001"))
-    world.clock.advance(world.parts.config.feedback_window)
+    world.clock.advance(world.parts.config.feedback_window + TAKEN)
     assert world.service.close_timed_out_when_due(3600) == 1  # a clock moved by a week is past an hour
     assert world.service.close_timed_out_when_due(3600) == 0
 

@@ -27,6 +27,7 @@ from services.routing.domain import (
     pause,
     reply,
     resume,
+    timers,
     transfer,
     withdraw,
 )
@@ -463,3 +464,30 @@ def test_invalid_arguments(do: Callable[[WorkOrder], Transition], field: str) ->
 def test_assign_needs_a_petition_id() -> None:
     with pytest.raises(InvalidArgument):
         assign("", DECISION, now=T0)
+
+
+# ---- when the timeout scanner must look at an order again
+
+KEEP = timedelta(days=7)
+
+
+def test_a_reply_starts_its_window_and_a_finish_its_time_in_the_lists() -> None:
+    replied, in_progress = in_state("replied"), in_state("in_progress")
+    assert timers(replied, in_progress, WINDOW, KEEP) == [(at(60) + WINDOW, "reply")]
+    assert timers(replied, replied, WINDOW, KEEP) == []  # a change that is not a new reply (say a re-projection)
+    assert timers(in_state("closed"), replied, WINDOW, KEEP) == [(at(120) + KEEP, "finished")]
+    assert timers(in_state("withdrawn"), new_order(), WINDOW, KEEP) == [(at(5) + KEEP, "finished")]
+    assert timers(in_state("reopened"), replied, WINDOW, KEEP) == []
+    assert timers(new_order(), None, WINDOW, KEEP) == []
+
+
+def test_a_second_reply_starts_a_window_of_its_own() -> None:
+    reopened = in_state("reopened")
+    again = reply(reopened, staff_id=LEADER, resolution="explained", summary="已说明", now=at(300)).order
+    assert timers(again, reopened, WINDOW, KEEP) == [(at(300) + WINDOW, "reply")]
+
+
+def test_a_timeout_close_starts_the_time_in_the_lists() -> None:
+    replied = in_state("replied")
+    closed = close_by_timeout(replied, now=at(60) + WINDOW, feedback_window=WINDOW).order
+    assert timers(closed, replied, WINDOW, KEEP) == [(at(60) + WINDOW + KEEP, "finished")]
