@@ -78,9 +78,14 @@ class Taken:
 
 
 class DueQueue:
-    def __init__(self, collection: Collection, grace: timedelta = DEFAULT_GRACE):
+    def __init__(self, collection: Collection, grace: timedelta = DEFAULT_GRACE, slot: timedelta = HOUR):
+        """`slot`: how much time one sequence covers (a whole number of hours): an item is taken up to two
+        slots after it is due, and a run reads one sequence end per slot passed."""
+        if slot < HOUR or slot % HOUR:
+            raise ValueError(f"a due queue's slot is a whole number of hours, not {slot}")
         self.collection = collection
         self.grace = grace
+        self.slot = slot
         # per hour, the first number this process has not seen taken (a lower bound of the free one)
         self._next: dict[str, int] = {}
         self._cursor_ensured = False
@@ -92,7 +97,7 @@ class DueQueue:
 
     def bucket(self, at: datetime, horizon: datetime) -> datetime:
         """The hour an item of time `at` is queued under (module docstring)."""
-        return max(hour_of(at), hour_of(horizon) + HOUR)
+        return max(self._slot_of(at), self._slot_of(horizon) + self.slot)
 
     def add(self, items: Sequence[tuple[datetime, dict[str, Any]]], horizon: datetime) -> None:
         """Queue each payload under the hour of its time (not before the hour after `horizon`)."""
@@ -101,7 +106,7 @@ class DueQueue:
             by_hour.setdefault(self.bucket(at, horizon), []).append({"at": at, "payload": payload})
         if not by_hour:
             return
-        self._ensure_cursor(hour_of(horizon) + HOUR)  # the earliest hour this writer may ever use
+        self._ensure_cursor(self._slot_of(horizon) + self.slot)  # the earliest slot this writer may ever use
         for hour, entries in sorted(by_hour.items()):
             chunks = [entries[k : k + BATCH_ITEMS] for k in range(0, len(entries), BATCH_ITEMS)]
             self._append(hour, [{"items": chunk} for chunk in chunks])
@@ -158,7 +163,7 @@ class DueQueue:
 
     def take(self, until: datetime) -> Taken:
         """The items of every hour from the cursor that ended `grace` before `until`, oldest first."""
-        last = hour_of(until - self.grace) - HOUR  # the newest hour that has ended `grace` ago
+        last = self._slot_of(until - self.grace) - self.slot  # the newest slot that has ended `grace` ago
         if self._cursor_seen is not None and last < self._cursor_seen:
             return Taken()
         first = self._cursor_seen = self._cursor(until)
@@ -169,16 +174,22 @@ class DueQueue:
             while (doc := self.collection.find_one({"_id": item_id(hour, n)})) is not None:
                 taken.items.append(doc)
                 n += 1
-            hour += HOUR
+            hour += self.slot
         if hour > first:
             taken.next_hour = hour
         return taken
+
+    def _slot_of(self, at: datetime) -> datetime:
+        if self.slot == HOUR:
+            return hour_of(at)
+        seconds = int(self.slot.total_seconds())
+        return datetime.fromtimestamp(int(at.timestamp()) // seconds * seconds, UTC)
 
     def _cursor(self, until: datetime) -> datetime:
         doc = self.collection.find_one({"_id": CURSOR_ID})
         if doc is not None:
             return _parse_hour(doc["hour"])
-        start = hour_of(until)  # nothing was queued yet (`_ensure_cursor`); writers queue after it
+        start = self._slot_of(until)  # nothing was queued yet (`_ensure_cursor`); writers queue after it
         with contextlib.suppress(DuplicateKeyError):
             self.collection.insert_one({"_id": CURSOR_ID, "hour": hour_key(start)})
         return start

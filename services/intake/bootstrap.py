@@ -93,7 +93,10 @@ def bootstrap(
     clock = clock if clock is not None else clock_from_env("intake", settings.extra)
     petitions = stores("petitions")
     contacts = ContactStore(db["contacts"], ContactCipher(ContactKeys.from_settings(settings)))
-    notes = RetentionNotes(DueQueue(db["retention_queue"]), db["retention"], config.retention, clock)
+    # by the day: a petition is erased within two days after its three years, one read a day passed
+    notes = RetentionNotes(
+        DueQueue(db["retention_queue"], slot=timedelta(days=1)), db["retention"], config.retention, clock
+    )
     service = IntakeService(
         db=db,
         petitions=petitions,

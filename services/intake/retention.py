@@ -15,7 +15,8 @@ takes the notes whose retention period has passed, reading only those, and erase
    collection (one insert per petition, never updated or deleted by the platform; docs/security.md,
    "Personal data");
 4. the queue's cursor moves past the notes and they are deleted; a petition whose erasure failed is
-   noted again, for the run an hour later.
+   noted again, for a run a day or two later (the queue's slots are days: a petition is erased
+   within about two days after its period, and a run reads one document a day passed).
 
 Every step can be repeated, so a job that dies half-way finishes the petition on its next run, and a
 petition noted twice is erased and recorded once. Nothing is published: the statistics keep every
@@ -124,7 +125,7 @@ class Retention:
         for pid, ended_at in due.items():
             try:
                 erased += self._erase(pid, ended_at, followers.get(pid, []), now)
-            except Exception as exc:  # tried again in an hour; the others go ahead
+            except Exception as exc:  # tried again a day or two later; the others go ahead
                 self.metrics.failures.inc()
                 failed.append((ended_at, {"petition_id": pid, "ended_at": ended_at}))
                 log.warning("erasure failed", extra={"petition_id": pid, "error": repr(exc)})

@@ -97,7 +97,7 @@ def test_the_retention_job_reads_the_notes_that_are_due_not_those_that_wait(db_a
     # nothing due yet: the cursor is read, none of the 200 notes (nor the old collection, emptied once)
     assert reads.counts["retention_queue"] <= 1 and reads.counts["retention"] == 0
 
-    clock.advance(timedelta(hours=2))
+    clock.advance(timedelta(days=2))  # the retention queue's slots are days: taken once the next has passed
     reads.counts.clear()
     assert parts.retention.erase_due() == 0
     # the cursor and the 15 batches of due notes, not the 5 of the 50 waiting

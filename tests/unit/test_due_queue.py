@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from petition_common.due import CURSOR_ID, HOUR, DueQueue, item_id
 from petition_common.fakes import MemoryDatabase
 
@@ -109,3 +111,20 @@ def test_a_take_costs_a_read_per_hour_passed_and_per_item_taken_not_per_item_wai
     db.commands.clear()
     assert queue.take(T0 + timedelta(hours=4, minutes=30)).payloads == []  # no hour has passed since
     assert sum(db.commands.values()) == 0
+
+
+def test_a_queue_by_the_day_takes_a_day_once_it_has_passed() -> None:
+    db = MemoryDatabase()
+    queue = DueQueue(db["q"], slot=timedelta(days=1))
+    queue.add([(T0 + timedelta(days=3, hours=5), {"n": 1})], horizon=T0)
+    assert db["q"].find_one({"_id": CURSOR_ID})["hour"] == "2026-03-03T00"  # the day after the horizon's
+    assert queue.take(T0 + timedelta(days=3, hours=15)).payloads == []  # 5 March has not ended
+    db.commands.clear()
+    taken = queue.take(datetime(2026, 3, 6, 0, 5, tzinfo=UTC))
+    assert taken.payloads == [{"n": 1}]
+    assert db.commands[("find", "q")] == 1 + 3 + 1  # the cursor, the ends of 3, 4 and 5 March, the item
+
+
+def test_a_slot_is_a_whole_number_of_hours() -> None:
+    with pytest.raises(ValueError, match="whole number of hours"):
+        DueQueue(MemoryDatabase()["q"], slot=timedelta(minutes=90))

@@ -607,9 +607,9 @@ def test_a_failed_erasure_is_tried_again_by_a_later_run(intake: Intake) -> None:
     retention.on_erased = fail_once
     intake.clock.advance(intake.parts.config.retention + timedelta(days=1))
     assert retention.erase_due() == 0
-    assert set(_noted(intake)) == {pid}  # queued again, under the next hour
-    assert retention.erase_due() == 0  # not before that hour has passed
-    intake.clock.advance(timedelta(hours=2))
+    assert set(_noted(intake)) == {pid}  # queued again, under the next day (the queue's slot)
+    assert retention.erase_due() == 0  # not before that day has passed
+    intake.clock.advance(timedelta(days=2))
     assert retention.erase_due() == 1
     assert calls == [pid, pid] and _noted(intake) == {}
 
