@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from pymongo import DeleteOne
 from pymongo.errors import DuplicateKeyError
 
 from petition_common.aggregates import Projection, act_on_remembered, commit_batch
@@ -34,6 +35,7 @@ from petition_common.contract import SchemaViolation
 from petition_common.due import DueQueue
 from petition_common.envelope import Event
 from petition_common.group_commit import GroupCommit, rounds
+from petition_common.mongo import bulk_update
 from petition_common.store import AggregateStore, Conflict, Loaded
 from petition_common.timesource import Cadence
 from petition_kernel.access import Area, may_act, may_read
@@ -589,10 +591,9 @@ class RoutingService:
 
     def _forget(self, petition_ids: list[str]) -> None:
         """Finished orders leave the lists: their areas first (one commit per shard for all of them),
-        so no list names an order it cannot find, then open_orders in one delete. A finished order
-        never changes again, so a remembered finished version is the newest. The delete's `$in` reads
-        open_orders whole on FerretDB, as the scan that found them has just done: once per scan instead
-        of one command per order."""
+        so no list names an order it cannot find, then open_orders in one bulk write of deletes by `_id`
+        (a delete by `$in` would read open_orders whole on FerretDB). A finished order never changes
+        again, so a remembered finished version is the newest."""
         if not petition_ids:
             return
         moves = []
@@ -608,7 +609,7 @@ class RoutingService:
                 moves.append(Move.leaving(order))
             spent.append(pid)
         self.areas.apply(moves)
-        self.open_orders.collection.delete_many({"_id": {"$in": spent}})
+        bulk_update(self.open_orders.collection, [DeleteOne({"_id": pid}) for pid in spent])
 
 
 def _petition_of(loaded: Loaded) -> domain.RoutedPetition | None:
